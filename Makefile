@@ -1,0 +1,47 @@
+# The template's own targets. `make test` and `make demo` install everything they need:
+# a pinned uv into .bootstrap/, then the locked tools into .venv/.
+SHELL := /bin/bash
+PYTHON3 ?= python3
+UV_VERSION := 0.13.9
+UV := $(CURDIR)/.bootstrap/bin/uv
+VENV_PYTHON := $(CURDIR)/.venv/bin/python
+export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
+export DVC_NO_ANALYTICS := 1
+DEMO_DIR := $(CURDIR)/build/demo
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap test test-fast lint demo locks bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(UV):
+	$(PYTHON3) -m venv .bootstrap
+	.bootstrap/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --compile-bytecode --quiet
+	touch $@
+
+bootstrap: .venv/.synced ## Install uv and the template's locked tools
+
+test: bootstrap ## Every tier: hook units, the bake matrix, end-to-end projects
+	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: bootstrap ## Tiers 1 and 2 only
+	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+lint: bootstrap ## ruff over the template, hooks, tests and the project's plain files
+	$(VENV_PYTHON) -m ruff check --config pyproject.toml . && $(VENV_PYTHON) -m ruff format --config pyproject.toml --check .
+
+demo: bootstrap ## Bake the default project, set it up, run its pipeline, show its outputs
+	UV=$(UV) $(VENV_PYTHON) scripts/demo.py $(DEMO_DIR)
+
+locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
+	UV=$(UV) $(VENV_PYTHON) scripts/update_locks.py
+
+bench: bootstrap ## Cold `dvc repro -f` against the same stages in one process
+	UV=$(UV) $(VENV_PYTHON) bench/repro_overhead.py
+
+clean: ## Remove the demo and the environments (keeps the uv cache)
+	rm -rf build .venv .bootstrap

@@ -1,0 +1,91 @@
+"""Resolve the lock set of every (Python minor, DVC remote) pair the template offers.
+
+Baked projects install from these files and never resolve, so this is the only place the
+template talks to the package index. Run it (``make locks``) after changing the baked
+pyproject.toml; the template's tests fail until the shipped locks agree with it again.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TEMPLATE / "hooks"))
+
+import answer_rules  # noqa: E402  (needs the hooks directory on the path)
+import project_setup  # noqa: E402
+
+LOCKS = TEMPLATE / "{{cookiecutter.project_slug}}" / project_setup.LOCKS_DIR
+
+
+def render_without_hooks(output: Path, python_version: str, remote: str) -> Path:
+    """The project's files, rendered for one pair, before any hook has run."""
+    context = {
+        "project_slug": project_setup.LOCK_PLACEHOLDER_SLUG,
+        "package_name": "lock_placeholder",
+        "python_version": python_version,
+        "dvc_remote": remote,
+    }
+    return Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            extra_context=context,
+            output_dir=str(output),
+            accept_hooks=False,
+        )
+    )
+
+
+def interpreter(python_version: str) -> str | None:
+    """An interpreter of that minor for uv, if pyenv has one (uv does not look there)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for candidate in sorted(root.glob(f"{python_version}.*"), reverse=True):
+        binary = candidate / "bin" / f"python{python_version}"
+        if binary.exists():
+            return str(binary)
+    return None
+
+
+def update_pair(python_version: str, remote: str) -> Path:
+    with tempfile.TemporaryDirectory() as scratch:
+        project = render_without_hooks(Path(scratch), python_version, remote)
+        sys.path.insert(0, str(project))
+        try:
+            from lock_placeholder import locking
+
+            found = interpreter(python_version)
+            if found:
+                os.environ["UV_PYTHON"] = found
+            locking.update(project)
+        finally:
+            sys.path.remove(str(project))
+            sys.modules.pop("lock_placeholder.locking", None)
+            sys.modules.pop("lock_placeholder.errors", None)
+            sys.modules.pop("lock_placeholder", None)
+            os.environ.pop("UV_PYTHON", None)
+        target = LOCKS / project_setup.lock_set_name(python_version, remote)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in project_setup.LOCK_FILES:
+            shutil.copyfile(project / name, target / name)
+        return target
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--python", nargs="*", default=answer_rules.CHOICES["python_version"])
+    parser.add_argument("--remote", nargs="*", default=answer_rules.CHOICES["dvc_remote"])
+    args = parser.parse_args(argv)
+    for python_version in args.python:
+        for remote in args.remote:
+            print(f"locked {update_pair(python_version, remote).relative_to(TEMPLATE)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,156 @@
+"""dvc.yaml and the code agree: commands, outputs, code dependencies, pinned environment."""
+
+import json
+import os
+import subprocess
+import sys
+from importlib import import_module
+
+import pytest
+import yaml
+from conftest import PACKAGE, PROJECT_ROOT, project_module
+
+determinism = project_module("determinism")
+stages = project_module("stages")
+
+LOADED_MODULES = """
+import json, runpy, sys
+sys.path.insert(0, sys.argv[1])
+package = sys.argv[2]
+sys.argv = [package, *sys.argv[3:]]
+try:
+    runpy.run_module(package, run_name="__main__", alter_sys=True)
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+files = sorted(
+    module.__file__ for name, module in list(sys.modules.items())
+    if (name == package or name.startswith(package + ".")) and getattr(module, "__file__", None)
+)
+heavy = sorted(name for name in ("sklearn", "hydra", "scipy") if name in sys.modules)
+print(json.dumps({"code": code, "files": files, "heavy": heavy}))
+"""
+
+
+def declared_stages():
+    """dvc.yaml with ${...} resolved from params.yaml, as DVC resolves it."""
+    from dvc.repo import Repo
+
+    with Repo(str(PROJECT_ROOT)) as repo:
+        return {
+            stage.name: {
+                "cmd": stage.cmd,
+                "deps": {os.path.relpath(dep.fs_path, PROJECT_ROOT) for dep in stage.deps},
+                "outs": {os.path.relpath(out.fs_path, PROJECT_ROOT) for out in stage.outs},
+            }
+            for stage in repo.index.stages
+            if getattr(stage, "name", None)
+        }
+
+
+@pytest.fixture(scope="module")
+def declared():
+    return declared_stages()
+
+
+def run_and_trace(workspace, *argv):
+    command = [sys.executable, "-c", LOADED_MODULES, str(PROJECT_ROOT), PACKAGE, *argv]
+    result = subprocess.run(
+        command,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=determinism.pinned_environment(dict(os.environ)),
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0, result.stderr
+    code = {os.path.relpath(path, PROJECT_ROOT) for path in report["files"]}
+    return code, set(report["heavy"])
+
+
+def test_every_stage_is_one_cli_call(declared):
+    assert set(declared) == {"params", *stages.STAGES}
+    assert declared["params"]["cmd"] == f"python -m {PACKAGE} params stage"
+    for name in stages.STAGES:
+        assert declared[name]["cmd"] == f"python -m {PACKAGE} stage {name}"
+
+
+def test_declared_outputs_are_what_the_code_writes(declared, config, workspace):
+    paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
+    assert declared["params"]["outs"] == {paths["params_check"]}
+    for name in stages.STAGES:
+        outputs = import_module(f"{PACKAGE}.stages.{name}").run(config)
+        written = {os.path.relpath(path, workspace) for path in outputs.values()}
+        assert declared[name]["outs"] == written, name
+
+
+def test_declared_code_dependencies_are_exactly_the_modules_each_stage_loads(declared, workspace):
+    code, heavy = run_and_trace(workspace, "params", "stage")
+    declared_code = {dep for dep in declared["params"]["deps"] if dep.startswith(PACKAGE)}
+    assert declared_code == code
+    assert "sklearn" not in heavy
+    for name in stages.STAGES:
+        code, heavy = run_and_trace(workspace, "stage", name)
+        declared_code = {dep for dep in declared[name]["deps"] if dep.startswith(PACKAGE)}
+        assert declared_code == code, name
+        assert "hydra" not in heavy, f"{name} imports Hydra, which it does not use"
+        if name == "prepare":
+            assert "sklearn" not in heavy
+
+
+def test_stages_depend_on_the_runtime_lock_not_the_tool_lock(declared):
+    for name in stages.STAGES:
+        assert {"runtime.lock", ".python-version"} <= declared[name]["deps"]
+        assert "uv.lock" not in declared[name]["deps"]
+
+
+def test_entry_point_pins_the_environment_before_work_starts():
+    hostile = dict(os.environ)
+    hostile.update(
+        PYTHONHASHSEED="random",
+        OMP_NUM_THREADS="7",
+        TZ="Asia/Tokyo",
+        LC_ALL="de_DE.UTF-8",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "env"],
+        cwd=PROJECT_ROOT,
+        env=hostile,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert seen.pop("interpreter") == sys.executable
+    assert seen == determinism.PINNED_ENV
+    hostile[determinism.OPT_OUT_VARIABLE] = "as-is"
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE, "env"],
+        cwd=PROJECT_ROOT,
+        env=hostile,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "TZ=Asia/Tokyo" in result.stdout.splitlines()
+
+
+def test_entry_point_moves_into_the_project_environment():
+    """dvc runs `python -m ...` with whatever python is on PATH; the stage must still run in
+    the project's .venv."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the tests do not run inside a virtual environment")
+    base = sys._base_executable
+    venv_python = PROJECT_ROOT / ".venv" / "bin" / "python"
+    if os.path.realpath(sys.executable) != os.path.realpath(venv_python):
+        pytest.skip("the tests do not run in the project's .venv")
+    result = subprocess.run(
+        [base, "-m", PACKAGE, "env"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"interpreter={venv_python}" in result.stdout.splitlines()

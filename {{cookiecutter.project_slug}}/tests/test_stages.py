@@ -1,0 +1,119 @@
+"""The stages' pure functions: deterministic outputs, canonical model bytes, safe loading."""
+
+import json
+import pickle
+import subprocess
+import sys
+from importlib import import_module
+
+import numpy as np
+import pytest
+from conftest import PACKAGE, PROJECT_ROOT, project_module
+
+models = project_module("models")
+errors = project_module("errors")
+stages = project_module("stages")
+
+
+def run_stage(name, config):
+    return import_module(f"{PACKAGE}.stages.{name}").run(config)
+
+
+def run_pipeline(config):
+    outputs = {}
+    for name in stages.STAGES:
+        outputs.update(run_stage(name, config))
+    return outputs
+
+
+def test_pipeline_outputs_are_byte_identical_across_runs(config, workspace):
+    first = {label: path.read_bytes() for label, path in run_pipeline(config).items()}
+    second = {label: path.read_bytes() for label, path in run_pipeline(config).items()}
+    assert first == second
+    assert set(first) == {"train", "test", "model", "metrics", "confusion"}
+
+
+def test_metrics_are_sorted_and_carry_no_volatile_fields(config, workspace):
+    metrics_path = run_pipeline(config)["metrics"]
+    text = metrics_path.read_text()
+    metrics = json.loads(text)
+    assert list(metrics) == sorted(metrics)
+    assert set(metrics) == {"accuracy", "f1_macro", "precision_macro", "recall_macro", "n_test"}
+    assert 0.5 < metrics["accuracy"] <= 1.0
+
+
+def test_split_is_stratified_disjoint_and_complete():
+    prepare = import_module(f"{PACKAGE}.stages.prepare")
+    target = np.repeat(np.arange(3), [50, 30, 20])
+    train, test = prepare.stratified_split(target, 0.2, seed=7)
+    assert np.intersect1d(train, test).size == 0
+    assert np.union1d(train, test).tolist() == list(range(100))
+    assert np.bincount(target[test]).tolist() == [10, 6, 4]
+    again, _ = prepare.stratified_split(target, 0.2, seed=7)
+    assert again.tolist() == train.tolist()
+    other, _ = prepare.stratified_split(target, 0.2, seed=8)
+    assert other.tolist() != train.tolist()
+
+
+def test_seed_flows_from_config(config, workspace):
+    run_stage("prepare", config)
+    first = run_stage("train", config)["model"].read_bytes()
+    config.seed += 1
+    run_stage("prepare", config)
+    assert run_stage("train", config)["model"].read_bytes() != first
+
+
+def test_thread_count_does_not_reach_model_bytes():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features, target = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(features, target)
+    model._bin_mapper.n_threads = 1
+    one = models.model_bytes(model)
+    model._bin_mapper.n_threads = 8
+    assert models.model_bytes(model) == one
+
+
+VECTORIZER_BYTES = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from importlib import import_module
+from sklearn.feature_extraction.text import CountVectorizer
+models = import_module(sys.argv[2] + ".models")
+vectorizer = CountVectorizer(stop_words="english").fit(["the cat sat", "a dog ran far"])
+vectorizer.transform(["the cat"])
+sys.stdout.write(models.model_bytes(vectorizer).hex())
+"""
+
+
+def test_vectorizer_bytes_do_not_depend_on_the_process():
+    def dump():
+        command = [sys.executable, "-c", VECTORIZER_BYTES, str(PROJECT_ROOT), PACKAGE]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    assert dump() == dump()
+
+
+class Payload:
+    """Unpickling this runs a command: the attack that hash-checked loading must stop."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.call, ([sys.executable, "-c", f"open({self.marker!r}, 'w')"],))
+
+
+def test_a_tampered_model_is_refused_before_unpickling(tmp_path):
+    good = tmp_path / "model.pkl"
+    recorded = models.save_model({"weights": [1.0, 2.0]}, good)
+    marker = tmp_path / "payload-ran"
+    good.write_bytes(pickle.dumps(Payload(str(marker))))
+    with pytest.raises(errors.ModelFileError, match="refusing to load"):
+        models.load_model(good, expected_sha256=recorded)
+    assert not marker.exists()
+
+
+def test_loading_a_missing_model_names_the_fix(tmp_path):
+    with pytest.raises(errors.ModelFileError, match="dvc pull"):
+        models.load_model(tmp_path / "absent.pkl")

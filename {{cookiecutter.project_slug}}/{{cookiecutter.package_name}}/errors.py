@@ -1,0 +1,21 @@
+"""Errors the CLI reports as one clear message (and exit code 1) instead of a traceback."""
+
+
+class ProjectError(Exception):
+    """Base class: the message names the problem and the fix."""
+
+
+class ConfigError(ProjectError):
+    """params.yaml (or an override) does not fit the schema."""
+
+
+class StaleParamsError(ProjectError):
+    """params.yaml is not what conf/ composes to."""
+
+
+class LockError(ProjectError):
+    """The lock files disagree with pyproject.toml or with each other."""
+
+
+class ModelFileError(ProjectError):
+    """A model file is missing, or is not the file that was recorded."""

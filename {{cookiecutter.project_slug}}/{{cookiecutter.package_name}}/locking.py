@@ -1,0 +1,66 @@
+"""The environment lock: uv.lock, and the two hash-pinned exports derived from it.
+
+- ``uv.lock``: everything, resolved for every platform; ``make setup`` installs from it.
+- ``runtime.lock``: only the packages that determine model bytes (numpy, scikit-learn, ...).
+  It is a DVC dependency of the stages, so upgrading DVC or pytest retrains nothing.
+- ``requirements.lock``: everything, for people who install with pip (``--require-hashes``).
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import LockError
+
+LOCK_FILE = "uv.lock"
+RUNTIME_LOCK = "runtime.lock"
+REQUIREMENTS_LOCK = "requirements.lock"
+
+EXPORTS = {
+    RUNTIME_LOCK: ["--no-default-groups"],
+    REQUIREMENTS_LOCK: [],
+}
+EXPORT_COMMAND = ["export", "--frozen", "--no-emit-project", "--no-annotate"]
+
+
+def find_uv() -> str:
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if not uv:
+        raise LockError("uv is not on PATH: install it (`python3 -m pip install uv`) or set UV")
+    return uv
+
+
+def _uv(project: Path, *args: str) -> str:
+    result = subprocess.run(
+        [find_uv(), *args], cwd=project, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise LockError(f"`uv {' '.join(args)}` failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def export(project: str | Path, name: str) -> str:
+    """The text of one derived lock, as uv exports it from uv.lock."""
+    return _uv(Path(project), *EXPORT_COMMAND, *EXPORTS[name])
+
+
+def update(project: str | Path = ".") -> list[Path]:
+    """Re-resolve uv.lock from pyproject.toml and rewrite the exports."""
+    project = Path(project)
+    _uv(project, "lock")
+    written = []
+    for name in EXPORTS:
+        (project / name).write_text(export(project, name), encoding="utf-8")
+        written.append(project / name)
+    return written
+
+
+def check(project: str | Path = ".") -> None:
+    """Raise LockError unless uv.lock satisfies pyproject.toml and the exports match it."""
+    project = Path(project)
+    _uv(project, "lock", "--locked")
+    for name in EXPORTS:
+        path = project / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != export(project, name):
+            raise LockError(f"{name} is out of date with {LOCK_FILE}: run `make lock`")

@@ -1,0 +1,105 @@
+"""Model families, canonical model bytes, and the one way to load a model from disk.
+
+Same inputs must give the same file. Pickle is deterministic for a fixed protocol, except
+for attributes that record the machine or the process rather than the model; those are
+normalised here before the bytes are written.
+"""
+
+import pickle
+import pickletools
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from .dataio import atomic_write_bytes
+from .errors import ModelFileError
+from .hashing import bytes_digest, file_digest
+
+PICKLE_PROTOCOL = 5
+
+# family -> (module, class); imported only by the stage that builds that family.
+ESTIMATORS = {
+    "logreg": ("sklearn.linear_model", "LogisticRegression"),
+    "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
+    "hist_gb": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
+}
+
+# (class name, attribute) -> canonical value; DELETE removes the attribute.
+DELETE = object()
+VOLATILE_ATTRIBUTES = {
+    # Thread count of the machine that fitted the model; predictions do not depend on it.
+    ("_BinMapper", "n_threads"): None,
+    ("KMeans", "_n_threads"): 1,
+    ("MiniBatchKMeans", "_n_threads"): 1,
+    # id() of the stop-word list: different in every process.
+    ("CountVectorizer", "_stop_words_id"): DELETE,
+    ("TfidfVectorizer", "_stop_words_id"): DELETE,
+    ("HashingVectorizer", "_stop_words_id"): DELETE,
+}
+
+
+def build(model_config: Any, seed: int):
+    """A fresh, unfitted estimator for ``model_config``, seeded from the project seed."""
+    params = {key: value for key, value in vars(model_config).items() if key != "family"}
+    module_name, class_name = ESTIMATORS[model_config.family]
+    estimator_class = getattr(import_module(module_name), class_name)
+    if model_config.family == "logreg":
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), estimator_class(random_state=seed, **params))
+    return estimator_class(random_state=seed, **params)
+
+
+def canonicalize(model: Any) -> Any:
+    """Normalise, in place, every volatile attribute reachable from ``model``; return it."""
+    seen: set[int] = set()
+    pending = [model]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list | tuple):
+            pending.extend(node)
+        elif type(node).__module__.startswith("sklearn") and hasattr(node, "__dict__"):
+            for attribute in list(vars(node)):
+                canonical = VOLATILE_ATTRIBUTES.get((type(node).__name__, attribute))
+                if canonical is DELETE:
+                    delattr(node, attribute)
+                elif (type(node).__name__, attribute) in VOLATILE_ATTRIBUTES:
+                    setattr(node, attribute, canonical)
+            pending.extend(vars(node).values())
+    return model
+
+
+def model_bytes(model: Any) -> bytes:
+    """The canonical serialisation: normalised attributes, pinned protocol, no unused memo."""
+    return pickletools.optimize(pickle.dumps(canonicalize(model), protocol=PICKLE_PROTOCOL))
+
+
+def save_model(model: Any, path: str | Path) -> str:
+    """Write the canonical bytes of ``model`` atomically; return their sha256."""
+    data = model_bytes(model)
+    atomic_write_bytes(path, data)
+    return bytes_digest(data)
+
+
+def load_model(path: str | Path, expected_sha256: str | None = None) -> Any:
+    """Load a model file; the only place the project unpickles.
+
+    With ``expected_sha256`` the bytes are checked before anything is unpickled.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no model file here; run `dvc repro` or `dvc pull`")
+    data = path.read_bytes()
+    if expected_sha256 is not None and bytes_digest(data) != expected_sha256:
+        actual = file_digest(path)
+        raise ModelFileError(
+            f"{path}: sha256 {actual} is not the recorded {expected_sha256}; refusing to load it"
+        )
+    # The one sanctioned unpickle in the project: see the docstring.
+    return pickle.loads(data)

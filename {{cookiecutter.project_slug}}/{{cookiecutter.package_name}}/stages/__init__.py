@@ -1,0 +1,3 @@
+"""Pipeline stages. Each module exposes ``run(config) -> outputs`` and nothing else."""
+
+STAGES = ("prepare", "train", "evaluate")
