@@ -14,7 +14,7 @@ determinism = project_module("determinism")
 stages = project_module("stages")
 
 LOADED_MODULES = """
-import json, runpy, sys
+import json, os, runpy, sys
 sys.path.insert(0, sys.argv[1])
 package = sys.argv[2]
 sys.argv = [package, *sys.argv[3:]]
@@ -23,9 +23,12 @@ try:
     code = 0
 except SystemExit as exit:
     code = exit.code
+package_dir = os.path.join(os.path.abspath(sys.path[0]), package) + os.sep
+# runpy ran package/__main__.py as __main__ and has already restored the real __main__.
 files = sorted(
-    module.__file__ for name, module in list(sys.modules.items())
-    if (name == package or name.startswith(package + ".")) and getattr(module, "__file__", None)
+    {module.__file__ for module in list(sys.modules.values())
+     if (getattr(module, "__file__", None) or "").startswith(package_dir)}
+    | {package_dir + "__main__.py"}
 )
 heavy = sorted(name for name in ("sklearn", "hydra", "scipy") if name in sys.modules)
 print(json.dumps({"code": code, "files": files, "heavy": heavy}))

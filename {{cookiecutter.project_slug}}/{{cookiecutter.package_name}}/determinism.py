@@ -52,11 +52,19 @@ def unpinned_keys(environ: dict[str, str]) -> list[str]:
 
 
 def project_interpreter(project_root: Path) -> str:
-    """The project's .venv Python if it exists and is not the one running; else this one."""
-    venv = project_root / ".venv"
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    if python.exists() and Path(sys.prefix).resolve() != venv.resolve():
-        return str(python)
+    """The project's .venv Python if it exists and is not the one running; else this one.
+
+    Queued and temporary experiments run in a copy under ``<repo>/.dvc/tmp/exps/``, which has
+    no .venv of its own: there the repository's .venv is the project's.
+    """
+    roots = [project_root]
+    if ".dvc" in project_root.parts:
+        roots.append(Path(*project_root.parts[: project_root.parts.index(".dvc")]))
+    for root in roots:
+        venv = root / ".venv"
+        python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        if python.exists():
+            return sys.executable if Path(sys.prefix).resolve() == venv.resolve() else str(python)
     return sys.executable
 
 
