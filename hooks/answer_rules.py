@@ -65,10 +65,10 @@ def _character_problem(value: str) -> str | None:
 def _path_problem(value: str) -> str | None:
     if value.startswith(("/", "~")) or re.match(r"\A[A-Za-z]:", value):
         return "an absolute path"
-    if "/" in value:
-        return "a '/'"
     if ".." in value:
         return "'..'"
+    if "/" in value:
+        return "a '/'"
     if value.startswith("."):
         return "a leading '.'"
     return None
@@ -82,8 +82,8 @@ def _text_rules(key: str, value: object) -> list[str]:
         problems.append(f"{key}: must not be empty. Fix: give a value.")
     if len(value) > MAX_LENGTH[key]:
         problems.append(
-            f"{key}: {len(value)} characters is over the limit of {MAX_LENGTH[key]}. "
-            "Fix: shorten it."
+            f"{key}: {value[:24]!r}... has {len(value)} characters, over the limit of "
+            f"{MAX_LENGTH[key]}. Fix: shorten it."
         )
     bad = _character_problem(value)
     if bad:
@@ -91,7 +91,7 @@ def _text_rules(key: str, value: object) -> list[str]:
     return problems
 
 
-def _path_rules(key: str, value: str, pattern: re.Pattern, example: str) -> list[str]:
+def _path_rules(key: str, value: str, pattern: re.Pattern, shape: str, example: str) -> list[str]:
     problems = []
     where = _path_problem(value)
     if where:
@@ -100,9 +100,7 @@ def _path_rules(key: str, value: str, pattern: re.Pattern, example: str) -> list
             f"directory, so it must be a single plain name. Fix: use e.g. {example!r}."
         )
     elif not pattern.match(value):
-        problems.append(
-            f"{key}: {value!r} does not match {pattern.pattern}. Fix: use e.g. {example!r}."
-        )
+        problems.append(f"{key}: {value!r} is not {shape}. Fix: use e.g. {example!r}.")
     return problems
 
 
@@ -163,11 +161,15 @@ def validate(answers: dict) -> list[str]:
         problems.extend(_text_rules(key, value))
     if problems:
         return problems
+    slug_shape = "lowercase letters and digits in words joined by single hyphens"
     problems.extend(
-        _path_rules("project_slug", answers["project_slug"], SLUG_PATTERN, "my-ml-project")
+        _path_rules("project_slug", answers["project_slug"], SLUG_PATTERN, slug_shape, "my-ml")
     )
+    package_shape = "lowercase letters, digits and underscores, starting with a letter"
     problems.extend(
-        _path_rules("package_name", answers["package_name"], PACKAGE_PATTERN, "my_ml_project")
+        _path_rules(
+            "package_name", answers["package_name"], PACKAGE_PATTERN, package_shape, "my_ml"
+        )
     )
     if not problems:
         problems.extend(_package_rules(answers["package_name"]))

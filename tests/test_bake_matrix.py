@@ -1,0 +1,261 @@
+"""Tier 2: bake every Python x remote pair (the pairs that change the locks), cycling the
+options that do not interact, and check what each bake contains."""
+
+import configparser
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import (
+    TEMPLATE,
+    bake,
+    baked_module,
+    default_answers,
+    matrix,
+    project_package,
+    row_id,
+    run,
+)
+
+ROWS = matrix(("python_version", "dvc_remote"), ("dataset", "model", "ci", "license"))
+DATASET_ROWS = {"breast_cancer": 569, "wine": 178, "digits": 1797}
+EXTRAS = {"local": "", "s3": "[s3]", "gcs": "[gs]", "azure": "[azure]", "ssh": "[ssh]"}
+RENDERED_FILES = {
+    ".dvc/.gitignore",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    ".python-version",
+    "LICENSE",
+    "Makefile",
+    "README.md",
+    "conf/config.yaml",
+    "dvc.yaml",
+    "params.yaml",
+    "pyproject.toml",
+    "requirements.lock",
+    "runtime.lock",
+    "ruff.toml",
+    "uv.lock",
+    "data/raw/.gitignore",
+}
+CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
+
+
+def copied_tree(prefix: str, rename: str) -> set[str]:
+    """The unconditional files of one template directory, under their baked name."""
+    source = TEMPLATE / "{{cookiecutter.project_slug}}" / prefix
+    return {
+        f"{rename}/{path.relative_to(source)}"
+        for path in source.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def expected_tree(answers: dict) -> set[str]:
+    dataset = answers["dataset"]
+    return (
+        RENDERED_FILES
+        | CI_FILES[answers["ci"]]
+        | {f"conf/data/{dataset}.yaml", f"data/raw/{dataset}.csv.dvc"}
+        | {
+            f"conf/{group}/{name}"
+            for group in ("model", "paths", "split")
+            for name in (
+                path.name
+                for path in (TEMPLATE / "{{cookiecutter.project_slug}}/conf" / group).iterdir()
+            )
+        }
+        | copied_tree("{{cookiecutter.package_name}}", answers["package_name"])
+        | copied_tree("tests", "tests")
+    )
+
+
+@pytest.fixture(scope="module", params=ROWS, ids=[row_id(row) for row in ROWS])
+def baked(request, tmp_path_factory):
+    answers = {**default_answers(), **request.param}
+    slug = "proj-" + row_id(request.param).replace(".", "").replace("_", "-")
+    answers["project_slug"] = slug.lower()
+    answers["package_name"] = answers["project_slug"].replace("-", "_")
+    project = bake(tmp_path_factory.mktemp("bake"), **answers)
+    return project, answers
+
+
+def tracked_files(project: Path) -> set[str]:
+    listing = run(["git", "ls-files"], cwd=project).stdout
+    return set(listing.splitlines())
+
+
+def test_exact_file_tree(baked):
+    project, answers = baked
+    assert tracked_files(project) == expected_tree(answers)
+    untracked = run(["git", "status", "--porcelain", "--ignored"], cwd=project).stdout
+    assert untracked.splitlines() == [
+        "!! .dvc/cache/",
+        "!! .dvc/tmp/",
+        f"!! data/raw/{answers['dataset']}.csv",
+    ]
+
+
+def test_nothing_is_left_unrendered(baked):
+    project, _ = baked
+    for name in tracked_files(project):
+        text = (project / name).read_text(encoding="utf-8")
+        assert "{{" not in text and "{%" not in text, name
+
+
+def test_every_data_file_parses(baked):
+    project, _ = baked
+    parsed = 0
+    for name in tracked_files(project):
+        path = project / name
+        if path.suffix in (".yaml", ".yml", ".dvc"):
+            yaml.safe_load(path.read_text())
+        elif path.suffix in (".toml", ".lock") and name.endswith(("toml", "uv.lock")):
+            tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 12
+    config = configparser.ConfigParser()
+    config.read(project / ".dvc" / "config")
+    assert config.sections()
+
+
+def test_hydra_composes_to_the_committed_params(baked):
+    project, answers = baked
+    params = baked_module(project, "params")
+    committed = (project / "params.yaml").read_text()
+    assert params.compose(project / "conf") == committed
+    composed = yaml.safe_load(committed)
+    assert composed["data"]["name"] == answers["dataset"]
+    assert composed["model"]["family"] == answers["model"]
+    baked_module(project, "config").validate(composed)
+
+
+def test_dvc_composes_the_same_bytes_as_make_params(baked, tmp_path):
+    from dvc.utils.hydra import compose_and_dump
+
+    project, _ = baked
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(project / "conf"), None, "config", str(project), [])
+    assert out.read_bytes() == (project / "params.yaml").read_bytes()
+
+
+def test_locks_agree_with_pyproject(baked):
+    project, answers = baked
+    baked_module(project, "locking").check(project)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f"=={answers['python_version']}.*"
+    assert (project / ".python-version").read_text().strip() == answers["python_version"]
+    extra = EXTRAS[answers["dvc_remote"]]
+    assert pyproject["dependency-groups"]["pipeline"] == [f"dvc{extra}==3.67.1"]
+    lock = tomllib.loads((project / "uv.lock").read_text())
+    names = {package["name"] for package in lock["package"]}
+    assert answers["project_slug"] in names
+    assert "numpy" in names and "dvc" in names
+    runtime = (project / "runtime.lock").read_text()
+    assert "scikit-learn==" in runtime and "dvc==" not in runtime
+
+
+def test_repositories_are_initialised_without_secrets(baked):
+    project, answers = baked
+    assert run(["git", "log", "--format=%s"], cwd=project).stdout.count("\n") == 1
+    assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
+    config = configparser.ConfigParser()
+    config.read(project / ".dvc" / "config")
+    assert config["hydra"]["enabled"] == "true"
+    assert config["core"]["remote"] == "storage"
+    remote = config["'remote \"storage\"'"]
+    assert remote["verify"] == "true"
+    scheme = {"local": "/", "s3": "s3://", "gcs": "gs://", "azure": "azure://", "ssh": "ssh://"}
+    assert remote["url"].startswith(scheme[answers["dvc_remote"]])
+    assert not (project / ".dvc" / "config.local").exists()
+    assert set(remote) == {"url", "verify"}
+
+
+def test_raw_data_is_written_from_scikit_learn(baked):
+    project, answers = baked
+    raw = project / "data" / "raw" / f"{answers['dataset']}.csv"
+    lines = raw.read_text().splitlines()
+    assert lines[0].split(",")[-1] == "target"
+    assert len(lines) == DATASET_ROWS[answers["dataset"]] + 1
+    dvc_file = yaml.safe_load((project / "data/raw" / f"{answers['dataset']}.csv.dvc").read_text())
+    assert dvc_file["outs"][0]["md5"] == baked_module(project, "hashing").file_digest(raw, "md5")
+
+
+def test_package_name_is_used_throughout(baked):
+    project, answers = baked
+    assert project_package(project) == answers["package_name"]
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert stages["train"]["cmd"] == f"python -m {answers['package_name']} stage train"
+    makefile = (project / "Makefile").read_text()
+    assert f"PACKAGE := {answers['package_name']}" in makefile
+
+
+# ---- bad answers through the real cookiecutter command line: nothing is written anywhere
+
+
+BAD_CLI_ANSWERS = [
+    ("project_slug=../escaped", "'..'"),
+    ("project_slug=/tmp/reproml-absolute-escape", "absolute path"),
+    ("package_name=os", "standard library"),
+    ('project_name=Bad "quote"', "quote character"),
+    ("author=\u202eevil", "U+202E"),
+    ("description=", "must not be empty"),
+]
+
+
+@pytest.mark.parametrize(("answer", "rule"), BAD_CLI_ANSWERS)
+def test_bad_answer_on_the_command_line_writes_nothing(answer, rule, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), answer]
+    result = run([*command, "-o", str(out)], cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert rule in message and "nothing was written" in message, message
+    assert "Traceback" not in message
+    assert list(out.iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+    assert not Path("/tmp/reproml-absolute-escape").exists()
+
+
+def test_a_choice_outside_the_list_is_refused_by_cookiecutter_itself(tmp_path):
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "dataset=iris"]
+    result = run([*command, "-o", str(tmp_path)], cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "iris provided for choice variable dataset" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interactive_prompts_bake_the_chosen_options(tmp_path):
+    answers = "\n".join(["Fancy Model", "", "", "", "", "", "2", "3", "", "", "2", "3", ""])
+    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "-o", str(tmp_path)]
+    run(command, cwd=tmp_path, input=answers, timeout=120)
+    project = tmp_path / "fancy-model"
+    composed = yaml.safe_load((project / "params.yaml").read_text())
+    assert (composed["data"]["name"], composed["model"]["family"]) == ("wine", "hist_gb")
+    assert (project / ".gitlab-ci.yml").is_file() and not (project / ".github").exists()
+    assert (project / "LICENSE").read_text().startswith("BSD 3-Clause License")
+    assert project_package(project) == "fancy_model"
+
+
+def test_baking_twice_into_the_same_place_is_refused_and_keeps_the_first(output_dir):
+    project = bake(output_dir)
+    marker = project / "my-notes.txt"
+    marker.write_text("keep me")
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(output_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "already exists" in result.stdout + result.stderr
+    assert marker.read_text() == "keep me"
