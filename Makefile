@@ -5,7 +5,6 @@ PYTHON3 ?= python3
 UV_VERSION := 0.13.9
 UV := $(CURDIR)/.bootstrap/bin/uv
 VENV_PYTHON := $(CURDIR)/.venv/bin/python
-export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 export DVC_NO_ANALYTICS := 1
 DEMO_DIR := $(CURDIR)/build/demo
 PYTEST_ARGS ?=

@@ -19,6 +19,7 @@ sys.path.insert(0, str(TEMPLATE / "hooks"))
 
 import answer_rules  # noqa: E402  (needs the hooks directory on the path)
 import project_setup  # noqa: E402
+from interpreters import find_interpreter  # noqa: E402
 
 LOCKS = TEMPLATE / "{{cookiecutter.project_slug}}" / project_setup.LOCKS_DIR
 
@@ -42,16 +43,6 @@ def render_without_hooks(output: Path, python_version: str, remote: str) -> Path
     )
 
 
-def interpreter(python_version: str) -> str | None:
-    """An interpreter of that minor for uv, if pyenv has one (uv does not look there)."""
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for candidate in sorted(root.glob(f"{python_version}.*"), reverse=True):
-        binary = candidate / "bin" / f"python{python_version}"
-        if binary.exists():
-            return str(binary)
-    return None
-
-
 def update_pair(python_version: str, remote: str) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         project = render_without_hooks(Path(scratch), python_version, remote)
@@ -59,7 +50,7 @@ def update_pair(python_version: str, remote: str) -> Path:
         try:
             from lock_placeholder import locking
 
-            found = interpreter(python_version)
+            found = find_interpreter(python_version, os.environ.get("UV", "uv"))
             if found:
                 os.environ["UV_PYTHON"] = found
             locking.update(project)

@@ -20,8 +20,8 @@ CHOICES = {key: value for key, value in COOKIECUTTER_JSON.items() if isinstance(
 UV = os.environ.setdefault("UV", str(TEMPLATE / ".bootstrap" / "bin" / "uv"))
 
 sys.path.insert(0, str(HOOKS))
+sys.path.insert(0, str(TEMPLATE / "scripts"))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("UV_CACHE_DIR", str(TEMPLATE / ".cache" / "uv"))
 
 
 def default_answers() -> dict:
