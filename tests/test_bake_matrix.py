@@ -101,6 +101,16 @@ def test_exact_file_tree(baked):
     ]
 
 
+def test_plain_files_are_copied_byte_for_byte(baked):
+    """Files under _copy_without_render must reach the project unrendered (they may hold
+    `{{` legitimately, e.g. in an f-string)."""
+    project, answers = baked
+    source = TEMPLATE / "{{cookiecutter.project_slug}}"
+    for name in copied_tree("{{cookiecutter.package_name}}", answers["package_name"]):
+        original = source / "{{cookiecutter.package_name}}" / name.split("/", 1)[1]
+        assert (project / name).read_bytes() == original.read_bytes(), name
+
+
 def test_nothing_is_left_unrendered(baked):
     project, _ = baked
     for name in tracked_files(project):

@@ -17,16 +17,30 @@ def project_module(name: str):
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
+def copy_inputs(target: Path) -> Path:
+    """A scratch copy of the pipeline's inputs in ``target``."""
+    for name in ("conf", "data/raw"):
+        shutil.copytree(PROJECT_ROOT / name, target / name)
+    shutil.copyfile(PROJECT_ROOT / "params.yaml", target / "params.yaml")
+    return target
+
+
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A scratch copy of the pipeline's inputs, as the working directory."""
-    for name in ("conf", "data/raw"):
-        shutil.copytree(PROJECT_ROOT / name, tmp_path / name)
-    shutil.copyfile(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(copy_inputs(tmp_path))
     return tmp_path
 
 
 @pytest.fixture
 def config(workspace):
     return project_module("config").load_params(workspace / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def module_workspace(tmp_path_factory):
+    """Like ``workspace``, shared by one test module (for tests that read a whole run)."""
+    path = copy_inputs(tmp_path_factory.mktemp("workspace"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(path)
+        yield path

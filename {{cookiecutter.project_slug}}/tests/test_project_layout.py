@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from importlib import import_module
 
 import pytest
 import yaml
@@ -57,6 +56,8 @@ def declared():
 
 
 def run_and_trace(workspace, *argv):
+    """Run ``python -m <package> argv`` in a child; return the package files it loaded, the
+    heavy libraries it imported, and the outputs it reported."""
     command = [sys.executable, "-c", LOADED_MODULES, str(PROJECT_ROOT), PACKAGE, *argv]
     result = subprocess.run(
         command,
@@ -66,10 +67,21 @@ def run_and_trace(workspace, *argv):
         check=True,
         env=determinism.pinned_environment(dict(os.environ)),
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    *printed, last = result.stdout.strip().splitlines()
+    report = json.loads(last)
     assert report["code"] == 0, result.stderr
     code = {os.path.relpath(path, PROJECT_ROOT) for path in report["files"]}
-    return code, set(report["heavy"])
+    outputs = {line.split(" -> ", 1)[1] for line in printed if " -> " in line}
+    return code, set(report["heavy"]), outputs
+
+
+@pytest.fixture(scope="module")
+def traced(module_workspace):
+    """Every stage run once, in order, each in its own process as DVC runs it."""
+    runs = {"params": run_and_trace(module_workspace, "params", "stage")}
+    for name in stages.STAGES:
+        runs[name] = run_and_trace(module_workspace, "stage", name)
+    return runs
 
 
 def test_every_stage_is_one_cli_call(declared):
@@ -79,27 +91,24 @@ def test_every_stage_is_one_cli_call(declared):
         assert declared[name]["cmd"] == f"python -m {PACKAGE} stage {name}"
 
 
-def test_declared_outputs_are_what_the_code_writes(declared, config, workspace):
+def test_declared_outputs_are_what_the_code_writes(declared, traced):
     paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
     assert declared["params"]["outs"] == {paths["params_check"]}
     for name in stages.STAGES:
-        outputs = import_module(f"{PACKAGE}.stages.{name}").run(config)
-        written = {os.path.relpath(path, workspace) for path in outputs.values()}
-        assert declared[name]["outs"] == written, name
+        assert declared[name]["outs"] == traced[name][2], name
 
 
-def test_declared_code_dependencies_are_exactly_the_modules_each_stage_loads(declared, workspace):
-    code, heavy = run_and_trace(workspace, "params", "stage")
-    declared_code = {dep for dep in declared["params"]["deps"] if dep.startswith(PACKAGE)}
-    assert declared_code == code
-    assert "sklearn" not in heavy
+def test_declared_code_dependencies_are_exactly_the_modules_each_stage_loads(declared, traced):
+    code = {name: files for name, (files, _, _) in traced.items()}
+    assert "sklearn" not in traced["params"][1]
+    assert "sklearn" not in traced["prepare"][1]
     for name in stages.STAGES:
-        code, heavy = run_and_trace(workspace, "stage", name)
+        assert "hydra" not in traced[name][1], f"{name} imports Hydra, which it does not use"
+    # verify reruns train and evaluate in a child process: their code is its code too.
+    code["verify"] |= code["train"] | code["evaluate"]
+    for name in ("params", *stages.STAGES):
         declared_code = {dep for dep in declared[name]["deps"] if dep.startswith(PACKAGE)}
-        assert declared_code == code, name
-        assert "hydra" not in heavy, f"{name} imports Hydra, which it does not use"
-        if name == "prepare":
-            assert "sklearn" not in heavy
+        assert declared_code == code[name], name
 
 
 def test_stages_depend_on_the_runtime_lock_not_the_tool_lock(declared):

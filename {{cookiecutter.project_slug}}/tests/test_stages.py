@@ -26,20 +26,37 @@ def run_pipeline(config):
     return outputs
 
 
-def test_pipeline_outputs_are_byte_identical_across_runs(config, workspace):
+@pytest.fixture(scope="module")
+def two_runs(module_workspace):
+    """The whole pipeline, verify included, run twice in the same scratch workspace."""
+    config = project_module("config").load_params(module_workspace / "params.yaml")
     first = {label: path.read_bytes() for label, path in run_pipeline(config).items()}
     second = {label: path.read_bytes() for label, path in run_pipeline(config).items()}
+    return first, second
+
+
+def test_pipeline_outputs_are_byte_identical_across_runs(two_runs):
+    first, second = two_runs
     assert first == second
-    assert set(first) == {"train", "test", "model", "metrics", "confusion"}
+    expected = {"train", "test", "model", "model_record", "metrics", "confusion", "verify_report"}
+    assert set(first) == expected
 
 
-def test_metrics_are_sorted_and_carry_no_volatile_fields(config, workspace):
-    metrics_path = run_pipeline(config)["metrics"]
-    text = metrics_path.read_text()
+def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs):
+    text = two_runs[0]["metrics"].decode()
     metrics = json.loads(text)
     assert list(metrics) == sorted(metrics)
     assert set(metrics) == {"accuracy", "f1_macro", "precision_macro", "recall_macro", "n_test"}
     assert 0.5 < metrics["accuracy"] <= 1.0
+
+
+def test_verify_report_matches_at_every_level_and_holds_no_paths(two_runs, module_workspace):
+    report = json.loads(two_runs[0]["verify_report"])
+    assert report["result"] == "match"
+    assert [check["level"] for check in report["checks"]] == ["strict", "portable", "metrics"]
+    assert all(check["result"] == "match" for check in report["checks"])
+    assert str(module_workspace) not in two_runs[0]["verify_report"].decode()
+    assert "/tmp" not in two_runs[0]["verify_report"].decode()
 
 
 def test_split_is_stratified_disjoint_and_complete():
@@ -114,6 +131,32 @@ def test_a_tampered_model_is_refused_before_unpickling(tmp_path):
     assert not marker.exists()
 
 
+def test_a_model_from_another_scikit_learn_is_refused(tmp_path, monkeypatch):
+    import sklearn.base
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    monkeypatch.setattr(sklearn.base, "__version__", "0.0.1")
+    path = tmp_path / "old.pkl"
+    recorded = models.save_model(model, path)
+    monkeypatch.undo()
+    with pytest.raises(errors.ModelFileError, match=r"scikit-learn 0\.0\.1"):
+        models.load_model(path, expected_sha256=recorded)
+
+
 def test_loading_a_missing_model_names_the_fix(tmp_path):
     with pytest.raises(errors.ModelFileError, match="dvc pull"):
-        models.load_model(tmp_path / "absent.pkl")
+        models.load_model(tmp_path / "absent.pkl", expected_sha256="0" * 64)
+
+
+def test_the_record_is_what_loading_checks(config, workspace):
+    run_stage("prepare", config)
+    run_stage("train", config)
+    record = models.read_record(config.paths.model_record)
+    assert record["drift"] == []
+    model_file = workspace / config.paths.model
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(errors.ModelFileError, match="refusing to load"):
+        models.load_recorded_model(config.paths.model, config.paths.model_record)

@@ -5,6 +5,7 @@ scikit-learn and ``stage prepare`` never loads Hydra.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -19,10 +20,10 @@ def _stage(args: argparse.Namespace) -> int:
     from .config import load_params
 
     config = load_params(args.params)
-    stage = import_module(f"{__package__}.stages.{args.name}")
-    outputs = stage.run(config)
-    for label, path in outputs.items():
-        print(f"{args.name}: {label} -> {path}")
+    for name in args.names:
+        outputs = import_module(f"{__package__}.stages.{name}").run(config)
+        for label, path in outputs.items():
+            print(f"{name}: {label} -> {path}")
     return 0
 
 
@@ -53,11 +54,40 @@ def _lock(args: argparse.Namespace) -> int:
 
 def _env(args: argparse.Namespace) -> int:
     from .determinism import PINNED_ENV
+    from .environment import drift
 
+    if args.check:
+        lines = drift()
+        if lines:
+            print("the environment differs from the lock (- locked, + installed):")
+            print("\n".join(f"  {line}" for line in lines))
+            print("Fix: `make setup` restores the locked environment.")
+            return 1
+        print("the environment matches the lock")
+        return 0
     for key in sorted(PINNED_ENV):
         print(f"{key}={os.environ.get(key, '')}")
     print(f"interpreter={sys.executable}")
     return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from . import rebuild
+
+    outcome = rebuild.rebuild(args.rev, varied=args.vary, keep=args.keep, record=args.record)
+    if args.json:
+        print(json.dumps(outcome.record(), indent=2, sort_keys=True))
+    print(rebuild.report(outcome))
+    return rebuild.exit_code(outcome)
+
+
+def _status(args: argparse.Namespace) -> int:
+    if _run_tool(["dvc", "status", "--quiet"]) == 0:
+        print("the pipeline is up to date with dvc.lock")
+        return 0
+    _run_tool(["dvc", "status"])
+    print("error: the pipeline is not up to date: run `make repro` and commit dvc.lock")
+    return 1
 
 
 def _tool_environment() -> dict[str, str]:
@@ -75,6 +105,10 @@ def _repro(args: argparse.Namespace) -> int:
     return _run_tool(["dvc", "repro", *args.dvc_args])
 
 
+def _pull(args: argparse.Namespace) -> int:
+    return _run_tool(["dvc", "pull", *args.dvc_args])
+
+
 def _lint(args: argparse.Namespace) -> int:
     return _run_tool(["ruff", "check", "."]) or _run_tool(["ruff", "format", "--check", "."])
 
@@ -87,8 +121,8 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
-    stage = commands.add_parser("stage", help="run one pipeline stage (called by dvc.yaml)")
-    stage.add_argument("name", choices=STAGES)
+    stage = commands.add_parser("stage", help="run pipeline stages (dvc.yaml runs one each)")
+    stage.add_argument("names", nargs="+", choices=STAGES, metavar="stage")
     stage.add_argument("--params", default="params.yaml")
     stage.set_defaults(handler=_stage)
 
@@ -106,8 +140,26 @@ def parser() -> argparse.ArgumentParser:
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER)
     repro.set_defaults(handler=_repro)
 
-    env = commands.add_parser("env", help="print the pinned variables as this process sees them")
+    env = commands.add_parser("env", help="the pinned variables, or drift from the lock")
+    env.add_argument("--check", action="store_true", help="exit 1 if packages differ from the lock")
     env.set_defaults(handler=_env)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild a revision; compare with its dvc.lock")
+    rebuild.add_argument("rev", nargs="?", default="HEAD", help="commit or tag (default HEAD)")
+    rebuild.add_argument("--vary", action="store_true", help="vary TZ, locale, hash seed, umask")
+    rebuild.add_argument("--keep", action="store_true", help="keep the temporary worktree")
+    rebuild.add_argument("--json", action="store_true", help="also print the record as JSON")
+    rebuild.add_argument(
+        "--no-record", dest="record", action="store_false", help="do not keep a git note"
+    )
+    rebuild.set_defaults(handler=_rebuild)
+
+    status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")
+    status.set_defaults(handler=_status)
+
+    pull = commands.add_parser("pull", help="dvc pull, in this environment")
+    pull.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    pull.set_defaults(handler=_pull)
 
     lint = commands.add_parser("lint", help="ruff check and ruff format --check")
     lint.set_defaults(handler=_lint)

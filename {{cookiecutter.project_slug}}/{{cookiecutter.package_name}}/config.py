@@ -33,8 +33,10 @@ class PathsConfig:
     train: str
     test: str
     model: str
+    model_record: str
     metrics: str
     confusion: str
+    verify_report: str
     params_check: str
 
 

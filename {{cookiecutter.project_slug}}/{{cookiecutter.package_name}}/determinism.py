@@ -38,6 +38,28 @@ OPT_OUT_VARIABLE = "REPRO_ENV"
 _REEXECUTED_MARKER = "_REPRO_ENV_REEXECUTED"
 
 
+# What verification and "lab" rebuilds vary on purpose, as reproducible-builds.org does:
+# the time zone, locale, hash seed and umask (and the working directory, by running elsewhere).
+# Thread counts stay pinned: they are a property of the build recipe, not of the machine.
+VARIED_ENV = {
+    OPT_OUT_VARIABLE: "as-is",
+    "TZ": "Pacific/Chatham",
+    "LC_ALL": "C.UTF-8",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "4242",
+    **{key: value for key, value in PINNED_ENV.items() if key.endswith("_THREADS")},
+}
+VARIED_UMASK = 0o077
+
+
+def varied_environment(environ: dict[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` with VARIED_ENV applied and the pins the entry point would add
+    disabled, so a child process keeps the varied values."""
+    env = {key: value for key, value in environ.items() if key not in DROPPED_ENV}
+    env.update(VARIED_ENV)
+    return env
+
+
 def pinned_environment(environ: dict[str, str]) -> dict[str, str]:
     """Return a copy of ``environ`` with the pinned values applied."""
     env = {key: value for key, value in environ.items() if key not in DROPPED_ENV}

@@ -19,3 +19,15 @@ class LockError(ProjectError):
 
 class ModelFileError(ProjectError):
     """A model file is missing, or is not the file that was recorded."""
+
+
+class DriftError(ProjectError):
+    """The installed environment is not the locked one."""
+
+
+class VerificationError(ProjectError):
+    """A rebuilt output differs from the one the pipeline produced."""
+
+
+class RebuildError(ProjectError):
+    """A rebuild could not be carried out (as opposed to: it ran and did not match)."""

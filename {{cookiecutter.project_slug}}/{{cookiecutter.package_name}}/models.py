@@ -5,15 +5,16 @@ for attributes that record the machine or the process rather than the model; tho
 normalised here before the bytes are written.
 """
 
+import json
 import pickle
 import pickletools
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from .dataio import atomic_write_bytes
+from .dataio import atomic_write_bytes, write_json
 from .errors import ModelFileError
-from .hashing import bytes_digest, file_digest
+from .hashing import bytes_digest
 
 PICKLE_PROTOCOL = 5
 
@@ -87,19 +88,55 @@ def save_model(model: Any, path: str | Path) -> str:
     return bytes_digest(data)
 
 
-def load_model(path: str | Path, expected_sha256: str | None = None) -> Any:
-    """Load a model file; the only place the project unpickles.
+def load_model(path: str | Path, expected_sha256: str) -> Any:
+    """Load a model file: the only place the project unpickles.
 
-    With ``expected_sha256`` the bytes are checked before anything is unpickled.
+    The bytes are checked against ``expected_sha256`` before anything is unpickled, so a
+    tampered file never runs its payload; a model pickled by another scikit-learn is refused.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no model file here; run `dvc repro` or `dvc pull`")
     data = path.read_bytes()
-    if expected_sha256 is not None and bytes_digest(data) != expected_sha256:
-        actual = file_digest(path)
+    actual = bytes_digest(data)
+    if actual != expected_sha256:
         raise ModelFileError(
-            f"{path}: sha256 {actual} is not the recorded {expected_sha256}; refusing to load it"
+            f"{path}: sha256 {actual} is not the recorded {expected_sha256}; refusing to load "
+            "it. Fix: `dvc checkout` (or `dvc pull`) restores the recorded file."
         )
-    # The one sanctioned unpickle in the project: see the docstring.
-    return pickle.loads(data)
+    import warnings
+
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        try:
+            # The one sanctioned unpickle in the project: the bytes were just verified.
+            return pickle.loads(data)
+        except InconsistentVersionWarning as mismatch:
+            raise ModelFileError(
+                f"{path}: pickled by scikit-learn {mismatch.original_sklearn_version}, but this "
+                f"environment has {mismatch.current_sklearn_version}. Fix: `make setup` to "
+                "restore the locked environment, or `dvc repro` to retrain."
+            ) from None
+
+
+def write_record(record_path: str | Path, model_path: str | Path, sha256: str, **extra) -> Path:
+    """The model's record: what the loader checks before it unpickles anything."""
+    record = {"model": {"path": Path(model_path).as_posix(), "sha256": sha256}, **extra}
+    return write_json(record_path, record)
+
+
+def read_record(record_path: str | Path) -> dict:
+    path = Path(record_path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no model record here; run `dvc repro` or `dvc pull`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_recorded_model(model_path: str | Path, record_path: str | Path) -> Any:
+    """Load the model that ``record_path`` describes, checked against its recorded sha256."""
+    record = read_record(record_path)
+    if Path(record["model"]["path"]) != Path(model_path):
+        raise ModelFileError(f"{record_path} describes {record['model']['path']}, not {model_path}")
+    return load_model(model_path, expected_sha256=record["model"]["sha256"])

@@ -1,3 +1,3 @@
 """Pipeline stages. Each module exposes ``run(config) -> outputs`` and nothing else."""
 
-STAGES = ("prepare", "train", "evaluate")
+STAGES = ("prepare", "train", "evaluate", "verify")

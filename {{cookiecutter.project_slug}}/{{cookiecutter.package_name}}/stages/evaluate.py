@@ -5,11 +5,11 @@ from pathlib import Path
 from ..config import ProjectConfig
 from ..dataio import atomic_write_text, read_table, write_json
 from ..metrics import classification_metrics, confusion_rows
-from ..models import load_model
+from ..models import load_recorded_model
 
 
 def run(config: ProjectConfig) -> dict[str, Path]:
-    model = load_model(config.paths.model)
+    model = load_recorded_model(config.paths.model, config.paths.model_record)
     _, features, actual = read_table(config.paths.test, config.data.target)
     predicted = model.predict(features)
     return {

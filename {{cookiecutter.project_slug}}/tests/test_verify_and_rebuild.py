@@ -1,0 +1,126 @@
+"""Verification levels, drift detection and dvc.lock comparison, as units."""
+
+import numpy as np
+import pytest
+from conftest import PROJECT_ROOT, project_module
+
+environment = project_module("environment")
+errors = project_module("errors")
+rebuild = project_module("rebuild")
+verification = project_module("verification")
+
+
+def fitted_forest(seed):
+    from sklearn.ensemble import RandomForestClassifier
+
+    features = np.random.default_rng(0).normal(size=(40, 3))
+    return RandomForestClassifier(n_estimators=3, random_state=seed).fit(
+        features, np.arange(40) % 2
+    )
+
+
+def test_attribute_differences_name_what_changed():
+    same = verification.attribute_differences(fitted_forest(1), fitted_forest(1))
+    assert same == []
+    differences = verification.attribute_differences(fitted_forest(1), fitted_forest(2))
+    assert differences and all(line.startswith("model.") for line in differences)
+    assert any("estimators_" in line for line in differences)
+
+
+def test_pickle_differences_point_into_the_stream():
+    import pickle
+
+    lines = verification.pickle_differences(pickle.dumps([1, 2]), pickle.dumps([1, 3]))
+    assert any(line.startswith("-") and "1" in line for line in lines)
+    assert any(line.startswith("+") and "3" in line for line in lines)
+
+
+def test_predictions_compare_label_flips_and_scores():
+    probe = np.random.default_rng(1).normal(size=(30, 3))
+    same = verification.compare_predictions(fitted_forest(1), fitted_forest(1), probe)
+    assert (same["result"], same["label_flips"], same["max_abs_delta"]) == ("match", 0, 0.0)
+    other = verification.compare_predictions(fitted_forest(1), fitted_forest(5), probe)
+    assert other["result"] == "mismatch" and other["max_abs_delta"] > 0
+
+
+def test_metrics_differences_are_listed_by_key():
+    check = verification.compare_metrics("m.json", {"a": 1.0, "b": 2}, {"a": 1.5, "b": 2})
+    assert check["result"] == "mismatch"
+    assert check["differences"] == {"a": [1.0, 1.5]}
+
+
+def test_locked_versions_follow_the_markers(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        "numpy==2.4.6 \\\n    --hash=sha256:00\n"
+        "pywin32==312 ; sys_platform == 'win32' \\\n    --hash=sha256:11\n"
+        "Foo.Bar==1.0 ; python_version >= '3.0'\n"
+    )
+    assert environment.locked_versions(lock) == {"numpy": "2.4.6", "foo-bar": "1.0"}
+
+
+def test_drift_is_a_diff_against_the_lock():
+    installed = environment.installed_versions()
+    assert environment.drift(PROJECT_ROOT, installed=installed) == []
+    changed = {**installed, "numpy": "1.0.0", "left-pad": "9"}
+    del changed["scipy"]
+    lines = environment.drift(PROJECT_ROOT, installed=changed, python="2.7")
+    locked = environment.locked_versions(PROJECT_ROOT / "requirements.lock")
+    assert lines[:2] == [
+        f"- python {environment.locked_python(PROJECT_ROOT / '.python-version')}",
+        "+ python 2.7",
+    ]
+    assert f"- numpy=={locked['numpy']}" in lines and "+ numpy==1.0.0" in lines
+    assert f"- scipy=={locked['scipy']}" in lines
+    assert "+ left-pad==9" in lines
+
+
+def test_drift_refuses_unless_allowed(monkeypatch):
+    monkeypatch.setattr(environment, "drift", lambda *args, **kwargs: ["- a==1", "+ a==2"])
+    monkeypatch.delenv(environment.ALLOW_DRIFT_VARIABLE, raising=False)
+    with pytest.raises(errors.DriftError, match=r"(?s)training refuses.*- a==1.*make setup"):
+        environment.require_locked_environment(what="training")
+    monkeypatch.setenv(environment.ALLOW_DRIFT_VARIABLE, "1")
+    assert environment.require_locked_environment(what="training") == ["- a==1", "+ a==2"]
+
+
+LOCK = {
+    "schema": "2.0",
+    "stages": {
+        "train": {
+            "cmd": "python -m pkg stage train",
+            "params": {"params.yaml": {"seed": 1, "model": {"C": 1.0, "family": "logreg"}}},
+            "deps": [{"path": "data/train.csv", "md5": "aa", "size": 1}],
+            "outs": [{"path": "models/model.pkl", "md5": "bb", "size": 2}],
+        }
+    },
+}
+
+
+def test_locks_compare_by_meaning_not_bytes():
+    reordered = {
+        "stages": {
+            "train": {
+                "outs": [{"size": 2, "md5": "bb", "path": "models/model.pkl"}],
+                "params": {"params.yaml": {"model": {"family": "logreg", "C": 1.0}, "seed": 1}},
+                "deps": [{"md5": "aa", "path": "data/train.csv", "size": 1}],
+                "cmd": "python -m pkg stage train",
+            }
+        },
+        "schema": "2.0",
+    }
+    assert rebuild.compare_locks(LOCK, reordered) == ({"train": "match"}, [])
+
+
+def test_lock_differences_name_stage_part_and_path():
+    import copy
+
+    changed = copy.deepcopy(LOCK)
+    changed["stages"]["train"]["outs"][0]["md5"] = "cc"
+    changed["stages"]["train"]["params"]["params.yaml"]["seed"] = 2
+    changed["stages"]["extra"] = {"cmd": "x"}
+    stages, differences = rebuild.compare_locks(LOCK, changed)
+    assert stages == {"train": "mismatch", "extra": "mismatch"}
+    assert "train: out models/model.pkl md5 bb -> cc" in differences
+    assert any(line.startswith("train: params") for line in differences)
+    assert "extra: stage missing from the committed dvc.lock" in differences

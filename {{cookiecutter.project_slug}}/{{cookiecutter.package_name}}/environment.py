@@ -1,0 +1,101 @@
+"""Environment drift: the installed distributions and Python, compared with the lock.
+
+Training on packages other than the locked ones gives other model bytes, so training and
+verification refuse a drifted environment unless the user allows it explicitly; then the
+drift is written into the stage's record instead of silently changing the model.
+"""
+
+import os
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from .errors import DriftError
+
+# The project whose lock this code belongs to (the package lives at its root).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENTS_LOCK = "requirements.lock"
+PYTHON_VERSION_FILE = ".python-version"
+ALLOW_DRIFT_VARIABLE = "REPRO_ALLOW_DRIFT"
+_PINNED_LINE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)[ \t]*(?:;[ \t]*([^\\\n]*?))?[ \t]*\\?$",
+    re.MULTILINE,
+)
+# Installers put these into some environments; unless the lock pins them, they are not drift.
+_INSTALLER_TOOLS = frozenset({"pip", "setuptools", "wheel", "uv"})
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions(lock: str | Path = REQUIREMENTS_LOCK) -> dict[str, str]:
+    """``{normalized name: version}`` of every distribution the exported lock pins for this
+    platform and Python (the lock is universal: its markers say where each line applies)."""
+    from packaging.markers import Marker
+
+    text = Path(lock).read_text(encoding="utf-8")
+    return {
+        normalize(name): version
+        for name, version, marker in _PINNED_LINE.findall(text)
+        if not marker or Marker(marker).evaluate()
+    }
+
+
+def installed_versions() -> dict[str, str]:
+    found = {}
+    for distribution in metadata.distributions():
+        name = distribution.metadata["Name"]
+        if name:
+            found[normalize(name)] = distribution.version
+    return found
+
+
+def locked_python(version_file: str | Path = PYTHON_VERSION_FILE) -> str:
+    return Path(version_file).read_text(encoding="utf-8").strip()
+
+
+def drift(
+    project: str | Path = PROJECT_ROOT,
+    installed: dict[str, str] | None = None,
+    python: str | None = None,
+) -> list[str]:
+    """The differences between an environment and the project's lock, as diff lines:
+    ``-`` what the lock says, ``+`` what is installed. Defaults to this interpreter's."""
+    project = Path(project)
+    lines = []
+    wanted_python = locked_python(project / PYTHON_VERSION_FILE)
+    running_python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    if running_python != wanted_python:
+        lines += [f"- python {wanted_python}", f"+ python {running_python}"]
+    locked = locked_versions(project / REQUIREMENTS_LOCK)
+    installed = installed_versions() if installed is None else installed
+    unlocked_tools = _INSTALLER_TOOLS - set(locked)
+    for name in sorted((set(locked) | set(installed)) - unlocked_tools):
+        want, have = locked.get(name), installed.get(name)
+        if want == have:
+            continue
+        if want is not None:
+            lines.append(f"- {name}=={want}")
+        if have is not None:
+            lines.append(f"+ {name}=={have}")
+    return lines
+
+
+def drift_allowed(environ: dict[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get(ALLOW_DRIFT_VARIABLE, "") == "1"
+
+
+def require_locked_environment(project: str | Path = PROJECT_ROOT, what: str = "this stage"):
+    """Raise DriftError on drift unless allowed; return the drift (empty when none)."""
+    lines = drift(project)
+    if lines and not drift_allowed():
+        diff = "\n".join(f"  {line}" for line in lines)
+        raise DriftError(
+            f"the environment differs from the lock, so {what} refuses to run:\n{diff}\n"
+            "Fix: `make setup` restores the locked environment. To run anyway, set "
+            f"{ALLOW_DRIFT_VARIABLE}=1; the drift is then written into the stage's record."
+        )
+    return lines

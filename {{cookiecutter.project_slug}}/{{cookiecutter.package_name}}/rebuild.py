@@ -1,0 +1,350 @@
+"""Rebuild any revision in a clean temporary worktree and compare it with its own dvc.lock.
+
+The user's working tree is never touched: the revision is checked out into a git worktree in
+a temporary directory, gets its own virtualenv from its own uv.lock (through uv's cache), and
+fetches only the data its ``.dvc`` files name, from the project's DVC cache or remote. Then
+``dvc repro --force --no-run-cache`` recomputes every stage, and each stage of the rebuilt
+dvc.lock is compared with the committed one by meaning: command, parameter values, and the
+hashes of every dependency and output.
+"""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from .determinism import VARIED_UMASK, varied_environment
+from .environment import drift, normalize
+from .errors import RebuildError
+from .hashing import file_digest
+from .records import append_record
+
+EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+INSTALLED_DISTRIBUTIONS = (
+    "import json, sys; from importlib import metadata; "
+    "print(json.dumps({'python': '%d.%d' % sys.version_info[:2], 'installed': "
+    "{d.metadata['Name']: d.version for d in metadata.distributions()}}))"
+)
+
+
+@dataclass
+class Rebuild:
+    """What one rebuild found; ``record()`` is what gets kept."""
+
+    ref: str
+    commit: str
+    varied: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)
+    differences: list[str] = field(default_factory=list)
+    error: str | None = None
+    started: str = ""
+    finished: str = ""
+
+    @property
+    def result(self) -> str:
+        if self.error:
+            return "error"
+        ok = self.stages and all(value == "match" for value in self.stages.values())
+        return "match" if ok and not self.differences else "mismatch"
+
+    def record(self) -> dict:
+        return {
+            "kind": "rebuild",
+            "ref": self.ref,
+            "revision": self.commit,
+            "result": self.result,
+            "varied_environment": self.varied,
+            "stages": self.stages,
+            "differences": self.differences,
+            "error": self.error,
+            "timings": {key: round(value, 3) for key, value in self.timings.items()},
+            "environment": {
+                "python": platform.python_version(),
+                "platform": f"{sys.platform}-{platform.machine()}",
+            },
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _run(command: list[str], cwd: Path, env: dict | None = None, stream: bool = False, **kw):
+    """Run a step; stream its output (indented) when it is long, keep it for error messages."""
+    if not stream:
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        print(f"    {line}", end="", flush=True)
+    process.wait()
+    return subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = _run(["git", *args], cwd=repo)
+    if result.returncode != 0:
+        raise RebuildError(f"`git {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _lock_entries(lock: dict) -> dict[str, dict]:
+    """Each stage of a dvc.lock as comparable values: cmd, params, and path -> hash maps."""
+
+    def hashes(items):
+        return {item["path"]: item.get("md5") for item in items or []}
+
+    return {
+        name: {
+            "cmd": stage.get("cmd"),
+            "params": stage.get("params") or {},
+            "deps": hashes(stage.get("deps")),
+            "outs": hashes(stage.get("outs")),
+        }
+        for name, stage in (lock.get("stages") or {}).items()
+    }
+
+
+def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[str]]:
+    """Per-stage MATCH/MISMATCH and a line for every difference, comparing by meaning."""
+    expected, actual = _lock_entries(committed), _lock_entries(rebuilt)
+    results, differences = {}, []
+    for name in list(expected) + [name for name in actual if name not in expected]:
+        if name not in actual or name not in expected:
+            where = "the rebuild" if name not in actual else "the committed dvc.lock"
+            differences.append(f"{name}: stage missing from {where}")
+            results[name] = "mismatch"
+            continue
+        stage_differences = []
+        for part in ("cmd", "params"):
+            if expected[name][part] != actual[name][part]:
+                stage_differences.append(
+                    f"{name}: {part} {expected[name][part]!r} -> {actual[name][part]!r}"
+                )
+        for part in ("deps", "outs"):
+            want, have = expected[name][part], actual[name][part]
+            for path in sorted(set(want) | set(have)):
+                if want.get(path) != have.get(path):
+                    stage_differences.append(
+                        f"{name}: {part[:-1]} {path} md5 {want.get(path)} -> {have.get(path)}"
+                    )
+        results[name] = "mismatch" if stage_differences else "match"
+        differences += stage_differences
+    return results, differences
+
+
+def format_table(rebuild: Rebuild) -> str:
+    lines = [f"  {'stage':<12} result"]
+    lines += [f"  {name:<12} {value.upper()}" for name, value in rebuild.stages.items()]
+    lines += [f"    {line}" for line in rebuild.differences]
+    return "\n".join(lines)
+
+
+class Rebuilder:
+    def __init__(self, repo: Path, rebuild: Rebuild, uv: str, keep: bool):
+        self.repo = repo
+        self.rebuild = rebuild
+        self.uv = uv
+        self.keep = keep
+        self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
+        self.worktree = self.scratch / repo.name
+        self.env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+        venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
+        self.env["PATH"] = os.pathsep.join([str(venv_bin), self.env.get("PATH", "")])
+        self.dvc = [str(venv_bin / "dvc")]
+        self.python = str(venv_bin / "python")
+
+    def step(self, number: int, name: str, title: str, action) -> None:
+        print(f"[{number}/4] {name}: {title}", flush=True)
+        start = time.perf_counter()
+        try:
+            action()
+        finally:
+            self.rebuild.timings[name] = time.perf_counter() - start
+        print(f"      {name} took {self.rebuild.timings[name]:.1f} s", flush=True)
+
+    def checkout(self) -> None:
+        _git(
+            self.repo,
+            "worktree",
+            "add",
+            "--detach",
+            "--quiet",
+            str(self.worktree),
+            self.rebuild.commit,
+        )
+        local_config = self.repo / ".dvc" / "config.local"
+        if local_config.is_file():  # credentials live here, never in the commit
+            shutil.copyfile(local_config, self.worktree / ".dvc" / "config.local")
+
+    def environment(self) -> None:
+        result = _run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
+        if result.returncode != 0:
+            raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
+        probe = _run([self.python, "-c", INSTALLED_DISTRIBUTIONS], cwd=self.worktree)
+        found = json.loads(probe.stdout)
+        installed = {normalize(name): version for name, version in found["installed"].items()}
+        lines = drift(self.worktree, installed=installed, python=found["python"])
+        if lines:
+            raise RebuildError(
+                "the revision's environment differs from its own lock:\n"
+                + "\n".join(f"  {line}" for line in lines)
+            )
+
+    def fetch(self) -> None:
+        cache = self.repo / ".dvc" / "cache"
+        self._dvc("config", "--local", "cache.dir", str(cache))
+        targets = _git(self.worktree, "ls-files", "*.dvc").split()
+        if not targets:
+            return
+        pulled = _run([*self.dvc, "pull", *targets], cwd=self.worktree, env=self.env, stream=True)
+        missing = [
+            f"{path} (md5 {md5})"
+            for path, md5 in self._tracked_inputs(targets)
+            if not _cache_object(cache, md5).exists()
+        ]
+        if missing:
+            raise RebuildError(
+                "data this revision needs is missing from the DVC remote and the local cache:\n"
+                + "\n".join(f"  {line}" for line in missing)
+                + "\nFix: `dvc push` it from a machine or clone that still has it."
+            )
+        if pulled.returncode != 0:
+            raise RebuildError(f"`dvc pull` failed:\n{pulled.stdout}")
+        for path, md5 in self._tracked_files(cache, targets):
+            actual = file_digest(self.worktree / path, "md5")
+            if actual != md5:
+                raise RebuildError(
+                    f"{path}: its bytes hash to md5 {actual}, but the revision records {md5}. "
+                    f"The cache object {_cache_object(cache, md5)} is corrupted (DVC trusts "
+                    "read-only cache objects without rehashing them). Fix: delete that object "
+                    "and `dvc pull` again."
+                )
+
+    def _tracked_files(self, cache: Path, targets: list[str]) -> list[tuple[str, str]]:
+        """Every file behind the targets with its recorded md5, directories expanded."""
+        files = []
+        for path, md5 in self._tracked_inputs(targets):
+            if md5.endswith(".dir"):
+                manifest = json.loads(_cache_object(cache, md5).read_text(encoding="utf-8"))
+                files += [(f"{path}/{entry['relpath']}", entry["md5"]) for entry in manifest]
+            else:
+                files.append((path, md5))
+        return files
+
+    def _tracked_inputs(self, targets: list[str]) -> list[tuple[str, str]]:
+        inputs = []
+        for target in targets:
+            document = yaml.safe_load((self.worktree / target).read_text(encoding="utf-8"))
+            for out in document.get("outs", []):
+                path = (Path(target).parent / out["path"]).as_posix()
+                inputs.append((path, out["md5"]))
+        return inputs
+
+    def _dvc(self, *args: str) -> None:
+        result = _run([*self.dvc, *args], cwd=self.worktree, env=self.env)
+        if result.returncode != 0:
+            raise RebuildError(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
+
+    def compute(self) -> None:
+        env = dict(self.env)
+        umask = -1
+        if self.rebuild.varied:
+            env = varied_environment(env)
+            umask = VARIED_UMASK if os.name == "posix" else -1
+        command = [*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"]
+        result = _run(command, cwd=self.worktree, env=env, stream=True, umask=umask)
+        if result.returncode != 0:
+            self.rebuild.differences.append("dvc repro failed: " + result.stdout.strip()[-2000:])
+
+    def compare(self) -> None:
+        committed = yaml.safe_load(_git(self.repo, "show", f"{self.rebuild.commit}:dvc.lock"))
+        rebuilt_path = self.worktree / "dvc.lock"
+        rebuilt = yaml.safe_load(rebuilt_path.read_text(encoding="utf-8"))
+        stages, differences = compare_locks(committed, rebuilt)
+        self.rebuild.stages = stages
+        self.rebuild.differences += differences
+
+    def cleanup(self) -> None:
+        if self.keep:
+            print(f"kept the worktree at {self.worktree}")
+            return
+        _run(["git", "worktree", "remove", "--force", str(self.worktree)], cwd=self.repo)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        _run(["git", "worktree", "prune"], cwd=self.repo)
+
+
+def rebuild(
+    ref: str = "HEAD", varied: bool = False, keep: bool = False, record: bool = True
+) -> Rebuild:
+    """Rebuild ``ref`` and compare; returns the outcome (also kept as a git note if asked)."""
+    repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
+    commit = _run(["git", "rev-parse", "--verify", "--quiet", ref + "^{commit}"], cwd=repo)
+    if commit.returncode != 0:
+        raise RebuildError(f"{ref!r} is not a commit or tag in {repo}")
+    outcome = Rebuild(ref=ref, commit=commit.stdout.strip(), varied=varied, started=_now())
+    if _run(["git", "cat-file", "-e", f"{outcome.commit}:dvc.lock"], cwd=repo).returncode != 0:
+        raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if not uv:
+        raise RebuildError("uv is not on PATH: install it (`python3 -m pip install uv`) or set UV")
+
+    rebuilder = Rebuilder(repo, outcome, uv, keep)
+    print(f"rebuild of {ref} ({outcome.commit[:12]}) in {rebuilder.worktree}", flush=True)
+    try:
+        rebuilder.checkout()
+        rebuilder.step(
+            1, "environment", "uv sync --frozen (the revision's own lock)", rebuilder.environment
+        )
+        rebuilder.step(2, "fetch", "dvc pull of the revision's tracked inputs", rebuilder.fetch)
+        rebuilder.step(3, "compute", "dvc repro --force --no-run-cache", rebuilder.compute)
+        rebuilder.step(4, "compare", f"against {ref}'s committed dvc.lock", rebuilder.compare)
+    except RebuildError as error:
+        outcome.error = str(error)
+    finally:
+        rebuilder.cleanup()
+        outcome.finished = _now()
+        outcome.timings["total"] = sum(outcome.timings.values())
+        if record:
+            append_record(repo, outcome.commit, outcome.record())
+    return outcome
+
+
+def _cache_object(cache: Path, md5: str) -> Path:
+    return cache / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def report(outcome: Rebuild) -> str:
+    timings = ", ".join(
+        f"{name} {value:.1f} s" for name, value in outcome.timings.items() if name != "total"
+    )
+    header = f"rebuild of {outcome.ref} ({outcome.commit[:12]}): {outcome.result.upper()}"
+    body = format_table(outcome) if outcome.stages else ""
+    error = f"\nerror: {outcome.error}" if outcome.error else ""
+    total = outcome.timings.get("total", 0.0)
+    return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings})"
+
+
+def exit_code(outcome: Rebuild) -> int:
+    return {"match": EXIT_MATCH, "mismatch": EXIT_MISMATCH}.get(outcome.result, EXIT_ERROR)
