@@ -17,6 +17,7 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 HOOKS = TEMPLATE / "hooks"
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 CHOICES = {key: value for key, value in COOKIECUTTER_JSON.items() if isinstance(value, list)}
+ACTIONLINT = str(Path(sys.executable).parent / "actionlint")
 UV = os.environ.setdefault("UV", str(TEMPLATE / ".bootstrap" / "bin" / "uv"))
 
 sys.path.insert(0, str(HOOKS))

@@ -3,6 +3,7 @@ options that do not interact, and check what each bake contains."""
 
 import configparser
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    ACTIONLINT,
     TEMPLATE,
     bake,
     baked_module,
@@ -115,7 +117,8 @@ def test_nothing_is_left_unrendered(baked):
     project, _ = baked
     for name in tracked_files(project):
         text = (project / name).read_text(encoding="utf-8")
-        assert "{{" not in text and "{%" not in text, name
+        # `${{ ... }}` is a GitHub Actions expression, not a template leftover.
+        assert not re.search(r"(?<!\$)\{\{|\{%", text), name
 
 
 def test_every_data_file_parses(baked):
@@ -269,3 +272,69 @@ def test_baking_twice_into_the_same_place_is_refused_and_keeps_the_first(output_
     assert result.returncode != 0
     assert "already exists" in result.stdout + result.stderr
     assert marker.read_text() == "keep me"
+
+
+# ---- generated CI: actionlint, pinned actions, minimal permissions, only make targets
+
+SETUP_COMMANDS = {"python -m pip install uv==0.13.9", "make setup"}
+WORKFLOW_ROWS = [row for row in ROWS if row["ci"] != "none"]
+
+
+def ci_commands(project: Path, ci: str) -> list[str]:
+    """Every shell command the generated CI runs, in order."""
+    if ci == "github":
+        workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+        return [
+            step["run"]
+            for job in workflow["jobs"].values()
+            for step in job["steps"]
+            if "run" in step
+        ]
+    pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    commands = list(pipeline["default"]["before_script"])
+    for name, job in pipeline.items():
+        if name != "default":
+            commands += job["script"]
+    return commands
+
+
+def test_ci_runs_only_make_targets_the_end_to_end_tests_run(baked):
+    project, answers = baked
+    if answers["ci"] == "none":
+        assert not (project / ".github").exists() and not (project / ".gitlab-ci.yml").exists()
+        return
+    commands = ci_commands(project, answers["ci"])
+    targets = {command for command in commands if command.startswith("make ")}
+    platform_setup = {c for c in commands if c.startswith("apt-get ")}
+    assert set(commands) - targets - platform_setup == SETUP_COMMANDS - targets
+    from test_end_to_end import TARGETS_RUN_END_TO_END
+
+    assert {target.split()[1] for target in targets} <= TARGETS_RUN_END_TO_END
+    assert {"make rebuild", "make status", "make check-params", "make check-lock"} <= targets
+
+
+def test_github_workflow_passes_actionlint_with_pinned_actions_and_read_only_token(baked):
+    project, answers = baked
+    if answers["ci"] != "github":
+        pytest.skip("this row bakes no GitHub workflow")
+    path = project / ".github" / "workflows" / "ci.yml"
+    result = run([ACTIONLINT, str(path)], cwd=project, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["permissions"] == {"contents": "read"}
+    for job in workflow["jobs"].values():
+        assert "permissions" not in job
+        for step in job["steps"]:
+            if "uses" in step:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    """The linter the template relies on really lints: a bad expression fails."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - run: echo ${{ github.nonexistent_context }}\n"
+    )
+    result = run([ACTIONLINT, str(broken)], cwd=tmp_path, check=False)
+    assert result.returncode != 0

@@ -3,6 +3,7 @@ rebuilds the same dvc.lock: again in place, and in a fresh clone fed only by the
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,21 @@ from conftest import UV, bake, matrix, row_id, run
 from interpreters import find_interpreter
 
 pytestmark = pytest.mark.slow
+
+# The make targets these tests run: the generated CI may call only these (tier 2 checks).
+TARGETS_RUN_END_TO_END = {
+    "setup",
+    "lint",
+    "test",
+    "repro",
+    "params",
+    "check-params",
+    "check-lock",
+    "check-env",
+    "pull",
+    "status",
+    "rebuild",
+}
 
 ROWS = matrix(("dataset", "model"), ("python_version",))
 
@@ -27,13 +43,18 @@ class Project:
         if python:
             self.env["UV_PYTHON"] = python
 
-    def make(self, *targets: str, check: bool = True):
-        return run(["make", *targets, f"UV={UV}"], cwd=self.path, check=check, env=self.env)
-
-    def dvc(self, *args: str, check: bool = True):
+    def make(self, *targets: str, check: bool = True, env: dict | None = None, **kwargs):
         return run(
-            [str(self.path / ".venv/bin/dvc"), *args], cwd=self.path, check=check, env=self.env
+            ["make", *targets, f"UV={UV}"],
+            cwd=self.path,
+            check=check,
+            env={**self.env, **(env or {})},
+            **kwargs,
         )
+
+    def dvc(self, *args: str, check: bool = True, env_extra: dict | None = None):
+        env = {**self.env, **(env_extra or {})}
+        return run([str(self.path / ".venv/bin/dvc"), *args], cwd=self.path, check=check, env=env)
 
     def git(self, *args: str):
         return run(
@@ -64,7 +85,8 @@ def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_pat
     first = project.lock()
     assert project.status_is_clean()
     lock = yaml.safe_load(first)
-    assert list(lock["stages"]) == ["params", "prepare", "train", "evaluate"]
+    assert list(lock["stages"]) == ["params", "prepare", "train", "evaluate", "verify"]
+    assert json.loads((project.path / "reports" / "verify.json").read_text())["result"] == "match"
     assert lock["stages"]["train"]["params"]["params.yaml"]["model"]["family"] == row["model"]
 
     project.dvc("repro", "--force")
@@ -105,6 +127,7 @@ def model_override(project: Project):
     return family, key, params["model"][key], params["model"][key] * 2
 
 
+@pytest.mark.xdist_group("workflow")
 def test_conf_edit_stops_repro_until_params_are_recomposed(project):
     family, key, old, new = model_override(project)
     conf = project.path / "conf" / "model" / f"{family}.yaml"
@@ -132,6 +155,7 @@ def test_conf_edit_stops_repro_until_params_are_recomposed(project):
         project.make("repro")
 
 
+@pytest.mark.xdist_group("workflow")
 def test_experiments_compose_overrides_and_the_schema_names_bad_keys(project):
     _, key, _, new = model_override(project)
     project.dvc("exp", "run", "-S", f"model.{key}={new}")
@@ -148,6 +172,7 @@ def test_experiments_compose_overrides_and_the_schema_names_bad_keys(project):
     run(["git", "checkout", "--", "."], cwd=project.path)
 
 
+@pytest.mark.xdist_group("workflow")
 def test_queued_sweep_over_model_families(project):
     project.dvc("exp", "run", "--queue", "-S", "model=logreg,random_forest")
     project.dvc("queue", "start")
@@ -174,3 +199,214 @@ def test_demo_bakes_runs_and_reports(tmp_path):
     assert "metrics/metrics.json" in result.stdout
     assert "models/model.pkl" in result.stdout
     assert (tmp_path / "demo" / "my-ml-project" / "models" / "model.pkl").is_file()
+
+
+# ---- verify and rebuild, with real faults ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A project with history: v1, then a parameter change committed as v2, data pushed."""
+    project = Project(bake(tmp_path_factory.mktemp("released")))
+    project.make("setup")
+    project.make("repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "v1")
+    project.git("tag", "v1")
+    family, key, old, new = model_override(project)
+    conf = project.path / "conf" / "model" / f"{family}.yaml"
+    conf.write_text(conf.read_text().replace(f"{key}: {old}", f"{key}: {new}"))
+    project.make("params")
+    project.make("repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "v2")
+    project.make("pull")  # a no-op here; the CI runs it on a fresh clone
+    project.dvc("push")
+    return project
+
+
+def restore_committed_state(project: Project) -> None:
+    """Put the workspace back to HEAD: tracked files from git, data and models from DVC."""
+    run(["git", "checkout", "--", "."], cwd=project.path)
+    project.dvc("checkout", "--force")
+    assert project.status_is_clean()
+
+
+def head(project: Project) -> str:
+    return run(["git", "rev-parse", "HEAD"], cwd=project.path).stdout.strip()
+
+
+def rebuild_notes(project: Project, revision: str) -> list[dict]:
+    shown = run(["git", "notes", "--ref=reproml", "show", revision], cwd=project.path, check=False)
+    return [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+
+
+in_released_group = pytest.mark.xdist_group("released")
+
+
+@in_released_group
+def test_ci_targets_pass_on_a_clean_project(released):
+    released.make("check-params", "check-lock", "check-env", "status")
+    rebuilt = released.make("rebuild")
+    assert "rebuild of HEAD" in rebuilt.stdout and ": MATCH" in rebuilt.stdout
+
+
+@in_released_group
+def test_rebuild_of_an_old_tag_matches_and_leaves_the_workspace_alone(released):
+    before_head, before_params = head(released), (released.path / "params.yaml").read_bytes()
+    result = released.make("rebuild", "REV=v1")
+    assert "rebuild of v1" in result.stdout and ": MATCH" in result.stdout
+    for stage in ("params", "prepare", "train", "evaluate", "verify"):
+        assert re.search(rf"^\s+{stage}\s+MATCH$", result.stdout, re.MULTILINE), stage
+    assert re.search(
+        r"time to reproduce: [\d.]+ s \(environment .* compute .* compare", result.stdout
+    )
+    assert head(released) == before_head
+    assert (released.path / "params.yaml").read_bytes() == before_params
+    assert run(["git", "status", "--porcelain"], cwd=released.path).stdout == ""
+    assert "rebuild-" not in run(["git", "worktree", "list"], cwd=released.path).stdout
+    v1 = run(["git", "rev-parse", "v1"], cwd=released.path).stdout.strip()
+    records = rebuild_notes(released, v1)
+    assert records[-1]["result"] == "match"
+    assert set(records[-1]["timings"]) == {"environment", "fetch", "compute", "compare", "total"}
+
+
+@in_released_group
+def test_rebuild_in_a_varied_environment_matches(released):
+    hostile = {
+        "TZ": "Asia/Kathmandu",
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "31337",
+    }
+    result = released.make("rebuild", "REV=v1", "REBUILD_ARGS=--vary", env=hostile, umask=0o002)
+    assert ": MATCH" in result.stdout
+    v1 = run(["git", "rev-parse", "v1"], cwd=released.path).stdout.strip()
+    assert rebuild_notes(released, v1)[-1]["varied_environment"] is True
+
+
+def cache_object(project: Project, md5: str) -> Path:
+    return project.path / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def raw_data_md5(project: Project) -> str:
+    dvc_file = next((project.path / "data" / "raw").glob("*.dvc"))
+    return yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"]
+
+
+@in_released_group
+def test_a_corrupted_read_only_cache_object_is_caught(released):
+    target = cache_object(released, raw_data_md5(released))
+    original, mode = target.read_bytes(), target.stat().st_mode
+    try:
+        target.chmod(0o644)
+        corrupted = bytearray(original)
+        corrupted[200] ^= 0x01
+        target.write_bytes(bytes(corrupted))
+        target.chmod(0o444)
+        result = released.make("rebuild", "REV=v1", check=False)
+        assert result.returncode != 0
+        assert "corrupted" in result.stdout and str(target) in result.stdout
+        assert ": MATCH" not in result.stdout
+    finally:
+        target.chmod(0o644)
+        target.write_bytes(original)
+        target.chmod(mode)
+
+
+@in_released_group
+def test_data_missing_from_remote_and_cache_is_named(released, tmp_path):
+    target = cache_object(released, raw_data_md5(released))
+    remote = Path(
+        run(
+            [str(released.path / ".venv/bin/dvc"), "remote", "list"], cwd=released.path
+        ).stdout.split()[1]
+    )
+    in_remote = remote / "files" / "md5" / target.parent.name / target.name
+    moved = [(path, tmp_path / f"{index}") for index, path in enumerate([target, in_remote])]
+    try:
+        for path, keep in moved:
+            path.rename(keep)
+        result = released.make("rebuild", "REV=v1", check=False)
+        assert result.returncode != 0
+        assert "missing from the DVC remote and the local cache" in result.stdout
+        assert raw_data_md5(released) in result.stdout
+    finally:
+        for path, keep in moved:
+            keep.rename(path)
+
+
+@in_released_group
+def test_unseeded_randomness_fails_verify_naming_the_model(released):
+    train = next(released.path.glob("*/stages/train.py"))
+    original = train.read_text()
+    try:
+        train.write_text(
+            original.replace(
+                "    model.fit(features, target)",
+                "    import numpy as np\n\n"
+                "    noise = np.random.default_rng().normal(0, 1e-3, features.shape)\n"
+                "    model.fit(features + noise, target)",
+            )
+        )
+        result = released.dvc("repro", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "failed to reproduce 'verify'" in output
+        assert re.search(r"models/model\.pkl\s+strict\s+MISMATCH", output)
+        assert "max |Δ|" in output
+    finally:
+        train.write_text(original)
+        restore_committed_state(released)
+
+
+@in_released_group
+def test_a_tampered_model_is_refused_and_its_payload_never_runs(released, tmp_path):
+    model = released.path / "models" / "model.pkl"
+    original = model.read_bytes()
+    marker = tmp_path / "payload-ran"
+    payload = (
+        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    )  # pickle protocol 0: os.system("touch <marker>")
+    try:
+        flipped = bytearray(original)
+        flipped[len(flipped) // 2] ^= 0xFF
+        for tampered in (bytes(flipped), payload):
+            model.chmod(0o644)
+            model.write_bytes(tampered)
+            result = released.dvc("repro", "--single-item", "--force", "evaluate", check=False)
+            assert result.returncode != 0
+            assert "refusing to load" in result.stdout + result.stderr
+            assert not marker.exists()
+    finally:
+        restore_committed_state(released)
+    assert model.read_bytes() == original
+
+
+@in_released_group
+def test_drift_is_reported_and_training_refuses_until_allowed(released):
+    locked = re.search(
+        r"^threadpoolctl==(\S+)", (released.path / "requirements.lock").read_text(), re.MULTILINE
+    ).group(1)
+    other = "3.5.0" if locked != "3.5.0" else "3.6.0"
+    python = str(released.path / ".venv" / "bin" / "python")
+    run([UV, "pip", "install", "--python", python, f"threadpoolctl=={other}"], cwd=released.path)
+    try:
+        drifted = released.make("check-env", check=False)
+        assert drifted.returncode != 0
+        assert f"- threadpoolctl=={locked}" in drifted.stdout
+        assert f"+ threadpoolctl=={other}" in drifted.stdout
+
+        refused = released.dvc("repro", "--single-item", "--force", "train", check=False)
+        assert refused.returncode != 0
+        assert "training refuses to run" in refused.stdout + refused.stderr
+
+        released.dvc("repro", "--force", "verify", env_extra={"REPRO_ALLOW_DRIFT": "1"})
+        record = json.loads((released.path / "models" / "model.json").read_text())
+        assert f"+ threadpoolctl=={other}" in record["drift"]
+        report = json.loads((released.path / "reports" / "verify.json").read_text())
+        assert f"+ threadpoolctl=={other}" in report["environment_drift"]
+    finally:
+        released.make("setup")
+        restore_committed_state(released)
+    assert released.make("check-env").returncode == 0
