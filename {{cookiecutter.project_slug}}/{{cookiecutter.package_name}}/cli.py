@@ -74,11 +74,116 @@ def _env(args: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     from . import rebuild
 
-    outcome = rebuild.rebuild(args.rev, varied=args.vary, keep=args.keep, record=args.record)
+    outcome = rebuild.rebuild(
+        args.rev, varied=args.vary, keep=args.keep, record=args.record, timeout=args.timeout
+    )
     if args.json:
         print(json.dumps(outcome.record(), indent=2, sort_keys=True))
     print(rebuild.report(outcome))
     return rebuild.exit_code(outcome)
+
+
+def _release(args: argparse.Namespace) -> int:
+    from . import registry
+
+    created = registry.release(args.version)
+    print(
+        f"released {created.tag} at {created.commit[:12]}; publish it with "
+        f"`git push origin {created.tag}`"
+    )
+    return 0
+
+
+def _provenance(args: argparse.Namespace) -> int:
+    from . import provenance, registry
+
+    title, statement, problems = registry.statement_for(args.rev)
+    if args.json:
+        print(json.dumps(statement, indent=2, sort_keys=True))
+    else:
+        print(provenance.describe(statement, title))
+    if problems:
+        print("provenance does NOT check out:\n" + "\n".join(f"  - {p}" for p in problems))
+        return 1
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from . import registry
+
+    repo = registry.repo_root()
+    name, _ = registry.artifact(repo)
+    found = registry.releases(repo)
+    if not found:
+        print(f"no releases of {name} yet: `make release VERSION=v0.1.0`")
+    for release in found:
+        problems = registry.check_release(repo, release)
+        stages = ", ".join(release.stages) or "-"
+        verdict = "provenance ok" if not problems else "provenance BROKEN"
+        print(
+            f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
+            f"stages: {stages:<12} {verdict}"
+        )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from . import registry
+
+    print(f"assigned {registry.promote(args.version, args.stage)} to {args.version}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from . import registry
+
+    path = registry.rollback(args.version, Path(args.out) if args.out else None)
+    print(f"rollback to {args.version}: success, hash-verified model at {path}")
+    return 0
+
+
+def _check_releases(args: argparse.Namespace) -> int:
+    from . import registry
+
+    missing = registry.check_releases()
+    for tag, objects in missing.items():
+        print(f"{tag}: {'complete' if not objects else 'MISSING ' + ', '.join(objects)}")
+    if any(missing.values()):
+        print(
+            "error: the remote lacks objects of released versions. Fix: `dvc push` them "
+            "from a clone that has them (`dvc push --all-tags`)."
+        )
+        return 1
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from . import registry
+
+    removed = registry.gc()
+    print(
+        f"removed {len(removed)} cache objects; kept everything that releases, branches, the "
+        "workspace and unpushed commits need"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import registry, report
+
+    data = report.measures(registry.repo_root())
+    print(json.dumps(data, indent=2, sort_keys=True) if args.json else report.format_report(data))
+    if args.plot:
+        print(f"plot: {report.plot(data, Path(args.plot))}")
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    from . import records, registry
+
+    action = records.fetch if args.action == "fetch" else records.push
+    print(action(registry.repo_root()))
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -152,7 +257,45 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument(
         "--no-record", dest="record", action="store_false", help="do not keep a git note"
     )
+    rebuild.add_argument("--timeout", type=float, help="seconds before dvc repro is cut off")
     rebuild.set_defaults(handler=_rebuild)
+
+    release = commands.add_parser("release", help="tag HEAD as a release, if the gates pass")
+    release.add_argument("version", help="like v1.2.0")
+    release.set_defaults(handler=_release)
+
+    prov = commands.add_parser("provenance", help="the provenance statement of a release/commit")
+    prov.add_argument("rev", nargs="?", default="HEAD", help="version, release tag or commit")
+    prov.add_argument("--json", action="store_true")
+    prov.set_defaults(handler=_provenance)
+
+    listing = commands.add_parser("registry", help="list released versions and their stages")
+    listing.set_defaults(handler=_registry)
+
+    promote = commands.add_parser("promote", help="assign a stage (prod, staging) to a version")
+    promote.add_argument("version")
+    promote.add_argument("stage")
+    promote.set_defaults(handler=_promote)
+
+    rollback = commands.add_parser("rollback", help="materialise a released model, verified")
+    rollback.add_argument("version")
+    rollback.add_argument("--out", help="directory (default build/rollback/<tag>)")
+    rollback.set_defaults(handler=_rollback)
+
+    check_releases = commands.add_parser("check-releases", help="every release in the remote?")
+    check_releases.set_defaults(handler=_check_releases)
+
+    gc = commands.add_parser("gc", help="collect the DVC cache, guarding releases and unpushed")
+    gc.set_defaults(handler=_gc)
+
+    report = commands.add_parser("report", help="the reproducibility measures")
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--plot", help="also write an SVG of time to reproduce per release")
+    report.set_defaults(handler=_report)
+
+    records = commands.add_parser("records", help="exchange rebuild records with the remote")
+    records.add_argument("action", choices=("fetch", "push"))
+    records.set_defaults(handler=_records)
 
     status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")
     status.set_defaults(handler=_status)

@@ -99,3 +99,38 @@ def require_locked_environment(project: str | Path = PROJECT_ROOT, what: str = "
             f"{ALLOW_DRIFT_VARIABLE}=1; the drift is then written into the stage's record."
         )
     return lines
+
+
+def blas_libraries() -> list[str]:
+    """The BLAS libraries numpy loaded, as ``api version`` (no paths: they vary by machine)."""
+    # Load every BLAS the runtime can use (numpy's and scipy's), whatever the caller imported.
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    return sorted(
+        {
+            f"{lib['internal_api']} {lib['version']}"
+            for lib in threadpool_info()
+            if lib["user_api"] == "blas"
+        }
+    )
+
+
+def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
+    """What identifies an environment for model bytes: the runtime lock, the Python, the
+    platform and the BLAS library, with one hash over them all."""
+    import hashlib
+    import json
+    import platform
+
+    components = {
+        "python": platform.python_version(),
+        "platform": f"{sys.platform}-{platform.machine()}",
+        "blas": blas_libraries(),
+        "runtime_lock_sha256": hashlib.sha256(
+            (Path(project) / "runtime.lock").read_bytes()
+        ).hexdigest(),
+    }
+    text = json.dumps(components, sort_keys=True, separators=(",", ":"))
+    return {"hash": hashlib.sha256(text.encode()).hexdigest(), **components}

@@ -31,3 +31,11 @@ class VerificationError(ProjectError):
 
 class RebuildError(ProjectError):
     """A rebuild could not be carried out (as opposed to: it ran and did not match)."""
+
+
+class RegistryError(ProjectError):
+    """A release, promotion, rollback or gc was refused; the message names the gate and fix."""
+
+
+class RecordsError(ProjectError):
+    """The reproducibility records could not be exchanged with the git remote."""

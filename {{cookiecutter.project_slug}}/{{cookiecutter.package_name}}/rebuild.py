@@ -10,11 +10,11 @@ hashes of every dependency and output.
 
 import json
 import os
-import platform
 import shutil
+import signal
 import subprocess
-import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +29,13 @@ from .hashing import file_digest
 from .records import append_record
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Run by the revision's own interpreter: the fingerprint of the environment that rebuilt it.
+FINGERPRINT = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]); "
+    "from importlib import import_module; "
+    "print(json.dumps(import_module(sys.argv[2] + '.environment').fingerprint(sys.argv[3])))"
+)
 INSTALLED_DISTRIBUTIONS = (
     "import json, sys; from importlib import metadata; "
     "print(json.dumps({'python': '%d.%d' % sys.version_info[:2], 'installed': "
@@ -47,11 +54,15 @@ class Rebuild:
     stages: dict[str, str] = field(default_factory=dict)
     differences: list[str] = field(default_factory=list)
     error: str | None = None
+    timed_out: bool = False
+    environment: dict = field(default_factory=dict)
     started: str = ""
     finished: str = ""
 
     @property
     def result(self) -> str:
+        if self.timed_out:
+            return "timeout"
         if self.error:
             return "error"
         ok = self.stages and all(value == "match" for value in self.stages.values())
@@ -68,10 +79,7 @@ class Rebuild:
             "differences": self.differences,
             "error": self.error,
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
-            "environment": {
-                "python": platform.python_version(),
-                "platform": f"{sys.platform}-{platform.machine()}",
-            },
+            "environment": self.environment,
             "started": self.started,
             "finished": self.finished,
         }
@@ -81,8 +89,16 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _run(command: list[str], cwd: Path, env: dict | None = None, stream: bool = False, **kw):
-    """Run a step; stream its output (indented) when it is long, keep it for error messages."""
+def _run(
+    command: list[str],
+    cwd: Path,
+    env: dict | None = None,
+    stream: bool = False,
+    timeout: float | None = None,
+    **kw,
+):
+    """Run a step; stream its output (indented) when it is long, keep it for error messages.
+    After ``timeout`` seconds the step's whole process group is killed (returncode None)."""
     if not stream:
         return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, **kw)
     process = subprocess.Popen(
@@ -92,14 +108,30 @@ def _run(command: list[str], cwd: Path, env: dict | None = None, stream: bool = 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=os.name == "posix",
         **kw,
     )
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+
+    timer = threading.Timer(timeout, kill) if timeout else None
+    if timer:
+        timer.start()
     lines = []
     for line in process.stdout:
         lines.append(line)
         print(f"    {line}", end="", flush=True)
     process.wait()
-    return subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
+    if timer:
+        timer.cancel()
+    code = None if expired.is_set() else process.returncode
+    return subprocess.CompletedProcess(command, code, "".join(lines), "")
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -162,11 +194,12 @@ def format_table(rebuild: Rebuild) -> str:
 
 
 class Rebuilder:
-    def __init__(self, repo: Path, rebuild: Rebuild, uv: str, keep: bool):
+    def __init__(self, repo: Path, rebuild: Rebuild, uv: str, keep: bool, timeout: float | None):
         self.repo = repo
         self.rebuild = rebuild
         self.uv = uv
         self.keep = keep
+        self.timeout = timeout
         self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
         self.worktree = self.scratch / repo.name
         self.env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
@@ -211,6 +244,11 @@ class Rebuilder:
                 "the revision's environment differs from its own lock:\n"
                 + "\n".join(f"  {line}" for line in lines)
             )
+        command = [self.python, "-c", FINGERPRINT, str(PROJECT_ROOT), __package__]
+        measured = _run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
+        if measured.returncode != 0:
+            raise RebuildError(f"could not fingerprint the environment:\n{measured.stderr}")
+        self.rebuild.environment = json.loads(measured.stdout)
 
     def fetch(self) -> None:
         cache = self.repo / ".dvc" / "cache"
@@ -274,7 +312,12 @@ class Rebuilder:
             env = varied_environment(env)
             umask = VARIED_UMASK if os.name == "posix" else -1
         command = [*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"]
-        result = _run(command, cwd=self.worktree, env=env, stream=True, umask=umask)
+        result = _run(
+            command, cwd=self.worktree, env=env, stream=True, umask=umask, timeout=self.timeout
+        )
+        if result.returncode is None:
+            self.rebuild.timed_out = True
+            raise RebuildError(f"dvc repro did not finish within {self.timeout:g} s: unchecked")
         if result.returncode != 0:
             self.rebuild.differences.append("dvc repro failed: " + result.stdout.strip()[-2000:])
 
@@ -296,7 +339,11 @@ class Rebuilder:
 
 
 def rebuild(
-    ref: str = "HEAD", varied: bool = False, keep: bool = False, record: bool = True
+    ref: str = "HEAD",
+    varied: bool = False,
+    keep: bool = False,
+    record: bool = True,
+    timeout: float | None = None,
 ) -> Rebuild:
     """Rebuild ``ref`` and compare; returns the outcome (also kept as a git note if asked)."""
     repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
@@ -310,7 +357,7 @@ def rebuild(
     if not uv:
         raise RebuildError("uv is not on PATH: install it (`python3 -m pip install uv`) or set UV")
 
-    rebuilder = Rebuilder(repo, outcome, uv, keep)
+    rebuilder = Rebuilder(repo, outcome, uv, keep, timeout)
     print(f"rebuild of {ref} ({outcome.commit[:12]}) in {rebuilder.worktree}", flush=True)
     try:
         rebuilder.checkout()

@@ -9,6 +9,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from .errors import RecordsError
+
 NOTES_REF = "refs/notes/reproml"
 _FALLBACK_IDENTITY = ["-c", "user.name=reproml", "-c", "user.email=reproml@localhost"]
 
@@ -44,3 +46,39 @@ def all_records(repo: str | Path) -> list[dict]:
         _, commit = line.split()
         records.extend(records_of(repo, commit))
     return records
+
+
+def fetch(repo: str | Path, remote: str = "origin") -> str:
+    """Merge the remote's records into ours (line union: nothing is ever dropped)."""
+    repo = Path(repo)
+    if _git(repo, "remote", "get-url", remote, check=False).returncode != 0:
+        return f"no git remote {remote!r}: nothing to fetch"
+    staging = "refs/notes/reproml-incoming"
+    got = _git(repo, "fetch", "--quiet", remote, f"+{NOTES_REF}:{staging}", check=False)
+    if got.returncode != 0:
+        return f"{remote} has no records yet"
+    if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode != 0:
+        _git(repo, "update-ref", NOTES_REF, staging)
+    else:
+        _git(
+            repo,
+            *_identity(repo),
+            "notes",
+            f"--ref={NOTES_REF}",
+            "merge",
+            "--quiet",
+            "--strategy=cat_sort_uniq",
+            staging,
+        )
+    _git(repo, "update-ref", "-d", staging)
+    return f"merged the records of {remote}"
+
+
+def push(repo: str | Path, remote: str = "origin") -> str:
+    """Publish our records (after merging the remote's, so a concurrent CI run loses none)."""
+    repo = Path(repo)
+    fetch(repo, remote)
+    pushed = _git(repo, "push", "--quiet", remote, NOTES_REF, check=False)
+    if pushed.returncode != 0:
+        raise RecordsError(f"could not push {NOTES_REF} to {remote}: {pushed.stderr.strip()}")
+    return f"pushed the records to {remote}"

@@ -32,7 +32,7 @@ REBUILT_PATHS = ("model", "model_record", "metrics", "confusion")
 def _isolated_params(config: ProjectConfig, scratch: Path) -> Path:
     """params.yaml for the rebuild: inputs from the project, every output into scratch."""
     raw = asdict(config)
-    for key in ("train", "test"):
+    for key in ("raw_data", "train", "test"):
         raw["paths"][key] = str(Path(getattr(config.paths, key)).resolve())
     for key in REBUILT_PATHS:
         raw["paths"][key] = str(scratch / Path(getattr(config.paths, key)).name)

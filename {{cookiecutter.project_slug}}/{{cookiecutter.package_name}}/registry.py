@@ -1,0 +1,457 @@
+"""A model registry in git tags, in GTO's format, with releases gated on reproducibility.
+
+- Release: an annotated tag ``<artifact>@vX.Y.Z`` whose message carries the in-toto/SLSA
+  provenance statement. Created only when the tree is clean, the pipeline is up to date,
+  verify passed on this commit, and the remote holds every object the commit references.
+- Promotion: GTO's stage tags ``<artifact>#<stage>#<n>``.
+- Rollback: the registered model materialised outside the workspace, hash-verified.
+- Guarded gc: never deletes an object that a release or an unpushed commit still needs.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from . import provenance
+from .errors import RegistryError
+from .hashing import file_digest
+from .records import append_record
+
+VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
+DVC_FILE = "dvc.yaml"
+LOCK_FILE = "dvc.lock"
+VERIFY_STAGE = "verify"
+_FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "reproml",
+    "GIT_AUTHOR_EMAIL": "reproml@localhost",
+    "GIT_COMMITTER_NAME": "reproml",
+    "GIT_COMMITTER_EMAIL": "reproml@localhost",
+}
+
+
+@dataclass
+class Release:
+    tag: str
+    version: str
+    commit: str
+    created: str
+    stages: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _run(command: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (dvc, gto), whatever PATH says."""
+    return str(Path(sys.executable).parent / name)
+
+
+def repo_root() -> Path:
+    found = _run(["git", "rev-parse", "--show-toplevel"], Path.cwd())
+    if found.returncode != 0:
+        raise RegistryError("not inside a git repository")
+    return Path(found.stdout.strip())
+
+
+def artifact(repo: Path) -> tuple[str, str]:
+    """The model artifact declared in dvc.yaml: ``(name, path)``."""
+    declared = (yaml.safe_load((repo / DVC_FILE).read_text(encoding="utf-8")) or {}).get(
+        "artifacts"
+    ) or {}
+    models = [
+        (name, spec["path"]) for name, spec in declared.items() if spec.get("type") == "model"
+    ]
+    if len(models) != 1:
+        raise RegistryError(f"{DVC_FILE} must declare exactly one `type: model` artifact")
+    return models[0]
+
+
+def _git_env(repo: Path) -> dict:
+    env = dict(os.environ)
+    if not _run(["git", "config", "user.email"], repo).stdout.strip():
+        env.update(_FALLBACK_IDENTITY)
+    return env
+
+
+def releases(repo: Path) -> list[Release]:
+    """Every release tag of the artifact, oldest version first, with its assigned stages."""
+    name, _ = artifact(repo)
+    listed = _run(
+        [
+            "git",
+            "for-each-ref",
+            "refs/tags",
+            "--format=%(refname:short)\t%(*objectname)\t%(objectname)\t%(creatordate:iso-strict)",
+        ],
+        repo,
+    ).stdout
+    found, stage_tags = {}, []
+    for line in listed.splitlines():
+        tag, peeled, direct, created = line.split("\t")
+        commit = peeled or direct
+        if tag.startswith(f"{name}@") and VERSION_PATTERN.match(tag.split("@", 1)[1]):
+            found[commit] = Release(tag, tag.split("@", 1)[1], commit, created)
+        elif tag.startswith(f"{name}#"):
+            parts = tag.split("#")
+            if len(parts) == 3 and parts[2].isdigit():
+                stage_tags.append((int(parts[2]), parts[1], commit))
+    latest: dict[str, str] = {}
+    for _, stage, commit in sorted(stage_tags):
+        latest[stage] = commit
+    for stage, commit in latest.items():
+        if commit in found:
+            found[commit].stages.append(stage)
+    return sorted(found.values(), key=lambda r: tuple(int(p) for p in r.version[1:].split(".")))
+
+
+def find_release(repo: Path, version: str) -> Release:
+    for release in releases(repo):
+        if version in (release.version, release.tag):
+            return release
+    raise RegistryError(f"{version} is not a registered version: `make registry` lists them")
+
+
+def tag_statement(repo: Path, tag: str) -> tuple[dict, dict]:
+    message = _run(["git", "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)"], repo)
+    return provenance.parse_tag_message(message.stdout)
+
+
+def check_release(repo: Path, release: Release) -> list[str]:
+    """Problems with a release's provenance (empty: it checks out)."""
+    _, path = artifact(repo)
+    try:
+        fields, statement = tag_statement(repo, release.tag)
+        facts = provenance.commit_facts(repo, release.commit, path, record_path(repo))
+    except (ValueError, json.JSONDecodeError) as error:
+        return [str(error)]
+    problems = provenance.check_statement(fields, statement, facts)
+    if not provenance.is_complete(statement):
+        problems.append("the statement lacks a data version, commit, environment or params")
+    return problems
+
+
+def resolve_commit(repo: Path, rev: str) -> str:
+    found = _run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], repo)
+    if found.returncode != 0:
+        raise RegistryError(f"{rev!r} is not a commit, tag or registered version")
+    return found.stdout.strip()
+
+
+def _facts(repo: Path, commit: str, path: str) -> dict:
+    try:
+        return provenance.commit_facts(repo, commit, path, record_path(repo))
+    except ValueError as error:
+        raise RegistryError(str(error)) from None
+
+
+def record_path(repo: Path) -> str:
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    return params["paths"]["model_record"]
+
+
+def statement_for(rev: str) -> tuple[str, dict, list[str]]:
+    """``(title, statement, problems)`` for a version, a release tag, or any commit. A commit
+    that was never released gets a statement built from its files, without run times."""
+    repo = repo_root()
+    _, path = artifact(repo)
+    try:
+        release = find_release(repo, rev)
+    except RegistryError:
+        commit = resolve_commit(repo, rev)
+        facts = _facts(repo, commit, path)
+        statement = provenance.build_statement(facts, f"git+file://{repo}", "", "")
+        return f"commit {commit[:12]} (not released: no run times)", statement, []
+    _, statement = tag_statement(repo, release.tag)
+    return f"{release.tag} (commit {release.commit[:12]})", statement, check_release(repo, release)
+
+
+# ---- the release gates -------------------------------------------------------------------
+
+
+def gate_clean_tree(repo: Path) -> str | None:
+    dirty = _run(["git", "status", "--porcelain"], repo).stdout.strip()
+    if dirty:
+        return (
+            f"the working tree has uncommitted changes:\n{dirty}\n"
+            "Fix: commit them (or stash them), so the release is exactly a commit."
+        )
+    return None
+
+
+def gate_pipeline_up_to_date(repo: Path) -> str | None:
+    status = _run([_tool("dvc"), "status", "--json"], repo)
+    stale = json.loads(status.stdout or "{}") if status.returncode == 0 else None
+    if stale is None or stale:
+        detail = ", ".join(sorted(stale)) if stale else status.stderr.strip()
+        return (
+            f"the pipeline is not up to date ({detail}). Fix: `make repro`, then commit dvc.lock."
+        )
+    return None
+
+
+def gate_verify_passed(repo: Path) -> str | None:
+    lock = yaml.safe_load(_run(["git", "show", f"HEAD:{LOCK_FILE}"], repo).stdout or "{}")
+    if VERIFY_STAGE not in (lock.get("stages") or {}):
+        return "verify never ran on this commit. Fix: `make repro`, then commit dvc.lock."
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    report_path = params["paths"]["verify_report"]
+    shown = _run(["git", "show", f"HEAD:{report_path}"], repo)
+    report = json.loads(shown.stdout) if shown.returncode == 0 else {}
+    if report.get("result") != "match":
+        return (
+            f"verify did not pass on this commit ({report_path}: {report.get('result')}). "
+            "Fix: make the rebuild match (see the report), `make repro`, commit."
+        )
+    return None
+
+
+def gate_remote_complete(repo: Path) -> str | None:
+    status = _run([_tool("dvc"), "status", "--cloud", "--json"], repo)
+    if status.returncode != 0:
+        return f"could not compare the cache with the remote: {status.stderr.strip()}"
+    missing = json.loads(status.stdout or "{}")
+    if missing:
+        lines = "\n".join(f"  {path}: {state}" for path, state in sorted(missing.items()))
+        return f"the DVC remote lacks objects this commit references:\n{lines}\nFix: `dvc push`."
+    return None
+
+
+GATES = (
+    ("clean tree", gate_clean_tree),
+    ("pipeline up to date", gate_pipeline_up_to_date),
+    ("verify passed", gate_verify_passed),
+    ("data and model in the remote", gate_remote_complete),
+)
+
+
+def release(version: str) -> Release:
+    """Tag HEAD as ``<artifact>@<version>`` with its provenance statement, if every gate passes."""
+    started = _now()
+    repo = repo_root()
+    name, path = artifact(repo)
+    if not VERSION_PATTERN.match(version):
+        raise RegistryError(f"{version!r} is not a version like v1.2.0 (SemVer with a leading v)")
+    tag = f"{name}@{version}"
+    if _run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"], repo).returncode == 0:
+        raise RegistryError(f"{tag} exists already: releases are immutable, pick a new version")
+    for gate, check in GATES:
+        problem = check(repo)
+        print(f"  gate {gate}: {'REFUSED' if problem else 'passed'}")
+        if problem:
+            raise RegistryError(f"release refused by the gate '{gate}': {problem}")
+    commit = _run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    facts = _facts(repo, commit, path)
+    origin = _run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
+    source = f"git+{origin}" if origin else f"git+file://{repo}"
+    statement = provenance.build_statement(
+        facts, source, started, _now(), artifact=name, release=tag
+    )
+    message = provenance.tag_message(f"Release {name} {version}", statement)
+    created = _run(
+        [_tool("gto"), "register", name, commit, "--version", version, "--message", message],
+        repo,
+        env=_git_env(repo),
+    )
+    if created.returncode != 0:
+        raise RegistryError(f"`gto register` failed: {created.stdout}{created.stderr}")
+    return find_release(repo, version)
+
+
+def promote(version: str, stage: str) -> str:
+    repo = repo_root()
+    name, _ = artifact(repo)
+    target = find_release(repo, version)
+    problems = check_release(repo, target)
+    if problems:
+        raise RegistryError(f"{target.tag} cannot be promoted: its provenance does not check out")
+    created = _run(
+        [_tool("gto"), "assign", name, "--version", target.version, "--stage", stage],
+        repo,
+        env=_git_env(repo),
+    )
+    if created.returncode != 0:
+        raise RegistryError(f"`gto assign` failed: {created.stdout}{created.stderr}")
+    return f"{name}#{stage}"
+
+
+def rollback(version: str, out_dir: Path | None = None) -> Path:
+    """Materialise a registered version's model outside the workspace, hash-verified."""
+    repo = repo_root()
+    name, path = artifact(repo)
+    target = find_release(repo, version)
+    start = time.perf_counter()
+    result, detail, destination = "failure", "", None
+    try:
+        problems = check_release(repo, target)
+        if problems:
+            raise RegistryError(f"{target.tag}: provenance does not check out: {problems[0]}")
+        fields, _ = tag_statement(repo, target.tag)
+        out = (out_dir or repo / "build" / "rollback" / target.tag.replace("@", "-")).resolve()
+        with tempfile.TemporaryDirectory() as scratch:
+            fetched = Path(scratch) / Path(path).name
+            got = _run(
+                [
+                    _tool("dvc"),
+                    "artifacts",
+                    "get",
+                    str(repo),
+                    name,
+                    "--rev",
+                    target.version,
+                    "-o",
+                    str(fetched),
+                ],
+                repo,
+            )
+            if got.returncode != 0:
+                raise RegistryError(f"`dvc artifacts get` failed: {got.stderr.strip()}")
+            actual = file_digest(fetched)
+            if actual != fields["model-sha256"]:
+                raise RegistryError(
+                    f"the fetched model hashes to {actual}, not the released "
+                    f"{fields['model-sha256']}: refusing it"
+                )
+            out.mkdir(parents=True, exist_ok=True)
+            destination = out / Path(path).name
+            shutil.move(fetched, destination)
+        result, detail = "success", str(destination)
+        return destination
+    except RegistryError as error:
+        detail = str(error)
+        raise
+    finally:
+        append_record(
+            repo,
+            target.commit,
+            {
+                "kind": "rollback",
+                "release": target.tag,
+                "revision": target.commit,
+                "result": result,
+                "detail": detail,
+                "seconds": round(time.perf_counter() - start, 3),
+                "finished": _now(),
+            },
+        )
+
+
+# ---- remote completeness and guarded gc ---------------------------------------------------
+
+
+def _cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
+    """``{md5: path}`` of every cached object a commit references (dvc.lock outs, .dvc files)."""
+    objects = {}
+    dvc_yaml = yaml.safe_load(_run(["git", "show", f"{commit}:{DVC_FILE}"], repo).stdout or "{}")
+    uncached = set()
+    for stage in (dvc_yaml.get("stages") or {}).values():
+        for section in ("outs", "metrics", "plots"):
+            for entry in stage.get(section) or []:
+                if isinstance(entry, dict):
+                    for key, options in entry.items():
+                        if isinstance(options, dict) and options.get("cache") is False:
+                            uncached.add(key)
+    lock = yaml.safe_load(_run(["git", "show", f"{commit}:{LOCK_FILE}"], repo).stdout or "{}")
+    params = yaml.safe_load(_run(["git", "show", f"{commit}:params.yaml"], repo).stdout or "{}")
+    uncached_paths = {_resolve(key, params) for key in uncached}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out["path"] not in uncached_paths and out.get("md5"):
+                objects[out["md5"]] = out["path"]
+    tracked = _run(["git", "ls-tree", "-r", "--name-only", commit], repo).stdout.split()
+    for dvc_file in (name for name in tracked if name.endswith(".dvc")):
+        document = yaml.safe_load(_run(["git", "show", f"{commit}:{dvc_file}"], repo).stdout)
+        for out in document.get("outs") or []:
+            objects[out["md5"]] = str(Path(dvc_file).parent / out["path"])
+    return objects
+
+
+def _resolve(key: str, params: dict) -> str:
+    """A dvc.yaml path such as ``${paths.metrics}`` resolved against params.yaml."""
+    match = re.fullmatch(r"\$\{([\w.]+)\}", key)
+    if not match:
+        return key
+    value = params
+    for part in match.group(1).split("."):
+        value = value[part]
+    return value
+
+
+def _remote_has(repo: Path, md5s: set[str]) -> dict[str, bool]:
+    """Ask DVC which of these objects the default remote holds."""
+    script = (
+        "import json, sys\n"
+        "from dvc.repo import Repo\n"
+        "repo = Repo('.')\n"
+        "odb = repo.cloud.get_remote_odb(None, hash_name='md5')\n"
+        "md5s = json.load(sys.stdin)\n"
+        "print(json.dumps({m: odb.exists(m) for m in md5s}))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=repo,
+        input=json.dumps(sorted(md5s)),
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise RegistryError(f"could not query the DVC remote: {found.stderr.strip()[-500:]}")
+    return json.loads(found.stdout)
+
+
+def check_releases() -> dict[str, list[str]]:
+    """For every release tag, the objects it references that the remote lacks."""
+    repo = repo_root()
+    per_release = {r.tag: _cached_objects_at(repo, r.commit) for r in releases(repo)}
+    present = _remote_has(repo, {md5 for objects in per_release.values() for md5 in objects})
+    return {
+        tag: [f"{path} (md5 {md5})" for md5, path in sorted(objects.items()) if not present[md5]]
+        for tag, objects in per_release.items()
+    }
+
+
+def unpushed_commits(repo: Path) -> list[str]:
+    """Commits on no remote-tracking branch (all of them when there is no git remote)."""
+    listed = _run(["git", "rev-list", "--all", "--not", "--remotes"], repo)
+    return listed.stdout.split()
+
+
+def gc() -> list[str]:
+    """Collect the local DVC cache, keeping what releases, branches, the workspace and every
+    unpushed commit need. Refuses, deleting nothing, if DVC would remove any of those."""
+    repo = repo_root()
+    needed: dict[str, str] = {}
+    keep = [r.commit for r in releases(repo)] + unpushed_commits(repo)
+    for commit in dict.fromkeys(keep):
+        needed.update(_cached_objects_at(repo, commit))
+    flags = ["--workspace", "--all-tags", "--all-branches", "--not-in-remote", "--force"]
+    planned = _run([_tool("dvc"), "gc", *flags, "--dry"], repo)
+    if planned.returncode != 0:
+        raise RegistryError(f"`dvc gc --dry` failed: {planned.stderr.strip()}")
+    doomed = re.findall(r"files/md5/([0-9a-f]{2})/([0-9a-f.a-z]+)", planned.stdout + planned.stderr)
+    endangered = sorted({needed[a + b] for a, b in doomed if a + b in needed})
+    if endangered:
+        raise RegistryError(
+            "gc refused, nothing deleted: DVC would remove objects that a release or an "
+            "unpushed commit needs:\n"
+            + "\n".join(f"  {path}" for path in endangered)
+            + "\nFix: `dvc push` those commits first."
+        )
+    done = _run([_tool("dvc"), "gc", *flags], repo)
+    if done.returncode != 0:
+        raise RegistryError(f"`dvc gc` failed: {done.stderr.strip()}")
+    return [f"{a}{b}" for a, b in doomed]
