@@ -28,6 +28,15 @@ TARGETS_RUN_END_TO_END = {
     "pull",
     "status",
     "rebuild",
+    "release",
+    "provenance",
+    "registry",
+    "promote",
+    "rollback",
+    "check-releases",
+    "gc",
+    "report",
+    "push-records",
 }
 
 ROWS = matrix(("dataset", "model"), ("python_version",))

@@ -431,14 +431,19 @@ def unpushed_commits(repo: Path) -> list[str]:
 
 
 def gc() -> list[str]:
-    """Collect the local DVC cache, keeping what releases, branches, the workspace and every
-    unpushed commit need. Refuses, deleting nothing, if DVC would remove any of those."""
+    """Collect the local DVC cache: remove only objects that no commit, tag, branch or the
+    workspace references (leftovers of uncommitted runs and experiments).
+
+    Before deleting anything it asks DVC for its plan (``--dry``) and refuses, deleting
+    nothing, if the plan holds an object that a release or an unpushed commit needs: DVC's
+    own flags have surprised users before (``--not-in-remote`` deletes *used* objects once
+    they are in the remote)."""
     repo = repo_root()
     needed: dict[str, str] = {}
     keep = [r.commit for r in releases(repo)] + unpushed_commits(repo)
     for commit in dict.fromkeys(keep):
         needed.update(_cached_objects_at(repo, commit))
-    flags = ["--workspace", "--all-tags", "--all-branches", "--not-in-remote", "--force"]
+    flags = ["--workspace", "--all-tags", "--all-branches", "--all-commits", "--force"]
     planned = _run([_tool("dvc"), "gc", *flags, "--dry"], repo)
     if planned.returncode != 0:
         raise RegistryError(f"`dvc gc --dry` failed: {planned.stderr.strip()}")

@@ -1,0 +1,294 @@
+"""Tier 3: provenance, the gated registry and the reproducibility report, on real git, real
+DVC and a real (local) remote, with a bare git repository as origin."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import bake, run
+from test_end_to_end import Project, model_override, restore_committed_state
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registry")]
+
+
+def commit_all(project: Project, message: str) -> None:
+    project.git("add", "-A")
+    project.git("commit", "-qm", message)
+
+
+def change_parameter(project: Project) -> None:
+    family, key, old, new = model_override(project)
+    conf = project.path / "conf" / "model" / f"{family}.yaml"
+    conf.write_text(conf.read_text().replace(f"{key}: {old}", f"{key}: {new}"))
+    project.make("params")
+
+
+def tag_message(project: Project, tag: str) -> str:
+    return run(
+        ["git", "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)"], cwd=project.path
+    ).stdout
+
+
+def retag(project: Project, tag: str, message: str) -> None:
+    """Replace a release tag's message by hand, as someone editing provenance would."""
+    commit = run(["git", "rev-parse", f"{tag}^{{commit}}"], cwd=project.path).stdout.strip()
+    (project.path.parent / "message.txt").write_text(message)
+    project.git("tag", "-f", "-a", tag, "-F", str(project.path.parent / "message.txt"), commit)
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory):
+    """bake -> repro -> release v1 -> change a parameter -> repro -> release v2 ->
+    rollback v1 -> rebuild v1 -> records pushed to a bare origin."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    origin = root / "origin.git"
+    run(["git", "init", "-q", "--bare", "--initial-branch=main", str(origin)], cwd=root)
+    project = Project(bake(root))
+    project.make("setup")
+    project.git("remote", "add", "origin", str(origin))
+    project.make("repro")
+    commit_all(project, "First model")
+    project.dvc("push")
+    released_v1 = project.make("release", "VERSION=v1.0.0")
+    change_parameter(project)
+    project.make("repro")
+    commit_all(project, "Second model")
+    project.dvc("push")
+    project.make("release", "VERSION=v2.0.0")
+    project.make("promote", "VERSION=v2.0.0", "STAGE=prod")
+    rolled_back = project.make("rollback", "VERSION=v1.0.0")
+    rebuilt = project.make("rebuild", "REV=model@v1.0.0")
+    project.git("push", "-q", "origin", "main", "--tags")
+    project.make("push-records")
+    return {
+        "project": project,
+        "origin": origin,
+        "root": root,
+        "release": released_v1,
+        "rollback": rolled_back,
+        "rebuild": rebuilt,
+    }
+
+
+def test_release_passes_every_gate_and_tags_in_gto_format(lifecycle):
+    project = lifecycle["project"]
+    output = lifecycle["release"].stdout
+    for gate in (
+        "clean tree",
+        "pipeline up to date",
+        "verify passed",
+        "data and model in the remote",
+    ):
+        assert f"gate {gate}: passed" in output
+    tags = run(["git", "tag"], cwd=project.path).stdout.split()
+    assert {"model@v1.0.0", "model@v2.0.0"} <= set(tags)
+    shown = run([str(project.path / ".venv/bin/gto"), "show", "model"], cwd=project.path).stdout
+    assert "v1.0.0" in shown and "v2.0.0" in shown
+    assert run(["git", "cat-file", "-t", "model@v1.0.0"], cwd=project.path).stdout.strip() == "tag"
+
+
+def test_promotion_shows_in_the_registry_and_in_gto(lifecycle):
+    project = lifecycle["project"]
+    listing = project.make("registry").stdout
+    assert re.search(r"model@v2\.0\.0 .* stages: prod .* provenance ok", listing)
+    assert re.search(r"model@v1\.0\.0 .* stages: - .* provenance ok", listing)
+    assert "model#prod#" in run(["git", "tag"], cwd=project.path).stdout
+
+
+def test_statement_is_in_toto_slsa_with_the_commit_data_and_lock(lifecycle):
+    project = lifecycle["project"]
+    shown = project.make("provenance", "REV=v1.0.0")
+    assert "provenance does NOT check out" not in shown.stdout
+    statement = json.loads(
+        run(
+            [
+                str(project.path / ".venv/bin/python"),
+                "-m",
+                "my_ml_project",
+                "provenance",
+                "v1.0.0",
+                "--json",
+            ],
+            cwd=project.path,
+            env=project.env,
+        ).stdout
+    )
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    commit = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=project.path).stdout.strip()
+    dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    digests = {item["name"]: item["digest"] for item in dependencies}
+    assert digests["source"] == {"gitCommit": commit}
+    raw = next(name for name in digests if name.startswith("data/raw/"))
+    assert "md5" in digests[raw] and "sha256" in digests["runtime.lock"]
+    record = json.loads(
+        run(["git", "show", f"{commit}:models/model.json"], cwd=project.path).stdout
+    )
+    assert statement["subject"][0]["digest"]["sha256"] == record["model"]["sha256"]
+    assert statement["predicate"]["runDetails"]["metadata"]["startedOn"]
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]["params"]
+    assert params == yaml.safe_load(
+        run(["git", "show", f"{commit}:params.yaml"], cwd=project.path).stdout
+    )
+
+
+def test_rollback_materialises_the_released_model_outside_the_workspace(lifecycle):
+    project = lifecycle["project"]
+    output = lifecycle["rollback"].stdout
+    assert "rollback to v1.0.0: success, hash-verified" in output
+    path = Path(re.search(r"model at (\S+)", output).group(1))
+    record = json.loads(
+        run(["git", "show", "model@v1.0.0:models/model.json"], cwd=project.path).stdout
+    )
+    from hashlib import sha256
+
+    assert sha256(path.read_bytes()).hexdigest() == record["model"]["sha256"]
+    assert run(["git", "status", "--porcelain"], cwd=project.path).stdout == ""
+
+
+def test_report_after_the_lifecycle(lifecycle):
+    report = lifecycle["project"].make("report").stdout
+    assert "Reproducibility report: 2 releases" in report
+    assert re.search(r"releases with full provenance:\s+2/2 \(100%\)", report)
+    assert re.search(r"reproduction success, field:\s+1/1 \(100%\), 0 unchecked", report)
+    assert re.search(r"rollback success:\s+1/1 \(100%\)", report)
+    mean = re.search(
+        r"time to reproduce:\s+mean ([\d.]+) s, p95 ([\d.]+) s over 1 rebuilds", report
+    )
+    assert mean and float(mean.group(1)) > 0
+    assert (lifecycle["project"].path / "build/report/time-to-reproduce.svg").read_text().count(
+        "<rect"
+    ) == 1
+
+
+def test_records_and_provenance_survive_a_clone(lifecycle, tmp_path):
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    report = clone.make("report").stdout
+    assert re.search(r"releases with full provenance:\s+2/2", report)
+    assert re.search(r"reproduction success, field:\s+1/1", report)
+    assert re.search(r"rollback success:\s+1/1", report)
+
+
+def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):
+    project = lifecycle["project"]
+    scratch = project.path / "notes.txt"
+    scratch.write_text("uncommitted")
+    try:
+        refused = project.make("release", "VERSION=v9.0.0", check=False)
+        assert refused.returncode != 0
+        assert "gate 'clean tree'" in refused.stderr and "Fix: commit" in refused.stderr
+    finally:
+        scratch.unlink()
+
+    change_parameter(project)
+    commit_all(project, "Changed conf, forgot to repro")
+    try:
+        refused = project.make("release", "VERSION=v9.0.0", check=False)
+        assert "gate 'pipeline up to date'" in refused.stderr and "make repro" in refused.stderr
+
+        project.make("repro")
+        commit_all(project, "Repro, but forgot dvc push")
+        refused = project.make("release", "VERSION=v9.0.0", check=False)
+        assert "gate 'data and model in the remote'" in refused.stderr
+        assert "models/model.pkl" in refused.stderr and "dvc push" in refused.stderr
+
+        project.dvc("push")
+        report = project.path / "reports" / "verify.json"
+        failed = json.loads(report.read_text())
+        failed["result"] = "mismatch"
+        report.write_text(json.dumps(failed))
+        project.dvc("commit", "--force", "verify")  # someone forcing a failed verify in
+        commit_all(project, "Forced a failed verify into dvc.lock")
+        refused = project.make("release", "VERSION=v9.0.0", check=False)
+        assert "gate 'verify passed'" in refused.stderr
+        assert "model@v9.0.0" not in run(["git", "tag"], cwd=project.path).stdout
+    finally:
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def test_hand_edits_to_a_statement_or_a_tag_hash_are_detected(lifecycle):
+    project = lifecycle["project"]
+    original = tag_message(project, "model@v1.0.0")
+    edits = {
+        "statement": original.replace('"seed": 42', '"seed": 7'),
+        "model hash": re.sub(r"model-sha256: [0-9a-f]{64}", "model-sha256: " + "0" * 64, original),
+    }
+    try:
+        for what, edited in edits.items():
+            retag(project, "model@v1.0.0", edited)
+            checked = project.make("provenance", "REV=v1.0.0", check=False)
+            assert checked.returncode != 0, what
+            assert "provenance does NOT check out" in checked.stdout, what
+            assert re.search(r"full provenance:\s+1/2", project.make("report").stdout), what
+            refused = project.make("rollback", "VERSION=v1.0.0", check=False)
+            assert refused.returncode != 0 and "does not check out" in refused.stderr, what
+    finally:
+        retag(project, "model@v1.0.0", original)
+    assert project.make("provenance", "REV=v1.0.0").returncode == 0
+
+
+def test_every_release_is_complete_in_the_remote_and_incomplete_is_named(lifecycle):
+    project = lifecycle["project"]
+    assert "model@v1.0.0: complete" in project.make("check-releases").stdout
+    lock = yaml.safe_load(run(["git", "show", "model@v1.0.0:dvc.lock"], cwd=project.path).stdout)
+    md5 = next(
+        out["md5"] for out in lock["stages"]["train"]["outs"] if out["path"] == "models/model.pkl"
+    )
+    remote = Path(project.dvc("remote", "list").stdout.split()[1])
+    stored = remote / "files" / "md5" / md5[:2] / md5[2:]
+    aside = project.path.parent / "aside"
+    stored.rename(aside)
+    try:
+        missing = project.make("check-releases", check=False)
+        assert missing.returncode != 0
+        assert f"model@v1.0.0: MISSING models/model.pkl (md5 {md5})" in missing.stdout
+    finally:
+        aside.rename(stored)
+
+
+def model_md5(project: Project) -> str:
+    lock = yaml.safe_load((project.path / "dvc.lock").read_text())
+    return next(
+        out["md5"] for out in lock["stages"]["train"]["outs"] if out["path"] == "models/model.pkl"
+    )
+
+
+def test_gc_keeps_what_releases_and_unpushed_commits_need(lifecycle):
+    project = lifecycle["project"]
+    cache = project.path / ".dvc" / "cache" / "files" / "md5"
+
+    def cached(md5: str) -> bool:
+        return (cache / md5[:2] / md5[2:]).exists()
+
+    try:
+        change_parameter(project)
+        project.make("repro")
+        commit_all(project, "Unpushed model A")
+        model_a = model_md5(project)
+        change_parameter(project)
+        project.make("repro")
+        commit_all(project, "Unpushed model B")
+        change_parameter(project)
+        project.make("repro")
+        leftover = model_md5(project)  # trained, never committed: garbage once discarded
+        restore_committed_state(project)
+        assert cached(leftover)
+
+        project.make("gc")
+        assert not cached(leftover), "gc kept an object that nothing references"
+        assert cached(model_a), "gc deleted the model of an unpushed commit"
+        for tag in ("model@v1.0.0", "model@v2.0.0"):
+            lock = yaml.safe_load(run(["git", "show", f"{tag}:dvc.lock"], cwd=project.path).stdout)
+            for stage in lock["stages"].values():
+                for out in stage.get("outs", []):
+                    if out["path"] == "models/model.pkl":
+                        assert cached(out["md5"]), tag
+        assert project.status_is_clean()
+    finally:
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
