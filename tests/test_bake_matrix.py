@@ -294,7 +294,7 @@ def ci_commands(project: Path, ci: str) -> list[str]:
     commands = list(pipeline["default"]["before_script"])
     for name, job in pipeline.items():
         if name != "default":
-            commands += job["script"]
+            commands += job["script"] + job.get("after_script", [])
     return commands
 
 
@@ -322,8 +322,12 @@ def test_github_workflow_passes_actionlint_with_pinned_actions_and_read_only_tok
     assert result.returncode == 0, result.stdout + result.stderr
     workflow = yaml.safe_load(path.read_text())
     assert workflow["permissions"] == {"contents": "read"}
-    for job in workflow["jobs"].values():
-        assert "permissions" not in job
+    for name, job in workflow["jobs"].items():
+        # Only the job that publishes its rebuild record (a git note) may write.
+        writes = name == "reproduce"
+        assert job.get("permissions") == ({"contents": "write"} if writes else None), name
+        checkout = job["steps"][0]
+        assert checkout["with"]["persist-credentials"] is writes, name
         for step in job["steps"]:
             if "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]

@@ -160,3 +160,23 @@ def test_the_record_is_what_loading_checks(config, workspace):
     model_file.write_bytes(bytes(data))
     with pytest.raises(errors.ModelFileError, match="refusing to load"):
         models.load_recorded_model(config.paths.model, config.paths.model_record)
+
+
+def test_prediction_uses_the_verified_model_and_refuses_a_tampered_one(config, workspace):
+    predict = project_module("predict")
+    run_stage("prepare", config)
+    run_stage("train", config)
+    header, features, _ = project_module("dataio").read_table(config.paths.test)
+    rows = workspace / "new.csv"
+    rows.write_text(
+        ",".join(header[:-1])
+        + "\n"
+        + "\n".join(",".join(repr(float(v)) for v in row) for row in features[:5])
+        + "\n"
+    )
+    out = predict.predict(config, rows, workspace / "predictions.csv")
+    assert len(out.read_text().splitlines()) == 6
+    model_file = workspace / config.paths.model
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    with pytest.raises(errors.ModelFileError, match="refusing to load"):
+        predict.predict(config, rows, workspace / "again.csv")

@@ -83,6 +83,14 @@ def _rebuild(args: argparse.Namespace) -> int:
     return rebuild.exit_code(outcome)
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from .config import load_params
+    from .predict import predict
+
+    print(f"wrote {predict(load_params(args.params), args.features, args.out)}")
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
     from . import registry
 
@@ -98,10 +106,9 @@ def _provenance(args: argparse.Namespace) -> int:
     from . import provenance, registry
 
     title, statement, problems = registry.statement_for(args.rev)
-    if args.json:
-        print(json.dumps(statement, indent=2, sort_keys=True))
-    else:
-        print(provenance.describe(statement, title))
+    if not args.json:
+        print(provenance.describe(statement, title) + "\n")
+    print(json.dumps(statement, indent=2, sort_keys=True))
     if problems:
         print("provenance does NOT check out:\n" + "\n".join(f"  - {p}" for p in problems))
         return 1
@@ -260,13 +267,19 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--timeout", type=float, help="seconds before dvc repro is cut off")
     rebuild.set_defaults(handler=_rebuild)
 
+    predict = commands.add_parser("predict", help="label new rows with the verified model")
+    predict.add_argument("features", help="CSV with the feature columns and a header")
+    predict.add_argument("out", help="where to write one prediction per row")
+    predict.add_argument("--params", default="params.yaml")
+    predict.set_defaults(handler=_predict)
+
     release = commands.add_parser("release", help="tag HEAD as a release, if the gates pass")
     release.add_argument("version", help="like v1.2.0")
     release.set_defaults(handler=_release)
 
     prov = commands.add_parser("provenance", help="the provenance statement of a release/commit")
     prov.add_argument("rev", nargs="?", default="HEAD", help="version, release tag or commit")
-    prov.add_argument("--json", action="store_true")
+    prov.add_argument("--json", action="store_true", help="only the JSON statement")
     prov.set_defaults(handler=_provenance)
 
     listing = commands.add_parser("registry", help="list released versions and their stages")
