@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from itertools import cycle, islice
 from pathlib import Path
 
 import jinja2
@@ -43,9 +42,12 @@ def matrix(primary: tuple[str, ...], cycled: tuple[str, ...]) -> list[dict]:
     rows = [{}]
     for key in primary:
         rows = [{**row, key: value} for row in rows for value in CHOICES[key]]
-    for key in cycled:
-        for row, value in zip(rows, islice(cycle(CHOICES[key]), len(rows)), strict=True):
-            row[key] = value
+    for shift, key in enumerate(cycled, start=1):
+        values = CHOICES[key]
+        for index, row in enumerate(rows):
+            # Each cycled option advances by one more step per block of rows, so options with
+            # the same number of values do not stay paired (ci=github with one dataset only).
+            row[key] = values[(index + shift * (index // len(values))) % len(values)]
     assert all(len(rows) >= len(CHOICES[key]) for key in cycled)
     return rows
 
