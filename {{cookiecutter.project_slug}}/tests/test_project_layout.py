@@ -166,3 +166,11 @@ def test_entry_point_moves_into_the_project_environment():
         check=True,
     )
     assert f"interpreter={venv_python}" in result.stdout.splitlines()
+
+
+def test_the_registry_artifact_is_the_model_the_pipeline_writes():
+    """dvc.yaml's `artifacts:` cannot interpolate, so its path is written twice; they agree."""
+    artifacts = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["artifacts"]
+    paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
+    models = [spec for spec in artifacts.values() if spec.get("type") == "model"]
+    assert [spec["path"] for spec in models] == [paths["model"]]
