@@ -34,6 +34,8 @@ PINNED_ENV = {
 DROPPED_ENV = ("PYTHONDONTWRITEBYTECODE",)
 
 # Set to "as-is" to run in the caller's environment (verification varies it on purpose).
+# The project this package belongs to: the package lives at its root.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OPT_OUT_VARIABLE = "REPRO_ENV"
 _REEXECUTED_MARKER = "_REPRO_ENV_REEXECUTED"
 
@@ -94,7 +96,7 @@ def reexec_if_needed(package: str, argv: list[str]) -> None:
     """Replace this process with ``python -m package argv`` pinned, in the project's .venv."""
     if os.environ.pop(_REEXECUTED_MARKER, None) is not None:
         return
-    interpreter = project_interpreter(Path(__file__).resolve().parents[1])
+    interpreter = project_interpreter(PROJECT_ROOT)
     keep_environment = os.environ.get(OPT_OUT_VARIABLE) == "as-is"
     pinned = keep_environment or not unpinned_keys(dict(os.environ))
     if pinned and interpreter == sys.executable:

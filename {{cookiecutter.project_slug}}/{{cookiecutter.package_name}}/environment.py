@@ -11,10 +11,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from .determinism import PROJECT_ROOT
 from .errors import DriftError
 
-# The project whose lock this code belongs to (the package lives at its root).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The export of uv.lock that pins everything installed (locking.py writes it).
 REQUIREMENTS_LOCK = "requirements.lock"
 PYTHON_VERSION_FILE = ".python-version"
 ALLOW_DRIFT_VARIABLE = "REPRO_ALLOW_DRIFT"

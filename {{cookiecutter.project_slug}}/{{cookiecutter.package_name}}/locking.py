@@ -11,11 +11,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .environment import REQUIREMENTS_LOCK
 from .errors import LockError
 
 LOCK_FILE = "uv.lock"
 RUNTIME_LOCK = "runtime.lock"
-REQUIREMENTS_LOCK = "requirements.lock"
 
 EXPORTS = {
     RUNTIME_LOCK: ["--no-default-groups"],

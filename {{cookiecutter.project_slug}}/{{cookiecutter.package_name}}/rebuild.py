@@ -17,29 +17,23 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from .determinism import VARIED_UMASK, varied_environment
-from .environment import drift, normalize
+from .determinism import PROJECT_ROOT, VARIED_UMASK, varied_environment
 from .errors import RebuildError
 from .hashing import file_digest
-from .records import append_record
+from .records import append_record, utc_now
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# Run by the revision's own interpreter: the fingerprint of the environment that rebuilt it.
-FINGERPRINT = (
-    "import json, sys; sys.path.insert(0, sys.argv[1]); "
-    "from importlib import import_module; "
-    "print(json.dumps(import_module(sys.argv[2] + '.environment').fingerprint(sys.argv[3])))"
-)
-INSTALLED_DISTRIBUTIONS = (
-    "import json, sys; from importlib import metadata; "
-    "print(json.dumps({'python': '%d.%d' % sys.version_info[:2], 'installed': "
-    "{d.metadata['Name']: d.version for d in metadata.distributions()}}))"
+# Run by the revision's own interpreter with this package's environment code: how that
+# environment differs from the revision's lock, and its fingerprint.
+PROBE_ENVIRONMENT = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]); from importlib import import_module; "
+    "environment = import_module(sys.argv[2] + '.environment'); "
+    "print(json.dumps({'drift': environment.drift(sys.argv[3]), "
+    "'fingerprint': environment.fingerprint(sys.argv[3])}))"
 )
 
 
@@ -83,10 +77,6 @@ class Rebuild:
             "started": self.started,
             "finished": self.finished,
         }
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _run(
@@ -235,20 +225,17 @@ class Rebuilder:
         result = _run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
-        probe = _run([self.python, "-c", INSTALLED_DISTRIBUTIONS], cwd=self.worktree)
+        command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT), __package__]
+        probe = _run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
+        if probe.returncode != 0:
+            raise RebuildError(f"could not inspect the revision's environment:\n{probe.stderr}")
         found = json.loads(probe.stdout)
-        installed = {normalize(name): version for name, version in found["installed"].items()}
-        lines = drift(self.worktree, installed=installed, python=found["python"])
-        if lines:
+        if found["drift"]:
             raise RebuildError(
                 "the revision's environment differs from its own lock:\n"
-                + "\n".join(f"  {line}" for line in lines)
+                + "\n".join(f"  {line}" for line in found["drift"])
             )
-        command = [self.python, "-c", FINGERPRINT, str(PROJECT_ROOT), __package__]
-        measured = _run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
-        if measured.returncode != 0:
-            raise RebuildError(f"could not fingerprint the environment:\n{measured.stderr}")
-        self.rebuild.environment = json.loads(measured.stdout)
+        self.rebuild.environment = found["fingerprint"]
 
     def fetch(self) -> None:
         cache = self.repo / ".dvc" / "cache"
@@ -350,7 +337,7 @@ def rebuild(
     commit = _run(["git", "rev-parse", "--verify", "--quiet", ref + "^{commit}"], cwd=repo)
     if commit.returncode != 0:
         raise RebuildError(f"{ref!r} is not a commit or tag in {repo}")
-    outcome = Rebuild(ref=ref, commit=commit.stdout.strip(), varied=varied, started=_now())
+    outcome = Rebuild(ref=ref, commit=commit.stdout.strip(), varied=varied, started=utc_now())
     if _run(["git", "cat-file", "-e", f"{outcome.commit}:dvc.lock"], cwd=repo).returncode != 0:
         raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
     uv = os.environ.get("UV") or shutil.which("uv")
@@ -371,7 +358,7 @@ def rebuild(
         outcome.error = str(error)
     finally:
         rebuilder.cleanup()
-        outcome.finished = _now()
+        outcome.finished = utc_now()
         outcome.timings["total"] = sum(outcome.timings.values())
         if record:
             append_record(repo, outcome.commit, outcome.record())

@@ -6,29 +6,54 @@ record can be added after the fact by anyone, CI included, without a new commit.
 """
 
 import json
+import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import RecordsError
 
 NOTES_REF = "refs/notes/reproml"
-_FALLBACK_IDENTITY = ["-c", "user.name=reproml", "-c", "user.email=reproml@localhost"]
+# Used only when git has no identity configured (fresh CI runners, containers).
+_FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "reproml",
+    "GIT_AUTHOR_EMAIL": "reproml@localhost",
+    "GIT_COMMITTER_NAME": "reproml",
+    "GIT_COMMITTER_EMAIL": "reproml@localhost",
+}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def git_environment(repo: Path) -> dict:
+    """This process's environment, plus an identity for git if none is configured."""
+    env = dict(os.environ)
+    configured = subprocess.run(
+        ["git", "config", "user.email"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    if not configured:
+        env.update(_FALLBACK_IDENTITY)
+    return env
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=check)
-
-
-def _identity(repo: Path) -> list[str]:
-    configured = _git(repo, "config", "user.email", check=False).stdout.strip()
-    return [] if configured else _FALLBACK_IDENTITY
+    return subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=check,
+        env=git_environment(repo),
+    )
 
 
 def append_record(repo: str | Path, commit: str, record: dict) -> None:
     """Add ``record`` to the notes of ``commit`` (one JSON object per line)."""
     repo = Path(repo)
     line = json.dumps(record, sort_keys=True, separators=(",", ":"))
-    _git(repo, *_identity(repo), "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
+    _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
 
 
 def records_of(repo: str | Path, commit: str) -> list[dict]:
@@ -62,7 +87,6 @@ def fetch(repo: str | Path, remote: str = "origin") -> str:
     else:
         _git(
             repo,
-            *_identity(repo),
             "notes",
             f"--ref={NOTES_REF}",
             "merge",

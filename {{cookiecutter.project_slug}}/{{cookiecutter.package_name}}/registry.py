@@ -9,7 +9,6 @@
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -25,18 +23,12 @@ import yaml
 from . import provenance
 from .errors import RegistryError
 from .hashing import file_digest
-from .records import append_record
+from .records import append_record, git_environment, utc_now
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
 LOCK_FILE = "dvc.lock"
 VERIFY_STAGE = "verify"
-_FALLBACK_IDENTITY = {
-    "GIT_AUTHOR_NAME": "reproml",
-    "GIT_AUTHOR_EMAIL": "reproml@localhost",
-    "GIT_COMMITTER_NAME": "reproml",
-    "GIT_COMMITTER_EMAIL": "reproml@localhost",
-}
 
 
 @dataclass
@@ -46,10 +38,6 @@ class Release:
     commit: str
     created: str
     stages: list[str] = field(default_factory=list)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _run(command: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -79,13 +67,6 @@ def artifact(repo: Path) -> tuple[str, str]:
     if len(models) != 1:
         raise RegistryError(f"{DVC_FILE} must declare exactly one `type: model` artifact")
     return models[0]
-
-
-def _git_env(repo: Path) -> dict:
-    env = dict(os.environ)
-    if not _run(["git", "config", "user.email"], repo).stdout.strip():
-        env.update(_FALLBACK_IDENTITY)
-    return env
 
 
 def releases(repo: Path) -> list[Release]:
@@ -241,7 +222,7 @@ GATES = (
 
 def release(version: str) -> Release:
     """Tag HEAD as ``<artifact>@<version>`` with its provenance statement, if every gate passes."""
-    started = _now()
+    started = utc_now()
     repo = repo_root()
     name, path = artifact(repo)
     if not VERSION_PATTERN.match(version):
@@ -259,13 +240,13 @@ def release(version: str) -> Release:
     origin = _run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
     source = f"git+{origin}" if origin else f"git+file://{repo}"
     statement = provenance.build_statement(
-        facts, source, started, _now(), artifact=name, release=tag
+        facts, source, started, utc_now(), artifact=name, release=tag
     )
     message = provenance.tag_message(f"Release {name} {version}", statement)
     created = _run(
         [_tool("gto"), "register", name, commit, "--version", version, "--message", message],
         repo,
-        env=_git_env(repo),
+        env=git_environment(repo),
     )
     if created.returncode != 0:
         raise RegistryError(f"`gto register` failed: {created.stdout}{created.stderr}")
@@ -282,7 +263,7 @@ def promote(version: str, stage: str) -> str:
     created = _run(
         [_tool("gto"), "assign", name, "--version", target.version, "--stage", stage],
         repo,
-        env=_git_env(repo),
+        env=git_environment(repo),
     )
     if created.returncode != 0:
         raise RegistryError(f"`gto assign` failed: {created.stdout}{created.stderr}")
@@ -345,7 +326,7 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
                 "result": result,
                 "detail": detail,
                 "seconds": round(time.perf_counter() - start, 3),
-                "finished": _now(),
+                "finished": utc_now(),
             },
         )
 

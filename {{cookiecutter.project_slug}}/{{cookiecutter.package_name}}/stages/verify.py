@@ -18,13 +18,18 @@ import yaml
 
 from ..config import PARAMS_FILE, ProjectConfig
 from ..dataio import read_table, write_json
-from ..determinism import OPT_OUT_VARIABLE, VARIED_ENV, VARIED_UMASK, varied_environment
+from ..determinism import (
+    OPT_OUT_VARIABLE,
+    PROJECT_ROOT,
+    VARIED_ENV,
+    VARIED_UMASK,
+    varied_environment,
+)
 from ..environment import require_locked_environment
 from ..errors import VerificationError
 from ..models import load_recorded_model
 from ..verification import compare_metrics, compare_model_files, compare_predictions, format_table
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = __package__.rsplit(".", 1)[0]
 REBUILT_PATHS = ("model", "model_record", "metrics", "confusion")
 
