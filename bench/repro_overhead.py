@@ -26,7 +26,7 @@ IN_PROCESS = """
 import sys
 from importlib import import_module
 package = sys.argv[1]
-params = import_module(package + ".params")
+params = import_module(package + ".repro.params")
 config = import_module(package + ".config").load_params()
 params.check_and_stamp()
 for name in import_module(package + ".stages").STAGES:
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
         env["DVC_NO_ANALYTICS"] = "1"
         # The in-process side runs under the same pinned environment the stages get.
         print_pinned = (
-            f"import json, os; from {package}.determinism import pinned_environment; "
+            f"import json, os; from {package}.repro.launcher import pinned_environment; "
             "print(json.dumps(pinned_environment(dict(os.environ))))"
         )
         in_process_env = json.loads(

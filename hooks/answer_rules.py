@@ -6,6 +6,7 @@ again in the pre-generation hook. A bad answer is refused with the rule and the 
 """
 
 import importlib.util
+import json
 import keyword
 import os
 import re
@@ -16,13 +17,13 @@ from pathlib import Path
 
 from jinja2.ext import Extension
 
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+# The choices are cookiecutter.json's lists: the prompts, these rules and the tests read the
+# same list (a model family is a name there plus its conf/model/<name>.yaml).
 CHOICES = {
-    "python_version": ("3.11", "3.12", "3.13"),
-    "dataset": ("breast_cancer", "wine", "digits"),
-    "model": ("logreg", "random_forest", "hist_gb"),
-    "dvc_remote": ("local", "s3", "gcs", "azure", "ssh"),
-    "ci": ("github", "gitlab", "none"),
-    "license": ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"),
+    key: tuple(value)
+    for key, value in json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text()).items()
+    if isinstance(value, list) and not key.startswith("_")
 }
 MAX_LENGTH = {
     "project_name": 80,
@@ -107,9 +108,8 @@ def _path_rules(key: str, value: str, pattern: re.Pattern, shape: str, example: 
 def dependency_import_names() -> frozenset[str]:
     """Every package any shipped lock installs, as import names: `python -m` puts the project
     root first on sys.path, so a package of the same name would shadow it for DVC too."""
-    template = Path(__file__).resolve().parents[1]
     names = set(IMPORT_ALIASES)
-    for lock in template.glob(LOCKS_GLOB):
+    for lock in TEMPLATE_DIR.glob(LOCKS_GLOB):
         names.update(
             name.replace("-", "_").replace(".", "_")
             for name in LOCKED_NAME.findall(lock.read_text(encoding="utf-8"))

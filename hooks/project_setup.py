@@ -1,7 +1,8 @@
 """What the post-generation hook does to a freshly rendered project, as plain functions.
 
 Nothing here resolves packages or touches the network: the locks were resolved when the
-template was released (``make locks``), the dataset comes from the installed scikit-learn,
+template was released (``make locks``), the dataset comes from the installed scikit-learn
+(or is generated),
 and the DVC remote is only configured, not contacted.
 """
 
@@ -16,11 +17,6 @@ LOCKS_DIR = ".locks"
 LOCK_FILES = ("uv.lock", "runtime.lock", "requirements.lock")
 # The project name the template's locks were resolved under; replaced by the real slug.
 LOCK_PLACEHOLDER_SLUG = "reproml-lock-placeholder"
-DATASET_LOADERS = {
-    "breast_cancer": "load_breast_cancer",
-    "wine": "load_wine",
-    "digits": "load_digits",
-}
 CI_FILES = {"github": ".github", "gitlab": ".gitlab-ci.yml"}
 DEFAULT_REMOTE_URLS = {
     "s3": "s3://{slug}-dvc/store",
@@ -77,18 +73,15 @@ def import_project_module(project: Path, package: str, module: str):
 
 
 def write_dataset(project: Path, answers: dict) -> Path:
-    """Write the chosen scikit-learn bundled dataset as the project's raw table."""
-    from sklearn import datasets
-
-    bunch = getattr(datasets, DATASET_LOADERS[answers["dataset"]])()
-    header = [str(name).replace(",", ";") for name in bunch.feature_names] + ["target"]
-    dataio = import_project_module(project, answers["package_name"], "dataio")
+    """Write the chosen demo table (scikit-learn's bundled copy, or the generated mixed-type
+    one) as the project's raw data, with the baked package's own code."""
+    demo_data = import_project_module(project, answers["package_name"], "repro.demo_data")
     path = project / "data" / "raw" / f"{answers['dataset']}.csv"
-    return dataio.write_table(path, header, bunch.data, bunch.target)
+    return demo_data.write_demo_table(path, answers["dataset"])
 
 
 def write_params(project: Path, answers: dict) -> Path:
-    params = import_project_module(project, answers["package_name"], "params")
+    params = import_project_module(project, answers["package_name"], "repro.params")
     return params.write(project / "conf", project / "params.yaml")
 
 

@@ -52,6 +52,24 @@ def matrix(primary: tuple[str, ...], cycled: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def model_target(name: str) -> str:
+    """The estimator class a shipped model file (conf/model/<name>.yaml) names."""
+    import yaml
+
+    conf = TEMPLATE / "{{cookiecutter.project_slug}}" / "conf" / "model" / f"{name}.yaml"
+    return yaml.safe_load(conf.read_text())["_target_"]
+
+
+def chosen_model(project: Path) -> str:
+    """The model file a project's conf/config.yaml picks."""
+    import yaml
+
+    defaults = yaml.safe_load((project / "conf" / "config.yaml").read_text())["defaults"]
+    return next(
+        entry["model"] for entry in defaults if isinstance(entry, dict) and "model" in entry
+    )
+
+
 def row_id(row: dict) -> str:
     return "-".join(str(value) for value in row.values())
 

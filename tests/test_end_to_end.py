@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import UV, bake, matrix, row_id, run
+from conftest import UV, bake, chosen_model, matrix, model_target, row_id, run
 from interpreters import find_interpreter
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,8 @@ def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_pat
     lock = yaml.safe_load(first)
     assert list(lock["stages"]) == ["params", "prepare", "train", "evaluate", "verify"]
     assert json.loads((project.path / "reports" / "verify.json").read_text())["result"] == "match"
-    assert lock["stages"]["train"]["params"]["params.yaml"]["model"]["family"] == row["model"]
+    trained = lock["stages"]["train"]["params"]["params.yaml"]["model"]["_target_"]
+    assert trained == model_target(row["model"])
 
     project.dvc("repro", "--force")
     assert project.lock() == first
@@ -129,9 +130,9 @@ def project(tmp_path_factory):
 
 
 def model_override(project: Project):
-    """A numeric key of the configured model family and a new value for it."""
+    """A numeric key of the configured model file and a new value for it."""
     params = yaml.safe_load((project.path / "params.yaml").read_text())
-    family = params["model"]["family"]
+    family = chosen_model(project.path)
     key = {"logreg": "C", "random_forest": "n_estimators", "hist_gb": "max_iter"}[family]
     return family, key, params["model"][key], params["model"][key] * 2
 
@@ -193,13 +194,13 @@ def test_queued_sweep_over_model_families(project):
         time.sleep(2)
     assert status.count("Success") == 2, status
     shown = json.loads(project.dvc("exp", "show", "--json").stdout)
-    families = {
-        revision["data"]["params"]["params.yaml"]["data"]["model"]["family"]
+    targets = {
+        revision["data"]["params"]["params.yaml"]["data"]["model"]["_target_"]
         for baseline in shown
         for experiment in baseline.get("experiments") or []
         for revision in experiment["revs"]
     }
-    assert {"logreg", "random_forest"} <= families
+    assert {model_target("logreg"), model_target("random_forest")} <= targets
 
 
 def test_demo_bakes_runs_and_reports(tmp_path):

@@ -1,23 +1,30 @@
-"""params.yaml: composed from conf/, checked against the schema, guarded against staleness."""
+"""params.yaml: composed from conf/, checked against the schema, guarded against staleness;
+models from conf/model/*.yaml, checked against the estimator itself."""
 
-import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import PROJECT_ROOT, project_module
 
 config_module = project_module("config")
-params = project_module("params")
-errors = project_module("errors")
+models = project_module("models")
+params = project_module("repro.params")
+errors = project_module("repro.errors")
+MODEL_FILES = sorted((PROJECT_ROOT / "conf" / "model").glob("*.yaml"))
 
 
-def composed() -> dict:
-    return yaml.safe_load(params.compose(PROJECT_ROOT / "conf"))
+def composed(overrides=()) -> dict:
+    return yaml.safe_load(params.compose(PROJECT_ROOT / "conf", list(overrides)))
 
 
-def numeric_field(family: str) -> str:
-    schema = config_module.MODEL_SCHEMAS[family]
-    return next(f.name for f in dataclasses.fields(schema) if f.type in (int, float))
+def numeric_key(model: dict) -> str:
+    """A hyperparameter of the model whose value is a number."""
+    return next(
+        key
+        for key, value in model.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    )
 
 
 def test_committed_params_are_the_composition_of_conf():
@@ -26,39 +33,60 @@ def test_committed_params_are_the_composition_of_conf():
     params.check(PROJECT_ROOT / "conf", PROJECT_ROOT / "params.yaml", environ={})
 
 
-def test_every_model_family_composes_and_validates():
-    for family in config_module.MODEL_SCHEMAS:
-        raw = yaml.safe_load(params.compose(PROJECT_ROOT / "conf", [f"model={family}"]))
-        assert config_module.validate(raw).model.family == family
+@pytest.mark.parametrize("model_file", MODEL_FILES, ids=[path.stem for path in MODEL_FILES])
+def test_every_model_file_composes_validates_and_builds(model_file):
+    config = config_module.validate(composed([f"model={model_file.stem}"]))
+    pipeline = models.build(config)
+    estimator = pipeline.named_steps["model"]
+    assert type(estimator) is models.estimator_class(config.model)
+    if "random_state" in estimator.get_params():
+        assert estimator.get_params()["random_state"] == config.seed
 
 
 def test_wrong_type_names_the_key():
     raw = composed()
-    key = numeric_field(raw["model"]["family"])
+    key = numeric_key(raw["model"])
     raw["model"][key] = "abc"
     with pytest.raises(errors.ConfigError, match=rf"model\.{key}\b"):
-        config_module.validate(raw)
+        models.build(config_module.validate(raw))
 
 
-def test_typo_in_a_key_names_the_key():
+def test_typo_in_a_key_names_the_key_and_the_closest_real_one():
     raw = composed()
-    raw["model"]["typo_key"] = 2
-    with pytest.raises(errors.ConfigError, match=r"model\.typo_key"):
-        config_module.validate(raw)
+    key = numeric_key(raw["model"])
+    raw["model"][key + "x"] = raw["model"].pop(key)
+    with pytest.raises(errors.ConfigError, match=rf"model\.{key}x: .*did you mean {key}"):
+        models.build(config_module.validate(raw))
     raw = composed()
     raw["split"]["test_sise"] = 0.5
     with pytest.raises(errors.ConfigError, match=r"split\.test_sise"):
         config_module.validate(raw)
 
 
-def test_unknown_family_and_out_of_range_split_are_refused():
+def test_unknown_estimator_and_out_of_range_split_are_refused():
     raw = composed()
-    raw["model"]["family"] = "svm"
-    with pytest.raises(errors.ConfigError, match=r"model\.family: 'svm'"):
-        config_module.validate(raw)
+    raw["model"] = {"_target_": "sklearn.svm.NoSuchClassifier"}
+    with pytest.raises(errors.ConfigError, match=r"model\._target_: cannot import"):
+        models.build(config_module.validate(raw))
     raw = composed()
     raw["split"]["test_size"] = 1.5
     with pytest.raises(errors.ConfigError, match=r"split\.test_size"):
+        config_module.validate(raw)
+
+
+def test_a_column_declared_twice_or_an_undeclared_split_column_is_refused():
+    raw = composed()
+    first = (raw["data"]["features"]["numeric"] or raw["data"]["features"]["categorical"])[0]
+    raw["data"]["drop"] = [*raw["data"]["drop"], first]
+    with pytest.raises(errors.ConfigError, match=rf"column '{first}' is already declared"):
+        config_module.validate(raw)
+    raw = composed()
+    raw["split"] = {"kind": "group", "test_size": 0.25, "column": "no_such_column"}
+    with pytest.raises(errors.ConfigError, match=r"split\.column: a group split needs"):
+        config_module.validate(raw)
+    raw["split"]["column"] = "???"
+    raw["split"].pop("column")
+    with pytest.raises(errors.ConfigError, match=r"split\.column"):
         config_module.validate(raw)
 
 
@@ -69,10 +97,18 @@ def test_environment_interpolation_is_refused():
         config_module.validate(raw)
 
 
+def default_model_file(conf: Path) -> Path:
+    chosen = next(
+        entry["model"]
+        for entry in yaml.safe_load((conf / "config.yaml").read_text())["defaults"]
+        if isinstance(entry, dict) and "model" in entry
+    )
+    return conf / "model" / f"{chosen}.yaml"
+
+
 def test_conf_edit_makes_params_stale_with_the_fix_named(workspace):
-    family = composed()["model"]["family"]
-    key = numeric_field(family)
-    conf_file = workspace / "conf" / "model" / f"{family}.yaml"
+    conf_file = default_model_file(workspace / "conf")
+    key = numeric_key(yaml.safe_load(conf_file.read_text()))
     values = yaml.safe_load(conf_file.read_text())
     values[key] = values[key] * 2 + 1
     conf_file.write_text(yaml.safe_dump(values))
@@ -87,14 +123,14 @@ def test_conf_edit_makes_params_stale_with_the_fix_named(workspace):
 
 def test_experiment_overrides_pass_but_the_schema_still_applies(workspace):
     raw = composed()
-    key = numeric_field(raw["model"]["family"])
+    key = numeric_key(raw["model"])
     raw["model"][key] = raw["model"][key] + 1
     (workspace / "params.yaml").write_text(yaml.safe_dump(raw))
     experiment = {params.EXPERIMENT_VARIABLE: "exp-1"}
     params.check(workspace / "conf", workspace / "params.yaml", environ=experiment)
     with pytest.raises(errors.StaleParamsError):
         params.check(workspace / "conf", workspace / "params.yaml", environ={})
-    raw["model"][key] = "abc"
+    raw["split"]["test_size"] = "abc"
     (workspace / "params.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(errors.ConfigError):
+    with pytest.raises(errors.ConfigError, match=r"split\.test_size"):
         params.check(workspace / "conf", workspace / "params.yaml", environ=experiment)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import PACKAGE, PROJECT_ROOT, project_module
 
-determinism = project_module("determinism")
+determinism = project_module("repro.launcher")
 stages = project_module("stages")
 
 LOADED_MODULES = """
@@ -78,7 +78,7 @@ def run_and_trace(workspace, *argv):
 @pytest.fixture(scope="module")
 def traced(module_workspace):
     """Every stage run once, in order, each in its own process as DVC runs it."""
-    runs = {"params": run_and_trace(module_workspace, "params", "stage")}
+    runs = {"params": run_and_trace(module_workspace, "stage", "params")}
     for name in stages.STAGES:
         runs[name] = run_and_trace(module_workspace, "stage", name)
     return runs
@@ -86,7 +86,7 @@ def traced(module_workspace):
 
 def test_every_stage_is_one_cli_call(declared):
     assert set(declared) == {"params", *stages.STAGES}
-    assert declared["params"]["cmd"] == f"python -m {PACKAGE} params stage"
+    assert declared["params"]["cmd"] == f"python -m {PACKAGE} stage params"
     for name in stages.STAGES:
         assert declared[name]["cmd"] == f"python -m {PACKAGE} stage {name}"
 
@@ -102,8 +102,10 @@ def test_declared_code_dependencies_are_exactly_the_modules_each_stage_loads(dec
     code = {name: files for name, (files, _, _) in traced.items()}
     assert "sklearn" not in traced["params"][1]
     assert "sklearn" not in traced["prepare"][1]
-    for name in stages.STAGES:
+    for name in ("prepare", "evaluate"):
         assert "hydra" not in traced[name][1], f"{name} imports Hydra, which it does not use"
+    for name in ("params", *stages.STAGES):
+        assert not any(path.endswith("repro/cli.py") for path in code[name]), name
     # verify reruns train and evaluate in a child process: their code is its code too.
     code["verify"] |= code["train"] | code["evaluate"]
     for name in ("params", *stages.STAGES):

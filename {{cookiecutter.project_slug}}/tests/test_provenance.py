@@ -4,8 +4,8 @@ import copy
 
 from conftest import project_module
 
-provenance = project_module("provenance")
-report = project_module("report")
+provenance = project_module("repro.provenance")
+report = project_module("repro.report")
 
 FACTS = {
     "commit": "a" * 40,

@@ -1,6 +1,7 @@
 """The stages' pure functions: deterministic outputs, canonical model bytes, safe loading."""
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 from conftest import PACKAGE, PROJECT_ROOT, project_module
 
-models = project_module("models")
-errors = project_module("errors")
+models = project_module("repro.artifacts")
+errors = project_module("repro.errors")
+splits = project_module("splits")
 stages = project_module("stages")
 
 
@@ -46,7 +48,14 @@ def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs):
     text = two_runs[0]["metrics"].decode()
     metrics = json.loads(text)
     assert list(metrics) == sorted(metrics)
-    assert set(metrics) == {"accuracy", "f1_macro", "precision_macro", "recall_macro", "n_test"}
+    assert set(metrics) == {
+        "accuracy",
+        "f1_macro",
+        "precision_macro",
+        "recall_macro",
+        "n_test",
+        "per_class",
+    }
     assert 0.5 < metrics["accuracy"] <= 1.0
 
 
@@ -60,16 +69,32 @@ def test_verify_report_matches_at_every_level_and_holds_no_paths(two_runs, modul
 
 
 def test_split_is_stratified_disjoint_and_complete():
-    prepare = import_module(f"{PACKAGE}.stages.prepare")
-    target = np.repeat(np.arange(3), [50, 30, 20])
-    train, test = prepare.stratified_split(target, 0.2, seed=7)
+    codes = np.repeat(np.arange(3), [50, 30, 20])
+    train, test = splits.stratified(codes, 0.2, seed=7)
     assert np.intersect1d(train, test).size == 0
     assert np.union1d(train, test).tolist() == list(range(100))
-    assert np.bincount(target[test]).tolist() == [10, 6, 4]
-    again, _ = prepare.stratified_split(target, 0.2, seed=7)
+    assert np.bincount(codes[test]).tolist() == [10, 6, 4]
+    again, _ = splits.stratified(codes, 0.2, seed=7)
     assert again.tolist() == train.tolist()
-    other, _ = prepare.stratified_split(target, 0.2, seed=8)
+    other, _ = splits.stratified(codes, 0.2, seed=8)
     assert other.tolist() != train.tolist()
+
+
+def test_group_split_keeps_every_group_on_one_side():
+    groups = np.random.default_rng(3).integers(0, 40, 500)
+    train, test = splits.by_group(groups, 0.25, seed=1)
+    assert np.union1d(train, test).tolist() == list(range(500))
+    assert not set(groups[train].tolist()) & set(groups[test].tolist())
+    assert 0.15 < test.size / 500 < 0.4
+
+
+def test_time_split_puts_every_test_row_after_every_train_row():
+    times = np.random.default_rng(4).integers(2000, 2024, 300)
+    train, test = splits.by_time(times, 0.25)
+    assert np.union1d(train, test).tolist() == list(range(300))
+    assert times[test].min() > times[train].max()
+    with pytest.raises(ValueError, match="same time"):
+        splits.by_time(np.full(10, 5), 0.25)
 
 
 def test_seed_flows_from_config(config, workspace):
@@ -96,7 +121,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from importlib import import_module
 from sklearn.feature_extraction.text import CountVectorizer
-models = import_module(sys.argv[2] + ".models")
+models = import_module(sys.argv[2] + ".repro.artifacts")
 vectorizer = CountVectorizer(stop_words="english").fit(["the cat sat", "a dog ran far"])
 vectorizer.transform(["the cat"])
 sys.stdout.write(models.model_bytes(vectorizer).hex())
@@ -162,21 +187,94 @@ def test_the_record_is_what_loading_checks(config, workspace):
         models.load_recorded_model(config.paths.model, config.paths.model_record)
 
 
-def test_prediction_uses_the_verified_model_and_refuses_a_tampered_one(config, workspace):
+def test_prediction_takes_raw_rows_and_refuses_a_tampered_model(config, workspace):
+    import csv
+
     predict = project_module("predict")
     run_stage("prepare", config)
     run_stage("train", config)
-    header, features, _ = project_module("dataio").read_table(config.paths.test)
+    raw = (workspace / config.paths.raw_data).read_text(encoding="utf-8").splitlines()
+    header = next(csv.reader(raw[:1]))
+    keep = [index for index, name in enumerate(header) if name != config.data.target]
     rows = workspace / "new.csv"
-    rows.write_text(
-        ",".join(header[:-1])
-        + "\n"
-        + "\n".join(",".join(repr(float(v)) for v in row) for row in features[:5])
-        + "\n"
-    )
+    with rows.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        for line in csv.reader(raw[:6]):
+            writer.writerow([line[index] for index in keep])
     out = predict.predict(config, rows, workspace / "predictions.csv")
-    assert len(out.read_text().splitlines()) == 6
+    predicted = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
+    assert len(predicted) == 5
+    known = {row[header.index(config.data.target)] for row in csv.reader(raw[1:])}
+    assert {row["prediction"] for row in predicted} <= known
     model_file = workspace / config.paths.model
     model_file.write_bytes(model_file.read_bytes() + b"\0")
     with pytest.raises(errors.ModelFileError, match="refusing to load"):
         predict.predict(config, rows, workspace / "again.csv")
+
+
+MODEL_BYTES = """
+import hashlib, json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from importlib import import_module
+import yaml
+package = sys.argv[2]
+config_module = import_module(package + ".config")
+data = import_module(package + ".data")
+demo_data = import_module(package + ".repro.demo_data")
+artifacts = import_module(package + ".repro.artifacts")
+models = import_module(package + ".models")
+params = yaml.safe_load(Path(sys.argv[3]).read_text())
+names, columns = demo_data.churn_columns(400, seed=3)
+demo_data.write_csv(Path(sys.argv[4]) / "mixed.csv", names, columns)
+mixed = {
+    "name": "mixed", "file": "mixed.csv", "target": "churn", "label": "string",
+    "features": {"numeric": ["tenure_months", "monthly_charges", "age", "support_calls"],
+                 "categorical": ["region", "plan", "contract"],
+                 "boolean": ["paperless_billing", "has_partner"], "datetime": ["signup_date"]},
+    "drop": ["customer_id", "household", "year"], "missing": ["", "NA"],
+}
+tables = {"numeric": (params["data"], str(Path(sys.argv[1]) / params["paths"]["raw_data"])),
+          "mixed": (mixed, str(Path(sys.argv[4]) / "mixed.csv"))}
+digests = {}
+for model_file in sorted(Path(sys.argv[5]).glob("*.yaml")):
+    for kind, (schema, raw) in tables.items():
+        for encoding in ("onehot", "ordinal"):
+            values = {**params, "data": schema, "model": yaml.safe_load(model_file.read_text())}
+            values["preprocess"] = {**params["preprocess"], "categorical_encoding": encoding}
+            config = config_module.validate(values)
+            table = data.read_raw(raw, config.data)
+            pipeline = models.build(config)
+            pipeline.fit(data.features_frame(table, config.data), data.labels(table, config.data))
+            key = f"{model_file.stem}/{kind}/{encoding}"
+            digests[key] = hashlib.sha256(artifacts.model_bytes(pipeline)).hexdigest()
+print(json.dumps(digests))
+"""
+
+
+def test_model_bytes_are_canonical_for_every_model_and_data_kind(tmp_path):
+    """Every shipped model file, on a numeric and a mixed-type table, with either encoding:
+    two processes with other hash seeds, time zones and working directories, same bytes."""
+
+    def digests(seed: str, zone: str) -> dict:
+        workdir = tmp_path / seed
+        workdir.mkdir()
+        command = [
+            sys.executable,
+            "-c",
+            MODEL_BYTES,
+            str(PROJECT_ROOT),
+            PACKAGE,
+            str(PROJECT_ROOT / "params.yaml"),
+            str(workdir),
+            str(PROJECT_ROOT / "conf" / "model"),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": seed, "TZ": zone}
+        result = subprocess.run(
+            command, cwd=workdir, capture_output=True, text=True, env=env, check=True
+        )
+        return json.loads(result.stdout)
+
+    first = digests("1", "UTC")
+    assert len(first) == 4 * len(list((PROJECT_ROOT / "conf" / "model").glob("*.yaml")))
+    assert digests("2", "Pacific/Chatham") == first

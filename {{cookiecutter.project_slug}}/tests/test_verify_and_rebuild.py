@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from conftest import PROJECT_ROOT, project_module
 
-environment = project_module("environment")
-errors = project_module("errors")
-rebuild = project_module("rebuild")
-verification = project_module("verification")
+environment = project_module("repro.environment")
+errors = project_module("repro.errors")
+rebuild = project_module("repro.rebuild")
+verification = project_module("repro.verification")
 
 
 def fitted_forest(seed):

@@ -1,16 +1,19 @@
-"""``python -m <package> ...``: pin the process environment, then dispatch to the CLI."""
+"""``python -m <package> ...``: pin the process environment, then run a pipeline stage or a
+tool command. Stages never import the tool commands (repro/cli.py)."""
 
 import sys
 
-from . import determinism
+from .repro import launcher
 
 
 def main() -> int:
     """Re-execute pinned and in the project's .venv if needed, then run the command."""
-    determinism.reexec_if_needed(__package__, sys.argv[1:])
-    from .cli import main as cli_main
-
-    return cli_main(sys.argv[1:])
+    launcher.reexec_if_needed(__package__, sys.argv[1:])
+    if sys.argv[1:2] == ["stage"]:
+        from .repro.stage import main as entry
+    else:
+        from .repro.cli import main as entry
+    return entry(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 Hydra composes ``conf/`` into params.yaml (DVC does the same for ``dvc exp run -S``), but DVC
 composes without importing this package, so the schema is enforced here, when a stage loads
-its parameters: a typo or a wrong type is an error that names the key.
+its parameters: a typo or a wrong type is an error that names the key. The model group is
+free-form (``_target_`` plus the estimator's own parameters); models.py checks it against the
+estimator itself.
+
+Add a key here when you add one to ``conf/``.
 """
 
 from dataclasses import dataclass, field
@@ -11,20 +15,54 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .repro.errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
+LABEL_TYPES = ("string", "integer", "boolean")
+SPLIT_KINDS = ("stratified", "group", "time")
+NUMERIC_IMPUTERS = ("mean", "median", "most_frequent")
+CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
+DEFAULT_MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
+
+
+@dataclass
+class FeatureColumns:
+    """The feature columns of a table, by kind."""
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    boolean: list[str] = field(default_factory=list)
+    # Read and checked as dates, used by the time split; not fed to the model.
+    datetime: list[str] = field(default_factory=list)
 
 
 @dataclass
 class DataConfig:
+    """A table's schema (conf/data/<name>.yaml): every column it has, and what each one is."""
+
     name: str
-    target: str = "target"
+    file: str
+    target: str
+    label: str = "string"
+    features: FeatureColumns = field(default_factory=FeatureColumns)
+    # Columns read but never used as features (ids); a group split may still use one.
+    drop: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=lambda: list(DEFAULT_MISSING))
 
 
 @dataclass
 class SplitConfig:
+    kind: str = "stratified"
     test_size: float = 0.25
+    # The group column (kind: group) or the date column (kind: time).
+    column: str | None = None
+
+
+@dataclass
+class PreprocessConfig:
+    numeric_impute: str = "median"
+    scale_numeric: bool = True
+    categorical_encoding: str = "onehot"
 
 
 @dataclass
@@ -41,43 +79,13 @@ class PathsConfig:
 
 
 @dataclass
-class LogRegConfig:
-    family: str = "logreg"
-    C: float = 1.0
-    max_iter: int = 2000
-
-
-@dataclass
-class RandomForestConfig:
-    family: str = "random_forest"
-    n_estimators: int = 200
-    max_depth: int | None = None
-    min_samples_leaf: int = 1
-
-
-@dataclass
-class HistGBConfig:
-    family: str = "hist_gb"
-    learning_rate: float = 0.1
-    max_iter: int = 100
-    max_leaf_nodes: int = 31
-    l2_regularization: float = 0.0
-
-
-MODEL_SCHEMAS: dict[str, type] = {
-    "logreg": LogRegConfig,
-    "random_forest": RandomForestConfig,
-    "hist_gb": HistGBConfig,
-}
-
-
-@dataclass
 class ProjectConfig:
     seed: int
     data: DataConfig
     split: SplitConfig
+    preprocess: PreprocessConfig
     paths: PathsConfig
-    model: Any = field(default=None)
+    model: dict[str, Any] = field(default_factory=dict)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> ProjectConfig:
@@ -104,42 +112,78 @@ def validate(raw: Any, source: str = PARAMS_FILE) -> ProjectConfig:
             f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
         )
     _reject_interpolations(raw, source, prefix="")
-    model_raw = raw.get("model")
-    if not isinstance(model_raw, dict):
-        raise ConfigError(f"{source}: model: expected a mapping with a `family` key")
-    family = model_raw.get("family")
-    if family not in MODEL_SCHEMAS:
-        known = ", ".join(sorted(MODEL_SCHEMAS))
-        raise ConfigError(f"{source}: model.family: {family!r} is not a known family ({known})")
-
+    model = raw.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("_target_"), str):
+        raise ConfigError(
+            f"{source}: model: expected a mapping with a `_target_` key naming the estimator "
+            "class (e.g. sklearn.linear_model.LogisticRegression). Fix: pick a file of "
+            "conf/model/ in conf/config.yaml and run `make params`."
+        )
     rest = {key: value for key, value in raw.items() if key != "model"}
-    prefix = ""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ProjectConfig), rest)
-        _require_complete(merged, source, prefix)
-        prefix = "model."
-        model = OmegaConf.merge(OmegaConf.structured(MODEL_SCHEMAS[family]), model_raw)
-        _require_complete(model, source, prefix)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(f"{source}: missing required keys: {', '.join(missing)}")
     except OmegaConfBaseException as error:
-        key = f"{prefix}{error.full_key}" if error.full_key else prefix.rstrip(".")
+        key = error.full_key or "?"
         raise ConfigError(f"{source}: {key}: {error.msg}") from None
-
     config = OmegaConf.to_object(merged)
-    config.model = OmegaConf.to_object(model)
+    config.model = dict(model)
+    _check_choices(config, source)
+    _check_columns(config, source)
+    return config
+
+
+def _check_choices(config: ProjectConfig, source: str) -> None:
+    choices = [
+        ("data.label", config.data.label, LABEL_TYPES),
+        ("split.kind", config.split.kind, SPLIT_KINDS),
+        ("preprocess.numeric_impute", config.preprocess.numeric_impute, NUMERIC_IMPUTERS),
+        (
+            "preprocess.categorical_encoding",
+            config.preprocess.categorical_encoding,
+            CATEGORICAL_ENCODINGS,
+        ),
+    ]
+    for key, value, allowed in choices:
+        if value not in allowed:
+            raise ConfigError(f"{source}: {key}: {value!r} is not one of {', '.join(allowed)}")
     if not 0.0 < config.split.test_size < 1.0:
         raise ConfigError(
             f"{source}: split.test_size: must be between 0 and 1, got {config.split.test_size}"
         )
-    return config
 
 
-def _require_complete(node: Any, source: str, prefix: str) -> None:
-    from omegaconf import OmegaConf
-
-    missing = sorted(OmegaConf.missing_keys(node))
-    if missing:
-        names = ", ".join(prefix + key for key in missing)
-        raise ConfigError(f"{source}: missing required keys: {names}")
+def _check_columns(config: ProjectConfig, source: str) -> None:
+    """Every column is declared once; a group or time split names a declared column."""
+    data, seen = config.data, {}
+    declared = [("target", [data.target]), ("drop", data.drop)]
+    declared += [(f"features.{kind}", columns) for kind, columns in vars(data.features).items()]
+    for where, columns in declared:
+        for column in columns:
+            if column in seen:
+                raise ConfigError(
+                    f"{source}: data.{where}: column {column!r} is already declared in "
+                    f"data.{seen[column]}. Fix: declare each column once in "
+                    f"conf/data/{data.name}.yaml."
+                )
+            seen[column] = where
+    if not any(vars(data.features).values()):
+        raise ConfigError(f"{source}: data.features: no feature columns are declared")
+    split = config.split
+    if split.kind == "stratified":
+        return
+    if split.column is None or split.column not in seen:
+        raise ConfigError(
+            f"{source}: split.column: a {split.kind} split needs a declared column of "
+            f"conf/data/{data.name}.yaml, got {split.column!r}. Fix: set split.column."
+        )
+    if split.kind == "time" and seen[split.column] not in ("features.datetime", "features.numeric"):
+        raise ConfigError(
+            f"{source}: split.column: {split.column!r} is declared in data.{seen[split.column]};"
+            " a time split needs a datetime or numeric column"
+        )
 
 
 def _reject_interpolations(node: Any, source: str, prefix: str) -> None:

@@ -1,34 +1,47 @@
-"""Classification metrics in plain numpy: importing sklearn.metrics would cost the evaluate
-stage a second of start-up for four sums."""
+"""Classification scores in plain numpy (importing sklearn.metrics would cost the evaluate
+stage a second of start-up for a few sums). Classes keep their names: string labels appear
+as they are in the metrics, the confusion plot and predictions."""
+
+import csv
+import io
 
 import numpy as np
 
 
-def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | int]:
-    """Accuracy and macro-averaged precision, recall and F1 over the classes seen."""
-    classes = np.union1d(actual, predicted)
-    precisions, recalls, f1s = [], [], []
-    for label in classes.tolist():
-        true_positive = float(np.sum((predicted == label) & (actual == label)))
-        predicted_count = float(np.sum(predicted == label))
-        actual_count = float(np.sum(actual == label))
-        precision = true_positive / predicted_count if predicted_count else 0.0
-        recall = true_positive / actual_count if actual_count else 0.0
-        total = precision + recall
-        precisions.append(precision)
-        recalls.append(recall)
-        f1s.append(2 * precision * recall / total if total else 0.0)
+def _scores(actual: np.ndarray, predicted: np.ndarray, label) -> dict[str, float | int]:
+    hits = predicted == label
+    truth = actual == label
+    true_positive = float(np.sum(hits & truth))
+    predicted_count, actual_count = float(np.sum(hits)), int(np.sum(truth))
+    precision = true_positive / predicted_count if predicted_count else 0.0
+    recall = true_positive / actual_count if actual_count else 0.0
+    total = precision + recall
+    f1 = 2 * precision * recall / total if total else 0.0
+    return {"f1": f1, "precision": precision, "recall": recall, "support": actual_count}
+
+
+def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy, macro-averaged precision, recall and F1, and the same per class by name."""
+    classes = sorted(set(np.unique(actual).tolist()) | set(np.unique(predicted).tolist()), key=str)
+    per_class = {str(label): _scores(actual, predicted, label) for label in classes}
+
+    def macro(key: str) -> float:
+        return float(np.mean([scores[key] for scores in per_class.values()]))
+
     return {
         "accuracy": float(np.mean(actual == predicted)),
-        "f1_macro": float(np.mean(f1s)),
-        "precision_macro": float(np.mean(precisions)),
-        "recall_macro": float(np.mean(recalls)),
+        "f1_macro": macro("f1"),
+        "precision_macro": macro("precision"),
+        "recall_macro": macro("recall"),
         "n_test": int(actual.shape[0]),
+        "per_class": per_class,
     }
 
 
 def confusion_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
-    """One ``actual,predicted`` line per test row: the input of DVC's confusion template."""
-    lines = ["actual,predicted"]
-    lines += [f"{a},{p}" for a, p in zip(actual.tolist(), predicted.tolist(), strict=True)]
-    return "\n".join(lines) + "\n"
+    """One ``actual,predicted`` row per test row, as CSV: the input of DVC's confusion plot."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    writer.writerows(zip(actual.tolist(), predicted.tolist(), strict=True))
+    return out.getvalue()

@@ -1,142 +1,86 @@
-"""Model families, canonical model bytes, and the one way to load a model from disk.
+"""Estimators from conf/model/*.yaml, through Hydra's ``_target_`` convention.
 
-Same inputs must give the same file. Pickle is deterministic for a fixed protocol, except
-for attributes that record the machine or the process rather than the model; those are
-normalised here before the bytes are written.
+Any scikit-learn-compatible classifier works, a class of this package included: a new model
+is one YAML file naming the class and its hyperparameters. They are checked against the
+estimator's own parameters (names) and its own constraints (types and ranges), so a typo in
+``dvc exp run -S model.x=...`` names the key instead of failing deep inside ``fit``.
 """
 
-import json
-import pickle
-import pickletools
-from importlib import import_module
-from pathlib import Path
+import difflib
+import inspect
+import re
 from typing import Any
 
-from .dataio import atomic_write_bytes, write_json
-from .errors import ModelFileError
-from .hashing import bytes_digest
+from . import estimators  # noqa: F401  (the team's classes: a code dependency of train)
+from .config import ProjectConfig
+from .features import preprocessor
+from .repro.errors import ConfigError
 
-PICKLE_PROTOCOL = 5
-
-# family -> (module, class); imported only by the stage that builds that family.
-ESTIMATORS = {
-    "logreg": ("sklearn.linear_model", "LogisticRegression"),
-    "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
-    "hist_gb": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
-}
-
-# (class name, attribute) -> canonical value; DELETE removes the attribute.
-DELETE = object()
-VOLATILE_ATTRIBUTES = {
-    # Thread count of the machine that fitted the model; predictions do not depend on it.
-    ("_BinMapper", "n_threads"): None,
-    ("KMeans", "_n_threads"): 1,
-    ("MiniBatchKMeans", "_n_threads"): 1,
-    # id() of the stop-word list: different in every process.
-    ("CountVectorizer", "_stop_words_id"): DELETE,
-    ("TfidfVectorizer", "_stop_words_id"): DELETE,
-    ("HashingVectorizer", "_stop_words_id"): DELETE,
-}
+TARGET_KEY = "_target_"
+SEED_PARAMETER = "random_state"
+_CONSTRAINT_KEY = re.compile(r"The '(\w+)' parameter")
 
 
-def build(model_config: Any, seed: int):
-    """A fresh, unfitted estimator for ``model_config``, seeded from the project seed."""
-    params = {key: value for key, value in vars(model_config).items() if key != "family"}
-    module_name, class_name = ESTIMATORS[model_config.family]
-    estimator_class = getattr(import_module(module_name), class_name)
-    if model_config.family == "logreg":
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+def estimator_class(model: dict[str, Any], source: str = "params.yaml") -> type:
+    """The class ``model._target_`` names, imported."""
+    from hydra.utils import get_class
 
-        return make_pipeline(StandardScaler(), estimator_class(random_state=seed, **params))
-    return estimator_class(random_state=seed, **params)
-
-
-def canonicalize(model: Any) -> Any:
-    """Normalise, in place, every volatile attribute reachable from ``model``; return it."""
-    seen: set[int] = set()
-    pending = [model]
-    while pending:
-        node = pending.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, dict):
-            pending.extend(node.values())
-        elif isinstance(node, list | tuple):
-            pending.extend(node)
-        elif type(node).__module__.startswith("sklearn") and hasattr(node, "__dict__"):
-            for attribute in list(vars(node)):
-                canonical = VOLATILE_ATTRIBUTES.get((type(node).__name__, attribute))
-                if canonical is DELETE:
-                    delattr(node, attribute)
-                elif (type(node).__name__, attribute) in VOLATILE_ATTRIBUTES:
-                    setattr(node, attribute, canonical)
-            pending.extend(vars(node).values())
-    return model
+    target = model[TARGET_KEY]
+    try:
+        return get_class(target)
+    except Exception as error:  # Hydra wraps import and attribute errors alike
+        raise ConfigError(
+            f"{source}: model._target_: cannot import {target!r} ({error}). Fix: name a class "
+            "as module.Class, e.g. sklearn.ensemble.RandomForestClassifier."
+        ) from None
 
 
-def model_bytes(model: Any) -> bytes:
-    """The canonical serialisation: normalised attributes, pinned protocol, no unused memo."""
-    return pickletools.optimize(pickle.dumps(canonicalize(model), protocol=PICKLE_PROTOCOL))
+def parameter_names(cls: type) -> list[str]:
+    getter = getattr(cls, "_get_param_names", None)
+    if getter is not None:
+        return list(getter())
+    signature = inspect.signature(cls.__init__)
+    return [name for name in signature.parameters if name != "self"]
 
 
-def save_model(model: Any, path: str | Path) -> str:
-    """Write the canonical bytes of ``model`` atomically; return their sha256."""
-    data = model_bytes(model)
-    atomic_write_bytes(path, data)
-    return bytes_digest(data)
+def check_hyperparameters(model: dict[str, Any], source: str = "params.yaml") -> type:
+    """Refuse keys the estimator does not take, naming the key and the closest real ones."""
+    cls = estimator_class(model, source)
+    known = parameter_names(cls)
+    for key in model:
+        if key != TARGET_KEY and key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ConfigError(
+                f"{source}: model.{key}: {cls.__name__} has no parameter {key!r}; {hint}"
+                f"Fix: use one of its parameters ({', '.join(known)})."
+            )
+    return cls
 
 
-def load_model(path: str | Path, expected_sha256: str) -> Any:
-    """Load a model file: the only place the project unpickles.
+def build(config: ProjectConfig, source: str = "params.yaml"):
+    """The unfitted pipeline: preprocessing from the schema, then the configured estimator,
+    seeded from the project seed when it takes a ``random_state``."""
+    from hydra.utils import instantiate
+    from sklearn.pipeline import Pipeline
 
-    The bytes are checked against ``expected_sha256`` before anything is unpickled, so a
-    tampered file never runs its payload; a model pickled by another scikit-learn is refused.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no model file here; run `dvc repro` or `dvc pull`")
-    data = path.read_bytes()
-    actual = bytes_digest(data)
-    if actual != expected_sha256:
-        raise ModelFileError(
-            f"{path}: sha256 {actual} is not the recorded {expected_sha256}; refusing to load "
-            "it. Fix: `dvc checkout` (or `dvc pull`) restores the recorded file."
-        )
-    import warnings
+    cls = check_hyperparameters(config.model, source)
+    extra = {}
+    if SEED_PARAMETER in parameter_names(cls) and SEED_PARAMETER not in config.model:
+        extra[SEED_PARAMETER] = config.seed
+    # "all": lists and mappings reach the estimator as plain Python, not OmegaConf nodes
+    # (which would end up in the pickle).
+    estimator = instantiate(config.model, _convert_="all", **extra)
+    validate = getattr(estimator, "_validate_params", None)
+    if validate is not None:
+        from sklearn.utils._param_validation import InvalidParameterError
 
-    from sklearn.exceptions import InconsistentVersionWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", InconsistentVersionWarning)
         try:
-            # The one sanctioned unpickle in the project: the bytes were just verified.
-            return pickle.loads(data)
-        except InconsistentVersionWarning as mismatch:
-            raise ModelFileError(
-                f"{path}: pickled by scikit-learn {mismatch.original_sklearn_version}, but this "
-                f"environment has {mismatch.current_sklearn_version}. Fix: `make setup` to "
-                "restore the locked environment, or `dvc repro` to retrain."
-            ) from None
-
-
-def write_record(record_path: str | Path, model_path: str | Path, sha256: str, **extra) -> Path:
-    """The model's record: what the loader checks before it unpickles anything."""
-    record = {"model": {"path": Path(model_path).as_posix(), "sha256": sha256}, **extra}
-    return write_json(record_path, record)
-
-
-def read_record(record_path: str | Path) -> dict:
-    path = Path(record_path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no model record here; run `dvc repro` or `dvc pull`")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_recorded_model(model_path: str | Path, record_path: str | Path) -> Any:
-    """Load the model that ``record_path`` describes, checked against its recorded sha256."""
-    record = read_record(record_path)
-    if Path(record["model"]["path"]) != Path(model_path):
-        raise ModelFileError(f"{record_path} describes {record['model']['path']}, not {model_path}")
-    return load_model(model_path, expected_sha256=record["model"]["sha256"])
+            validate()
+        except InvalidParameterError as error:
+            found = _CONSTRAINT_KEY.search(str(error))
+            key = f"model.{found.group(1)}" if found else "model"
+            raise ConfigError(f"{source}: {key}: {error}") from None
+    return Pipeline(
+        [("preprocess", preprocessor(config.data, config.preprocess)), ("model", estimator)]
+    )

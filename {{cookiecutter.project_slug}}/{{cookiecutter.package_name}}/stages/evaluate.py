@@ -3,15 +3,17 @@
 from pathlib import Path
 
 from ..config import ProjectConfig
-from ..dataio import atomic_write_text, read_table, write_json
+from ..data import features_frame, labels, read_prepared
 from ..metrics import classification_metrics, confusion_rows
-from ..models import load_recorded_model
+from ..repro.artifacts import load_recorded_model
+from ..repro.io import atomic_write_text, write_json
 
 
 def run(config: ProjectConfig) -> dict[str, Path]:
     model = load_recorded_model(config.paths.model, config.paths.model_record)
-    _, features, actual = read_table(config.paths.test, config.data.target)
-    predicted = model.predict(features)
+    table = read_prepared(config.paths.test)
+    actual = labels(table, config.data)
+    predicted = model.predict(features_frame(table, config.data))
     return {
         "metrics": write_json(config.paths.metrics, classification_metrics(actual, predicted)),
         "confusion": atomic_write_text(config.paths.confusion, confusion_rows(actual, predicted)),

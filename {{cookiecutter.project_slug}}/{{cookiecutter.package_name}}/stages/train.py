@@ -1,25 +1,29 @@
-"""train: fit the configured model family on the training table; record the model's hash."""
+"""train: fit preprocessing and the configured estimator on the training table; record the
+model's hash, data version, parameters and environment."""
 
 from pathlib import Path
 
 from ..config import ProjectConfig
-from ..dataio import read_table
-from ..environment import require_locked_environment
-from ..models import build, save_model, write_record
-from ..provenance import training_provenance
+from ..data import features_frame, labels, read_prepared
+from ..models import build
+from ..repro.artifacts import save_model, training_record, write_record
+from ..repro.environment import require_locked_environment
 
 
 def run(config: ProjectConfig) -> dict[str, Path]:
     drift = require_locked_environment(what="training")
-    _, features, target = read_table(config.paths.train, config.data.target)
-    model = build(config.model, seed=config.seed)
+    model = build(config)
+    table = read_prepared(config.paths.train)
+    target = labels(table, config.data)
+    features = features_frame(table, config.data)
+    del table
     model.fit(features, target)
     sha256 = save_model(model, config.paths.model)
     record = write_record(
         config.paths.model_record,
         config.paths.model,
         sha256,
-        **training_provenance(config),
+        **training_record(config),
         drift=drift,
     )
     return {"model": Path(config.paths.model), "model_record": record}

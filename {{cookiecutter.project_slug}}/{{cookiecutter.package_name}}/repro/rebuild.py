@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from .determinism import PROJECT_ROOT, VARIED_UMASK, varied_environment
 from .errors import RebuildError
 from .hashing import file_digest
+from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from .records import append_record, utc_now
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -31,7 +31,7 @@ EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
 # environment differs from the revision's lock, and its fingerprint.
 PROBE_ENVIRONMENT = (
     "import json, sys; sys.path.insert(0, sys.argv[1]); from importlib import import_module; "
-    "environment = import_module(sys.argv[2] + '.environment'); "
+    "environment = import_module(sys.argv[2] + '.repro.environment'); "
     "print(json.dumps({'drift': environment.drift(sys.argv[3]), "
     "'fingerprint': environment.fingerprint(sys.argv[3])}))"
 )
@@ -225,7 +225,7 @@ class Rebuilder:
         result = _run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
-        command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT), __package__]
+        command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT), PACKAGE]
         probe = _run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
         if probe.returncode != 0:
             raise RebuildError(f"could not inspect the revision's environment:\n{probe.stderr}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .config import PARAMS_FILE, load_params
+from ..config import PARAMS_FILE, load_params, validate
 from .errors import StaleParamsError
 
 CONF_DIR = "conf"
@@ -36,9 +36,13 @@ def compose(conf_dir: str | Path = CONF_DIR, overrides: list[str] | None = None)
 
 def write(conf_dir: str | Path = CONF_DIR, out: str | Path = PARAMS_FILE) -> Path:
     """Compose conf/ into ``out`` and validate the result against the schema."""
+    from ..models import check_hyperparameters
+
     out = Path(out)
-    out.write_text(compose(conf_dir), encoding="utf-8")
-    load_params(out)
+    text = compose(conf_dir)
+    config = validate(yaml.safe_load(text), source=f"{conf_dir}/ (composed)")
+    check_hyperparameters(config.model, source=f"{conf_dir}/model")
+    out.write_text(text, encoding="utf-8")
     return out
 
 
@@ -89,14 +93,14 @@ def check(
         )
 
 
-def check_and_stamp(stamp: str | Path | None = None) -> Path:
+def check_and_stamp(stamp: str | Path | None = None, params_file: str | Path = PARAMS_FILE) -> Path:
     """The ``params`` stage: check freshness, then write a constant stamp for later stages.
 
     The stamp's bytes never change, so stages that depend on it rerun only when their own
     params change, not on every edit of conf/.
     """
-    check()
-    stamp = Path(stamp or load_params().paths.params_check)
+    check(params_file=params_file)
+    stamp = Path(stamp or load_params(params_file).paths.params_check)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(CHECK_STAMP_TEXT, encoding="utf-8")
     return stamp

@@ -1,7 +1,6 @@
-"""The project's command line. Make targets and dvc.yaml stages are one-line calls into it.
-
-Subcommands import what they need when they run, so ``params check`` never loads
-scikit-learn and ``stage prepare`` never loads Hydra.
+"""The project's tool commands (params, data, rebuild, release, report, ...). Make targets are
+one-line calls into it; pipeline stages are not (they run through repro/stage.py), so editing
+a command here never retrains a model. Subcommands import what they need when they run.
 """
 
 import argparse
@@ -9,22 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from importlib import import_module
 from pathlib import Path
 
 from .errors import ProjectError
-from .stages import STAGES
-
-
-def _stage(args: argparse.Namespace) -> int:
-    from .config import load_params
-
-    config = load_params(args.params)
-    for name in args.names:
-        outputs = import_module(f"{__package__}.stages.{name}").run(config)
-        for label, path in outputs.items():
-            print(f"{name}: {label} -> {path}")
-    return 0
+from .launcher import PACKAGE
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -35,8 +22,19 @@ def _params(args: argparse.Namespace) -> int:
     elif args.action == "check":
         params.check(args.conf, args.params)
         print(f"{args.params} matches the composition of {args.conf}/")
-    else:
-        print(f"stamped {params.check_and_stamp()}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from .ingest import bring_in
+
+    written = bring_in(args.source, args.target, name=args.name, force=args.force)
+    print(f"tracked {written['data']} with DVC ({written['dvc_file']})")
+    print(f"wrote {written['schema']} (a starting schema) and made it the default dataset")
+    print(
+        f"Next: check the kinds in {written['schema']}, then `make params` and `make repro`; "
+        f"commit {written['schema']}, {written['dvc_file']}, conf/config.yaml and params.yaml."
+    )
     return 0
 
 
@@ -53,8 +51,8 @@ def _lock(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    from .determinism import PINNED_ENV
     from .environment import drift
+    from .launcher import PINNED_ENV
 
     if args.check:
         lines = drift()
@@ -84,8 +82,8 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .config import load_params
-    from .predict import predict
+    from ..config import load_params
+    from ..predict import predict
 
     print(f"wrote {predict(load_params(args.params), args.features, args.out)}")
     return 0
@@ -230,19 +228,22 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__)
+    root = argparse.ArgumentParser(prog=f"python -m {PACKAGE}", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-
-    stage = commands.add_parser("stage", help="run pipeline stages (dvc.yaml runs one each)")
-    stage.add_argument("names", nargs="+", choices=STAGES, metavar="stage")
-    stage.add_argument("--params", default="params.yaml")
-    stage.set_defaults(handler=_stage)
+    commands.add_parser("stage", help="run pipeline stages (what dvc.yaml runs)")
 
     params = commands.add_parser("params", help="compose conf/ into params.yaml, or check it")
-    params.add_argument("action", choices=("compose", "check", "stage"))
+    params.add_argument("action", choices=("compose", "check"))
     params.add_argument("--conf", default="conf")
     params.add_argument("--params", default="params.yaml")
     params.set_defaults(handler=_params)
+
+    data = commands.add_parser("data", help="bring a table under DVC and write its schema")
+    data.add_argument("source", help="a local CSV/Parquet file, or a URL or bucket path")
+    data.add_argument("--target", required=True, help="the column to predict")
+    data.add_argument("--name", help="the dataset's name (default: from the file name)")
+    data.add_argument("--force", action="store_true", help="replace an existing schema")
+    data.set_defaults(handler=_data)
 
     lock = commands.add_parser("lock", help="re-lock with uv and rewrite the exported locks")
     lock.add_argument("--check", action="store_true", help="only check that the locks agree")
@@ -268,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(handler=_rebuild)
 
     predict = commands.add_parser("predict", help="label new rows with the verified model")
-    predict.add_argument("features", help="CSV with the feature columns and a header")
+    predict.add_argument("features", help="raw rows (CSV or Parquet) with the feature columns")
     predict.add_argument("out", help="where to write one prediction per row")
     predict.add_argument("--params", default="params.yaml")
     predict.set_defaults(handler=_predict)

@@ -39,3 +39,7 @@ class RegistryError(ProjectError):
 
 class RecordsError(ProjectError):
     """The reproducibility records could not be exchanged with the git remote."""
+
+
+class DataError(ProjectError):
+    """A table does not fit its schema; the message names the file, the column and the fix."""

@@ -13,13 +13,9 @@ statement or a tag edited by hand no longer checks out.
 import hashlib
 import json
 import subprocess
-from dataclasses import asdict
 from pathlib import Path
 
 import yaml
-
-from .config import ProjectConfig
-from .hashing import file_digest
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -28,25 +24,6 @@ BUILDER_ID = "https://github.com/reproml/template/make-release@v1"
 LOCK_FILES = ("uv.lock", "runtime.lock")
 STATEMENT_BEGIN = "-----BEGIN IN-TOTO STATEMENT-----"
 STATEMENT_END = "-----END IN-TOTO STATEMENT-----"
-
-
-def resolved_params(config: ProjectConfig) -> dict:
-    """The parameters that shaped the model: everything but where files live."""
-    params = asdict(config)
-    params.pop("paths")
-    return params
-
-
-def training_provenance(config: ProjectConfig) -> dict:
-    """What the train stage adds to the model's record."""
-    from .environment import fingerprint
-
-    inputs = (config.paths.raw_data, config.paths.train)
-    return {
-        "data": {Path(path).as_posix(): {"md5": file_digest(path, "md5")} for path in inputs},
-        "params": resolved_params(config),
-        "environment": fingerprint(),
-    }
 
 
 def canonical(payload: dict) -> str:

@@ -11,8 +11,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .determinism import PROJECT_ROOT
 from .errors import DriftError
+from .launcher import PROJECT_ROOT
 
 # The export of uv.lock that pins everything installed (locking.py writes it).
 REQUIREMENTS_LOCK = "requirements.lock"

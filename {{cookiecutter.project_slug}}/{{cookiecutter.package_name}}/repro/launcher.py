@@ -33,9 +33,10 @@ PINNED_ENV = {
 # which doubles its start-up time.
 DROPPED_ENV = ("PYTHONDONTWRITEBYTECODE",)
 
+# The project's package (this module is <package>.repro.launcher), and the project it lives in.
+PACKAGE = __name__.split(".")[0]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Set to "as-is" to run in the caller's environment (verification varies it on purpose).
-# The project this package belongs to: the package lives at its root.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OPT_OUT_VARIABLE = "REPRO_ENV"
 _REEXECUTED_MARKER = "_REPRO_ENV_REEXECUTED"
 

@@ -1,4 +1,5 @@
-"""Compare a model and its scores with an independent rebuild of them, at three levels.
+"""The verify stage: retrain in an isolated process, then compare the model and its scores
+with that independent rebuild, at three levels.
 
 - strict: the model file's sha256. Same bytes, same model, on this platform.
 - portable: predictions on a fixed probe set (the test table). Survives a change of BLAS
@@ -11,11 +12,34 @@ and by how much, or, if every attribute is equal, where the pickle streams part.
 
 import difflib
 import io
+import json
+import os
 import pickletools
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+
+from ..config import PARAMS_FILE, ProjectConfig
+from ..data import features_frame, read_prepared
+from .artifacts import load_recorded_model, read_record
+from .environment import require_locked_environment
+from .errors import VerificationError
+from .io import write_json
+from .launcher import (
+    OPT_OUT_VARIABLE,
+    PACKAGE,
+    PROJECT_ROOT,
+    VARIED_ENV,
+    VARIED_UMASK,
+    varied_environment,
+)
 
 # Probabilities closer than this count as the same prediction at the portable level.
 PORTABLE_TOLERANCE = 1e-9
@@ -108,12 +132,15 @@ def pickle_differences(expected: bytes, rebuilt: bytes) -> list[str]:
 
 
 def compare_model_files(
-    artifact: str, expected_path: Path, rebuilt_path: Path, expected: Any, rebuilt: Any
+    artifact: str,
+    expected_file: tuple[Path, str],
+    rebuilt_file: tuple[Path, str],
+    expected: Any,
+    rebuilt: Any,
 ) -> dict:
-    """The strict level: identical bytes; on a mismatch, what differs inside."""
-    from .hashing import file_digest
-
-    expected_sha, rebuilt_sha = file_digest(expected_path), file_digest(rebuilt_path)
+    """The strict level: identical bytes; on a mismatch, what differs inside. Each file comes
+    with the sha256 its record holds, which loading it has just checked."""
+    (expected_path, expected_sha), (rebuilt_path, rebuilt_sha) = expected_file, rebuilt_file
     row = {
         "artifact": artifact,
         "level": "strict",
@@ -130,14 +157,16 @@ def compare_model_files(
     return row
 
 
-def _scores(model: Any, features: np.ndarray) -> np.ndarray:
+def _scores(model: Any, features: Any) -> np.ndarray:
+    """Class probabilities or decision scores; a model with neither has only its labels,
+    which the label-flip count compares."""
     for method in ("predict_proba", "decision_function"):
         if hasattr(model, method):
             return np.asarray(getattr(model, method)(features), dtype=float)
-    return np.asarray(model.predict(features), dtype=float)
+    return np.zeros(1)
 
 
-def compare_predictions(expected: Any, rebuilt: Any, probe: np.ndarray) -> dict:
+def compare_predictions(expected: Any, rebuilt: Any, probe: Any) -> dict:
     """The portable level: label flips and the largest score difference on the probe set."""
     delta = float(np.max(np.abs(_scores(expected, probe) - _scores(rebuilt, probe))))
     flips = int(np.sum(expected.predict(probe) != rebuilt.predict(probe)))
@@ -184,3 +213,94 @@ def format_table(checks: list[dict]) -> str:
         for extra in check.get("attribute_differences", []) + check.get("pickle_differences", []):
             lines.append(f"      {extra}")
     return "\n".join(lines)
+
+
+# ---- the stage -----------------------------------------------------------------------------
+
+REBUILT_PATHS = ("model", "model_record", "metrics", "confusion")
+
+
+def _isolated_params(config: ProjectConfig, scratch: Path) -> Path:
+    """params.yaml for the rebuild: inputs from the project, every output into scratch."""
+    raw = asdict(config)
+    for key in ("raw_data", "train", "test"):
+        raw["paths"][key] = str(Path(getattr(config.paths, key)).resolve())
+    for key in REBUILT_PATHS:
+        raw["paths"][key] = str(scratch / Path(getattr(config.paths, key)).name)
+    path = scratch / PARAMS_FILE
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _rebuild(params_file: Path, scratch: Path) -> None:
+    env = varied_environment(dict(os.environ))
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", PACKAGE, "stage", "train", "evaluate"]
+    result = subprocess.run(
+        [*command, "--params", str(params_file)],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        umask=VARIED_UMASK if os.name == "posix" else -1,
+    )
+    if result.returncode != 0:
+        raise VerificationError(f"the isolated rebuild failed:\n{result.stdout}{result.stderr}")
+
+
+def verify(config: ProjectConfig) -> dict[str, Path]:
+    """The verify stage: rebuild in isolation, compare at three levels, write the report."""
+    drift = require_locked_environment(what="verification")
+    scratch = Path(tempfile.mkdtemp(prefix="verify-"))
+    try:
+        _rebuild(_isolated_params(config, scratch), scratch)
+        paths = config.paths
+        rebuilt_model = scratch / Path(paths.model).name
+        rebuilt_record = scratch / Path(paths.model_record).name
+        expected = load_recorded_model(paths.model, paths.model_record)
+        rebuilt = load_recorded_model(rebuilt_model, rebuilt_record)
+        probe = features_frame(read_prepared(paths.test), config.data)
+        checks = [
+            compare_model_files(
+                paths.model,
+                (Path(paths.model), read_record(paths.model_record)["model"]["sha256"]),
+                (rebuilt_model, read_record(rebuilt_record)["model"]["sha256"]),
+                expected,
+                rebuilt,
+            ),
+            compare_predictions(expected, rebuilt, probe),
+            compare_metrics(
+                paths.metrics,
+                json.loads(Path(paths.metrics).read_text(encoding="utf-8")),
+                json.loads((scratch / Path(paths.metrics).name).read_text(encoding="utf-8")),
+            ),
+        ]
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    result = "match" if all(check["result"] == "match" for check in checks) else "mismatch"
+    report = {
+        "result": result,
+        "varied": {
+            **{
+                key: value
+                for key, value in VARIED_ENV.items()
+                if key != OPT_OUT_VARIABLE and not key.endswith("_THREADS")
+            },
+            "umask": f"{VARIED_UMASK:03o}",
+            "working_directory": "a fresh scratch directory",
+        },
+        "checks": checks,
+        "environment_drift": drift,
+    }
+    write_json(paths.verify_report, report)
+    table = format_table(checks)
+    if result != "match":
+        raise VerificationError(
+            f"the rebuild does not match what the pipeline produced:\n{table}\n"
+            f"The rebuilt files are kept in {scratch} for inspection; the full report is "
+            f"{paths.verify_report}. Look for unseeded randomness or state outside the inputs."
+        )
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"verify: the isolated rebuild matches\n{table}")
+    return {"verify_report": Path(paths.verify_report)}

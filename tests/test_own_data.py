@@ -1,0 +1,176 @@
+"""Tier 3: a team's own table and model, the way the baked README tells a user to bring them.
+
+A mixed-type table (string categories, `NA`, a string label that is not the last column, an
+id column, a year) goes through `make data`, `make repro`, a fresh clone and `make rebuild`,
+as CSV and as Parquet; then a custom estimator class is trained from a YAML file alone.
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+from conftest import bake, run
+from test_end_to_end import Project
+
+pytestmark = pytest.mark.slow
+ROWS = 400
+CUSTOM_ESTIMATOR = '''
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class CentroidClassifier(ClassifierMixin, BaseEstimator):
+    """Nearest class centroid, the centroids shrunk towards the overall mean."""
+
+    def __init__(self, shrink=0.0):
+        self.shrink = shrink
+
+    def fit(self, features, labels):
+        features = np.asarray(features, dtype=float)
+        self.classes_, index = np.unique(labels, return_inverse=True)
+        centre = features.mean(axis=0)
+        means = np.stack([features[index == k].mean(axis=0) for k in range(len(self.classes_))])
+        self.centroids_ = centre + (1.0 - self.shrink) * (means - centre)
+        return self
+
+    def predict(self, features):
+        features = np.asarray(features, dtype=float)
+        distances = ((features[:, None, :] - self.centroids_[None]) ** 2).sum(axis=-1)
+        return self.classes_[distances.argmin(axis=1)]
+'''
+
+
+def team_table() -> tuple[list[str], list[list[str]]]:
+    """What a team's export looks like: the label in the middle, NA for missing values."""
+    rng = np.random.default_rng(11)
+    header = ["patient_id", "clinic", "age", "outcome", "smoker", "year", "dose"]
+    rows = []
+    for index in range(ROWS):
+        age = int(rng.integers(20, 85))
+        smoker = bool(rng.random() < 0.3)
+        dose = float(np.round(rng.normal(5, 2), 3))
+        risk = 0.04 * (age - 50) + 1.2 * smoker - 0.3 * dose + rng.normal(0, 0.7)
+        rows.append(
+            [
+                f"P-{index:05d}",
+                "NA" if rng.random() < 0.05 else str(rng.choice(["north", "south", "east"])),
+                "NA" if rng.random() < 0.05 else str(age),
+                "relapse" if risk > -1.0 else "recovered",
+                "yes" if smoker else "no",
+                str(int(rng.integers(2015, 2024))),
+                repr(dose),
+            ]
+        )
+    return header, rows
+
+
+def write_source(directory, kind: str) -> str:
+    header, rows = team_table()
+    path = directory / f"clinic_visits.{kind}"
+    if kind == "csv":
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+        to_float = [None if v == "NA" else float(v) for v in columns["age"]]
+        table = pa.table(
+            {
+                "patient_id": columns["patient_id"],
+                "clinic": [None if v == "NA" else v for v in columns["clinic"]],
+                "age": pa.array(to_float, pa.float64()),
+                "outcome": columns["outcome"],
+                "smoker": [v == "yes" for v in columns["smoker"]],
+                "year": pa.array([int(v) for v in columns["year"]], pa.int64()),
+                "dose": pa.array([float(v) for v in columns["dose"]], pa.float64()),
+            }
+        )
+        pq.write_table(table, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_teams_own_table_rebuilds_byte_for_byte(kind, tmp_path):
+    project = Project(bake(tmp_path / "bake", project_slug="own-data", package_name="own_data"))
+    project.make("setup")
+    source = write_source(tmp_path, kind)
+
+    brought = project.make("data", env={"SRC": source, "TARGET": "outcome"})
+    assert "conf/data/clinic_visits.yaml" in brought.stdout
+    schema = yaml.safe_load((project.path / "conf/data/clinic_visits.yaml").read_text())
+    assert schema["drop"] == ["patient_id"] and schema["label"] == "string"
+    assert schema["features"]["categorical"] == ["clinic"]
+    assert set(schema["features"]["numeric"]) == {"age", "year", "dose"}
+    assert schema["features"]["boolean"] == ["smoker"]
+    assert (project.path / f"data/raw/clinic_visits.{kind}.dvc").is_file()
+
+    project.make("params")
+    project.make("repro")
+    first = project.lock()
+    assert json.loads((project.path / "reports/verify.json").read_text())["result"] == "match"
+    metrics = json.loads((project.path / "metrics/metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"recovered", "relapse"}
+    project.dvc("repro", "--force")
+    assert project.lock() == first
+
+    rows = tmp_path / "new-rows.csv"
+    header, table = team_table()
+    keep = [i for i, name in enumerate(header) if name != "outcome"]
+    rows.write_text(
+        "\n".join(",".join(row[i] for i in keep) for row in [header, *table[:8]]) + "\n"
+    )
+    predicted = project.path / "predictions.csv"
+    run(
+        [".venv/bin/python", "-m", "own_data", "predict", str(rows), str(predicted)],
+        cwd=project.path,
+    )
+    lines = list(csv.DictReader(predicted.read_text().splitlines()))
+    assert [line["patient_id"] for line in lines] == [row[0] for row in table[:8]]
+    assert {line["prediction"] for line in lines} <= {"recovered", "relapse"}
+
+    project.git("add", "-A")
+    project.git("commit", "-qm", "Train on the clinic visits")
+    project.dvc("push")
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(project.path), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    clone.dvc("pull")
+    assert clone.status_is_clean()
+    clone.dvc("repro", "--force")
+    assert clone.lock() == first
+
+    rebuilt = project.make("rebuild")
+    assert ": MATCH" in rebuilt.stdout
+
+    if kind == "csv":
+        custom_estimator_from_yaml(project)
+
+
+def custom_estimator_from_yaml(project: Project) -> None:
+    """A class of the project package, trained from one YAML file; a misspelt
+    hyperparameter in `dvc exp run -S` names the key."""
+    estimators = project.path / "own_data" / "estimators.py"
+    estimators.write_text(estimators.read_text() + CUSTOM_ESTIMATOR)
+    (project.path / "conf/model/centroid.yaml").write_text(
+        "_target_: own_data.estimators.CentroidClassifier\nshrink: 0.2\n"
+    )
+    typo = project.dvc("exp", "run", "-S", "model=centroid", "-S", "+model.shrinkk=1", check=False)
+    assert typo.returncode != 0
+    assert "model.shrinkk" in typo.stdout + typo.stderr
+    assert "did you mean shrink" in typo.stdout + typo.stderr
+    project.dvc("exp", "run", "-S", "model=centroid")
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    targets = {
+        revision["data"]["params"]["params.yaml"]["data"]["model"]["_target_"]
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+        for revision in experiment["revs"]
+    }
+    assert "own_data.estimators.CentroidClassifier" in targets

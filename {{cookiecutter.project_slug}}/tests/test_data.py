@@ -1,0 +1,192 @@
+"""Tables against their schema, through the real stage command: every bad table is refused
+with one named error (file, column, fix), no traceback, and no output written."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import PACKAGE, PROJECT_ROOT, project_module
+
+launcher = project_module("repro.launcher")
+demo_data = project_module("repro.demo_data")
+data = project_module("data")
+
+HEADER = "id,city,income,member,signed,label"
+GOOD_ROWS = [
+    "1,paris,10.5,yes,2020-01-02,gold",
+    "2,NA,NA,no,2020-02-03,silver",
+    "3,rome,7.25,yes,2021-03-04,gold",
+    "4,oslo,3.0,NA,2021-05-06,silver",
+    "5,rome,8.0,no,2022-01-01,gold",
+    "6,paris,1.0,yes,2022-02-02,silver",
+    "7,oslo,2.0,no,2022-03-03,gold",
+    "8,rome,9.0,yes,2023-01-01,silver",
+]
+SCHEMA = {
+    "name": "people",
+    "file": "people.csv",
+    "target": "label",
+    "label": "string",
+    "features": {
+        "numeric": ["income"],
+        "categorical": ["city"],
+        "boolean": ["member"],
+        "datetime": ["signed"],
+    },
+    "drop": ["id"],
+    "missing": ["", "NA"],
+}
+
+
+def write_workspace(path, text: bytes, schema=None, suffix=".csv"):
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["data"] = schema or SCHEMA
+    raw = path / f"people{suffix}"
+    raw.write_bytes(text)
+    params["paths"] = {
+        **params["paths"],
+        "raw_data": str(raw),
+        "train": str(path / "out" / "train.parquet"),
+        "test": str(path / "out" / "test.parquet"),
+    }
+    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    return path / "params.yaml"
+
+
+def prepare(path):
+    command = [sys.executable, "-m", PACKAGE, "stage", "prepare", "--params", "params.yaml"]
+    env = {**launcher.pinned_environment(dict(os.environ)), "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run(command, cwd=path, capture_output=True, text=True, env=env)
+
+
+def csv_bytes(header=HEADER, rows=GOOD_ROWS) -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+BAD_TABLES = {
+    "missing column": (
+        csv_bytes(
+            HEADER.replace(",member", ""),
+            [",".join(p for i, p in enumerate(r.split(",")) if i != 3) for r in GOOD_ROWS],
+        ),
+        r"declared column 'member' is missing from the file",
+    ),
+    "undeclared column": (
+        csv_bytes(HEADER + ",extra", [r + ",1" for r in GOOD_ROWS]),
+        r"column 'extra' is not declared in conf/data/people\.yaml",
+    ),
+    "value of the wrong kind": (
+        csv_bytes(rows=[*GOOD_ROWS, "9,rome,lots,yes,2023-02-02,gold"]),
+        r"column 'income' is declared numeric, but holds values such "
+        r"as 'lots'",
+    ),
+    "one class": (
+        csv_bytes(rows=[r.replace("silver", "gold") for r in GOOD_ROWS]),
+        r"the target 'label' has 1 class",
+    ),
+    "missing target": (
+        csv_bytes(rows=[*GOOD_ROWS, "9,rome,1.0,yes,2023-02-02,NA"]),
+        r"the target 'label' is missing in 1 rows \(the first is data row 9\)",
+    ),
+    "all-missing column": (
+        csv_bytes(
+            rows=[
+                ",".join(["NA" if i == 1 else p for i, p in enumerate(r.split(","))])
+                for r in GOOD_ROWS
+            ]
+        ),
+        r"column 'city' is missing in every row",
+    ),
+    "empty file": (b"", r"the file is empty"),
+    "header only": (csv_bytes(rows=[]), r"has a header but no rows"),
+    "duplicate header": (
+        csv_bytes(HEADER + ",city", [r + ",x" for r in GOOD_ROWS]),
+        r"column 'city' appears twice in the header",
+    ),
+    "not UTF-8": (
+        csv_bytes(rows=[*GOOD_ROWS, "9,z\xfcrich,1.0,yes,2023-02-02,gold"]).replace(
+            "z\xfcrich".encode(), "z\xfcrich".encode("latin-1")
+        ),
+        r"column 'city' holds bytes that are not UTF-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TABLES, ids=list(BAD_TABLES))
+def test_a_bad_table_is_refused_by_name_and_nothing_is_written(tmp_path, case):
+    text, message = BAD_TABLES[case]
+    write_workspace(tmp_path, text)
+    result = prepare(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "people.csv" in result.stderr and "Fix:" in result.stderr
+    assert __import__("re").search(message, result.stderr), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_good_mixed_table_keeps_its_labels_and_types(tmp_path):
+    write_workspace(tmp_path, csv_bytes())
+    result = prepare(tmp_path)
+    assert result.returncode == 0, result.stderr
+    train = data.read_prepared(tmp_path / "out" / "train.parquet")
+    assert set(train.column_names) == {"income", "member", "city", "signed", "label"}
+    assert set(data.labels(train, data_config()).tolist()) <= {"gold", "silver"}
+    frame = data.features_frame(train, data_config())
+    assert frame["income"].dtype == np.float64 and frame["city"].dtype == object
+
+
+def test_parquet_input_is_checked_the_same_way(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "id": [1, 2],
+            "city": ["a", "b"],
+            "income": ["x", "y"],
+            "member": [True, False],
+            "signed": ["2020-01-01", "2020-01-02"],
+            "label": ["gold", "silver"],
+        }
+    )
+    pq.write_table(table, tmp_path / "bad.parquet")
+    write_workspace(tmp_path, (tmp_path / "bad.parquet").read_bytes(), suffix=".parquet")
+    result = prepare(tmp_path)
+    assert result.returncode == 1
+    assert "column 'income' is declared numeric but is stored as string" in result.stderr
+
+
+def data_config():
+    return project_module("config").DataConfig(
+        **{**SCHEMA, "features": project_module("config").FeatureColumns(**SCHEMA["features"])}
+    )
+
+
+def test_prepared_tables_are_byte_identical_across_processes(tmp_path):
+    names, columns = demo_data.churn_columns(300, seed=1)
+    first, second = tmp_path / "a", tmp_path / "b"
+    for path in (first, second):
+        path.mkdir()
+        demo_data.write_csv(path / "people.csv", names, columns)
+        schema = {
+            "name": "people",
+            "file": "people.csv",
+            "target": "churn",
+            "label": "string",
+            "features": {
+                "numeric": ["tenure_months", "monthly_charges", "age", "year"],
+                "categorical": ["region", "plan", "contract"],
+                "boolean": ["paperless_billing", "has_partner"],
+                "datetime": ["signup_date"],
+            },
+            "drop": ["customer_id", "household"],
+            "missing": ["", "NA"],
+        }
+        schema["features"]["numeric"].append("support_calls")
+        write_workspace(path, (path / "people.csv").read_bytes(), schema)
+        assert prepare(path).returncode == 0
+    for name in ("train.parquet", "test.parquet"):
+        assert (first / "out" / name).read_bytes() == (second / "out" / name).read_bytes()

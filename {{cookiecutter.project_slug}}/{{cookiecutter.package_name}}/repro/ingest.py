@@ -1,0 +1,211 @@
+"""``make data SRC=... TARGET=...``: bring a table under DVC and write its starting schema.
+
+A local CSV or Parquet file is copied into data/raw/ and tracked with ``dvc add``; a URL or a
+bucket path goes through ``dvc import-url``, so the source's version is pinned in git. The
+schema (conf/data/<name>.yaml) is inferred from the table by pyarrow and is meant to be
+read and edited: it is a starting point, not a verdict. Nothing is left behind on failure.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..config import DEFAULT_MISSING
+from .errors import DataError
+from .io import atomic_write_text
+
+RAW_DIR = Path("data/raw")
+CONF_DATA = Path("conf/data")
+CONFIG_FILE = Path("conf/config.yaml")
+SUFFIXES = (".csv", ".parquet", ".pq")
+ID_NAME = re.compile(r"(?:^|[_\W])id$|^id[_\W]|^(?:uuid|guid|key)$", re.IGNORECASE)
+DEFAULT_LINE = re.compile(r"^(\s*-\s*data:\s*)\S+(.*)$", re.MULTILINE)
+
+
+def is_url(source: str) -> bool:
+    return "://" in source
+
+
+def dataset_name(source: str) -> str:
+    stem = Path(source.split("?", 1)[0].rstrip("/")).stem
+    name = re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_")
+    return name if name and name[0].isalpha() else f"data_{name}"
+
+
+def _read_for_inference(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow import csv as arrow_csv
+
+    from ..data import FALSE_VALUES, TRUE_VALUES
+
+    try:
+        if path.suffix.lower() == ".csv":
+            if path.stat().st_size == 0:
+                raise DataError(f"{path}: the file is empty. Fix: give a table with a header.")
+            convert = arrow_csv.ConvertOptions(
+                null_values=DEFAULT_MISSING,
+                strings_can_be_null=True,
+                true_values=TRUE_VALUES,
+                false_values=FALSE_VALUES,
+            )
+            return arrow_csv.read_csv(path, convert_options=convert)
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: cannot be read as a table: {error}") from None
+
+
+def _kind(name: str, column) -> str:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind_of = column.type
+    if pa.types.is_dictionary(kind_of):
+        kind_of = kind_of.value_type
+    if pa.types.is_null(kind_of) or column.null_count == len(column):
+        return "drop"
+    unique = pc.count_distinct(column).as_py() == len(column) and column.null_count == 0
+    if ID_NAME.search(name) and unique and not pa.types.is_floating(kind_of):
+        return "drop"
+    if pa.types.is_boolean(kind_of):
+        return "boolean"
+    if pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of):
+        return "numeric"
+    if pa.types.is_timestamp(kind_of) or pa.types.is_date(kind_of):
+        return "datetime"
+    return "categorical"
+
+
+def _label(path: Path, target: str, column) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_boolean(column.type):
+        return "boolean"
+    if pa.types.is_integer(column.type):
+        return "integer"
+    if pa.types.is_floating(column.type):
+        raise DataError(
+            f"{path}: the target {target!r} holds decimal numbers; this project trains "
+            "classifiers. Fix: choose a column of class labels."
+        )
+    return "string"
+
+
+def infer_schema(path: Path, target: str, name: str, file: str) -> dict:
+    """The starting schema of the table at ``path``: each column's kind as pyarrow reads it."""
+    table = _read_for_inference(path)
+    if target not in table.column_names:
+        raise DataError(
+            f"{path}: there is no column {target!r}. Fix: TARGET= one of "
+            f"{', '.join(table.column_names)}."
+        )
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": [], "datetime": []}
+    drop = []
+    for column_name in table.column_names:
+        if column_name == target:
+            continue
+        kind = _kind(column_name, table[column_name])
+        (drop if kind == "drop" else kinds[kind]).append(column_name)
+    return {
+        "name": name,
+        "file": file,
+        "target": target,
+        "label": _label(path, target, table[target]),
+        "features": kinds,
+        "drop": drop,
+        "missing": list(DEFAULT_MISSING),
+    }
+
+
+def schema_text(schema: dict, source: str) -> str:
+    header = (
+        f"# Schema of data/raw/{schema['file']}, inferred by `make data` from {source}.\n"
+        "# Check every column's kind (numeric, categorical, boolean, datetime; drop = ids and\n"
+        "# columns the model must not see), the label type and the missing-value markers,\n"
+        "# then run `make params`. Reading the table checks it against this file.\n"
+    )
+    return header + yaml.safe_dump(schema, sort_keys=False, default_flow_style=False)
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    command = [sys.executable, "-m", "dvc", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+def _undo(*paths: Path) -> None:
+    for path in paths:
+        if path.is_file():
+            path.unlink()
+
+
+def bring_in(source: str, target: str, name: str | None = None, force: bool = False) -> dict:
+    """Track ``source`` with DVC under data/raw/ and write conf/data/<name>.yaml; make it the
+    default dataset. Returns what was written."""
+    name = name or dataset_name(source)
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise DataError(f"NAME={name!r}: use lowercase letters, digits and underscores.")
+    file = Path(source.split("?", 1)[0].rstrip("/")).name
+    if Path(file).suffix.lower() not in SUFFIXES:
+        raise DataError(f"{source}: not a .csv or .parquet file. Fix: convert it first.")
+    schema_path = CONF_DATA / f"{name}.yaml"
+    destination = RAW_DIR / file
+    dvc_file = destination.with_name(file + ".dvc")
+    if not force:
+        for existing in (schema_path, dvc_file):
+            if existing.exists():
+                raise DataError(
+                    f"{existing} already exists; nothing was changed. Fix: choose another "
+                    "NAME=, or pass FORCE=1 to replace it."
+                )
+    if is_url(source):
+        schema = _import_url(source, destination, dvc_file, target, name, file)
+    else:
+        schema = _add_local(Path(source), destination, dvc_file, target, name, file)
+    atomic_write_text(schema_path, schema_text(schema, source))
+    config = CONFIG_FILE.read_text(encoding="utf-8")
+    atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))
+    return {"schema": schema_path, "data": destination, "dvc_file": dvc_file}
+
+
+def _add_local(
+    source: Path, destination: Path, dvc_file: Path, target: str, name: str, file: str
+) -> dict:
+    if not source.is_file():
+        raise DataError(f"{source}: no such file. Fix: give the path of a CSV or Parquet file.")
+    schema = infer_schema(source, target, name, file)
+    copied = source.resolve() != destination.resolve()
+    if copied:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(f".{file}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, destination)
+    added = _dvc("add", "-q", str(destination))
+    if added.returncode != 0:
+        if copied:
+            _undo(destination)
+        raise DataError(f"`dvc add {destination}` failed:\n{added.stdout}{added.stderr}")
+    return schema
+
+
+def _import_url(
+    source: str, destination: Path, dvc_file: Path, target: str, name: str, file: str
+) -> dict:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    imported = _dvc("import-url", "--force", source, str(destination))
+    if imported.returncode != 0:
+        _undo(destination, dvc_file)
+        raise DataError(
+            f"`dvc import-url {source}` failed; nothing was kept:\n"
+            f"{imported.stdout}{imported.stderr}"
+        )
+    try:
+        return infer_schema(destination, target, name, file)
+    except DataError:
+        _undo(destination, dvc_file)
+        raise
