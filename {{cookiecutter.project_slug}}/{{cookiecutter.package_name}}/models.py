@@ -71,8 +71,9 @@ def build(config: ProjectConfig, source: str = "params.yaml"):
     # "all": lists and mappings reach the estimator as plain Python, not OmegaConf nodes
     # (which would end up in the pickle).
     estimator = instantiate(config.model, _convert_="all", **extra)
+    # scikit-learn's own estimators declare their constraints; a team class may not.
     validate = getattr(estimator, "_validate_params", None)
-    if validate is not None:
+    if validate is not None and hasattr(estimator, "_parameter_constraints"):
         from sklearn.utils._param_validation import InvalidParameterError
 
         try:
