@@ -39,8 +39,9 @@ demo: bootstrap ## Bake the default project, set it up, run its pipeline, show i
 locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 	UV=$(UV) $(VENV_PYTHON) scripts/update_locks.py
 
-bench: bootstrap ## Cold `dvc repro -f` against the same stages in one process
+bench: bootstrap ## Pipeline overhead at demo size, then the scale run (10^4..10^6 rows)
 	UV=$(UV) $(VENV_PYTHON) bench/repro_overhead.py
+	UV=$(UV) $(VENV_PYTHON) bench/scale.py
 
 clean: ## Remove the demo and the environments (keeps the uv cache)
 	rm -rf build .venv .bootstrap

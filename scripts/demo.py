@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     step("Running its pipeline", ["make", "repro"], project)
 
     sys.path.insert(0, str(project))
-    from my_ml_project.hashing import file_digest
+    from my_ml_project.repro.hashing import file_digest
 
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     print(f"\nProject: {project}\n\nWhat each stage produced (sha256):")

@@ -151,6 +151,69 @@ def test_a_teams_own_table_rebuilds_byte_for_byte(kind, tmp_path):
 
     if kind == "csv":
         custom_estimator_from_yaml(project)
+    else:
+        group_and_time_splits(project)
+
+
+def prepared_years(project: Project) -> tuple[set, set]:
+    import pyarrow.parquet as pq
+
+    train = pq.read_table(project.path / "data/prepared/train.parquet")["year"].to_pylist()
+    test = pq.read_table(project.path / "data/prepared/test.parquet")["year"].to_pylist()
+    return set(train), set(test)
+
+
+def group_and_time_splits(project: Project) -> None:
+    """conf/split/ options through `dvc exp run`: no group on both sides; every test row later
+    than every train row; a group column with missing values refused by name."""
+    project.dvc("exp", "run", "-S", "split=group", "-S", "split.column=year")
+    train, test = prepared_years(project)
+    assert train and test and not train & test
+    project.dvc("exp", "run", "-S", "split=time", "-S", "split.column=year")
+    train, test = prepared_years(project)
+    assert min(test) > max(train)
+    refused = project.dvc(
+        "exp", "run", "-S", "split=group", "-S", "split.column=clinic", check=False
+    )
+    assert refused.returncode != 0
+    assert "split column 'clinic' is missing in" in refused.stdout + refused.stderr
+
+
+def test_a_table_at_a_url_is_imported_with_its_source_pinned(tmp_path):
+    """`make data` with a URL goes through `dvc import-url` (served on loopback here); a wrong
+    TARGET leaves nothing behind."""
+    import http.server
+    import threading
+    from functools import partial
+
+    served = tmp_path / "served"
+    served.mkdir()
+    write_source(served, "csv")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        project = Project(bake(tmp_path / "bake", project_slug="by-url", package_name="by_url"))
+        project.make("setup")
+        url = f"http://127.0.0.1:{server.server_address[1]}/clinic_visits.csv"
+        before = run(["git", "status", "--porcelain"], cwd=project.path).stdout
+        wrong = project.make("data", env={"SRC": url, "TARGET": "nope"}, check=False)
+        assert wrong.returncode != 0
+        assert "there is no column 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr
+        assert run(["git", "status", "--porcelain"], cwd=project.path).stdout == before
+        assert not (project.path / "data/raw/clinic_visits.csv").exists()
+
+        project.make("data", env={"SRC": url, "TARGET": "outcome"})
+    finally:
+        server.shutdown()
+        thread.join()
+    recorded = yaml.safe_load((project.path / "data/raw/clinic_visits.csv.dvc").read_text())
+    assert recorded["deps"][0]["path"] == url
+    assert recorded["outs"][0]["md5"]
+    project.make("params")
+    project.make("repro")
+    assert json.loads((project.path / "reports/verify.json").read_text())["result"] == "match"
 
 
 def custom_estimator_from_yaml(project: Project) -> None:

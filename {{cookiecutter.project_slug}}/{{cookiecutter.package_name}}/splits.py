@@ -19,20 +19,19 @@ def class_codes(column: pa.ChunkedArray) -> np.ndarray:
     encoded = column.combine_chunks().dictionary_encode()
     rank = np.empty(len(encoded.dictionary), dtype=np.int64)
     rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(rank.size)
-    return rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    # Zero-copy view of the indices: the callers have refused missing values already.
+    return rank[encoded.indices.to_numpy()]
 
 
 def stratified(codes: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, test): each class contributes ``test_size`` of its rows to test."""
     rng = np.random.default_rng(seed)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    test_rows = []
-    for rows in np.split(order, bounds):
-        shuffled = rng.permutation(rows)
-        test_rows.append(shuffled[: max(1, round(test_size * rows.size))])
-    test = np.sort(np.concatenate(test_rows))
-    return np.setdiff1d(np.arange(codes.size), test, assume_unique=True), test
+    in_test = np.zeros(codes.size, dtype=bool)
+    for code in range(int(codes.max()) + 1):
+        rows = np.flatnonzero(codes == code)
+        if rows.size:
+            in_test[rng.permutation(rows)[: max(1, round(test_size * rows.size))]] = True
+    return np.flatnonzero(~in_test), np.flatnonzero(in_test)
 
 
 def by_group(groups: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

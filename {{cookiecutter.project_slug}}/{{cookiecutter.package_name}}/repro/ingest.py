@@ -163,10 +163,20 @@ def bring_in(source: str, target: str, name: str | None = None, force: bool = Fa
                     f"{existing} already exists; nothing was changed. Fix: choose another "
                     "NAME=, or pass FORCE=1 to replace it."
                 )
-    if is_url(source):
-        schema = _import_url(source, destination, dvc_file, target, name, file)
-    else:
-        schema = _add_local(Path(source), destination, dvc_file, target, name, file)
+    ignore = RAW_DIR / ".gitignore"
+    ignored = ignore.read_bytes() if ignore.is_file() else None
+    try:
+        if is_url(source):
+            schema = _import_url(source, destination, dvc_file, target, name, file)
+        else:
+            schema = _add_local(Path(source), destination, dvc_file, target, name, file)
+    except DataError:
+        # DVC may already have listed the file in .gitignore: put it back as it was.
+        if ignored is None:
+            _undo(ignore)
+        else:
+            ignore.write_bytes(ignored)
+        raise
     atomic_write_text(schema_path, schema_text(schema, source))
     config = CONFIG_FILE.read_text(encoding="utf-8")
     atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))

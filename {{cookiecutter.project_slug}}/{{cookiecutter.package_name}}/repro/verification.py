@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from ..config import PARAMS_FILE, ProjectConfig
-from ..data import features_frame, read_prepared
+from ..data import read_for_model
 from .artifacts import load_recorded_model, read_record
 from .environment import require_locked_environment
 from .errors import VerificationError
@@ -259,7 +259,7 @@ def verify(config: ProjectConfig) -> dict[str, Path]:
         rebuilt_record = scratch / Path(paths.model_record).name
         expected = load_recorded_model(paths.model, paths.model_record)
         rebuilt = load_recorded_model(rebuilt_model, rebuilt_record)
-        probe = features_frame(read_prepared(paths.test), config.data)
+        probe, _ = read_for_model(paths.test, config.data)
         checks = [
             compare_model_files(
                 paths.model,

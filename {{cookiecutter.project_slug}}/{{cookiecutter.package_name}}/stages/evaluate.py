@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ..config import ProjectConfig
-from ..data import features_frame, labels, read_prepared
+from ..data import read_for_model
 from ..metrics import classification_metrics, confusion_rows
 from ..repro.artifacts import load_recorded_model
 from ..repro.io import atomic_write_text, write_json
@@ -11,9 +11,8 @@ from ..repro.io import atomic_write_text, write_json
 
 def run(config: ProjectConfig) -> dict[str, Path]:
     model = load_recorded_model(config.paths.model, config.paths.model_record)
-    table = read_prepared(config.paths.test)
-    actual = labels(table, config.data)
-    predicted = model.predict(features_frame(table, config.data))
+    features, actual = read_for_model(config.paths.test, config.data)
+    predicted = model.predict(features)
     return {
         "metrics": write_json(config.paths.metrics, classification_metrics(actual, predicted)),
         "confusion": atomic_write_text(config.paths.confusion, confusion_rows(actual, predicted)),

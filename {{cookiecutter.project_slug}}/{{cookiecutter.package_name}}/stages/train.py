@@ -4,7 +4,7 @@ model's hash, data version, parameters and environment."""
 from pathlib import Path
 
 from ..config import ProjectConfig
-from ..data import features_frame, labels, read_prepared
+from ..data import read_for_model
 from ..models import build
 from ..repro.artifacts import save_model, training_record, write_record
 from ..repro.environment import require_locked_environment
@@ -13,10 +13,7 @@ from ..repro.environment import require_locked_environment
 def run(config: ProjectConfig) -> dict[str, Path]:
     drift = require_locked_environment(what="training")
     model = build(config)
-    table = read_prepared(config.paths.train)
-    target = labels(table, config.data)
-    features = features_frame(table, config.data)
-    del table
+    features, target = read_for_model(config.paths.train, config.data)
     model.fit(features, target)
     sha256 = save_model(model, config.paths.model)
     record = write_record(
