@@ -305,6 +305,34 @@ def raw_data_md5(project: Project) -> str:
 
 
 @in_released_group
+def test_a_revision_with_shell_syntax_is_a_name_not_a_command(released):
+    marker = released.path / "injected"
+    result = released.make("rebuild", f"REV=HEAD; touch {marker} #", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is not a commit, tag or released version" in result.stderr
+    assert not marker.exists()
+
+
+@in_released_group
+def test_a_committed_lock_with_another_model_md5_is_a_mismatch(released):
+    """The rebuild must recompute dvc.lock, not compare the committed one with itself."""
+    lock = yaml.safe_load(released.lock())
+    model = lock["stages"]["train"]["outs"][0]
+    forged_md5 = "0" * 32
+    text = released.lock().decode().replace(model["md5"], forged_md5)
+    try:
+        (released.path / "dvc.lock").write_text(text)
+        released.git("commit", "-qam", "a dvc.lock that the pipeline does not produce")
+        result = released.make("rebuild", "REBUILD_ARGS=--no-record", check=False)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"train: out {model['path']} md5 {forged_md5} -> {model['md5']}" in result.stdout
+        assert "MISMATCH" in result.stdout
+    finally:
+        released.git("reset", "-q", "--hard", "HEAD~1")
+        restore_committed_state(released)
+
+
+@in_released_group
 def test_a_corrupted_read_only_cache_object_is_caught(released):
     target = cache_object(released, raw_data_md5(released))
     original, mode = target.read_bytes(), target.stat().st_mode

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import bake, run
+from conftest import UV, bake, run
 from test_end_to_end import Project, model_override, restore_committed_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registry")]
@@ -173,6 +173,26 @@ def test_records_and_provenance_survive_a_clone(lifecycle, tmp_path):
     assert re.search(r"rollback success:\s+1/1", report)
 
 
+def test_malformed_and_misattached_notes_are_named_and_not_counted(lifecycle, tmp_path):
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    v1, v2 = (
+        run(["git", "rev-parse", f"model@{v}^{{commit}}"], cwd=clone.path).stdout.strip()
+        for v in ("v1.0.0", "v2.0.0")
+    )
+    v1_records = run(["git", "notes", "--ref=reproml", "show", v1], cwd=clone.path).stdout
+    rebuild_line = next(line for line in v1_records.splitlines() if '"kind":"rebuild"' in line)
+    clone.git("notes", "--ref=reproml", "append", "-m", "{not json", v2)
+    clone.git("notes", "--ref=reproml", "append", "-m", rebuild_line, v2)
+    report = clone.make("report")
+    assert "Traceback" not in report.stderr
+    assert "skipped 2 records (not counted)" in report.stdout
+    assert f"note on {v2[:12]}, line 1: not JSON" in report.stdout
+    assert f"describes {v1[:12]}, not the commit it is attached to" in report.stdout
+    assert re.search(r"reproduction success, field:\s+1/1", report.stdout)
+
+
 def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):
     project = lifecycle["project"]
     scratch = project.path / "notes.txt"
@@ -206,6 +226,113 @@ def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):
         refused = project.make("release", "VERSION=v9.0.0", check=False)
         assert "gate 'verify passed'" in refused.stderr
         assert "model@v9.0.0" not in run(["git", "tag"], cwd=project.path).stdout
+    finally:
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def registry_view(project: Project) -> dict[str, set[str]]:
+    listing = project.make("registry").stdout
+    found = re.findall(r"^model@(v\S+)\s+\w+\s+\S+\s+stages: (.+?)\s+provenance", listing, re.M)
+    return {
+        version: set() if stages == "-" else set(stages.split(", ")) for version, stages in found
+    }
+
+
+def gto_view(project: Project) -> dict[str, set[str]]:
+    gto = str(project.path / ".venv/bin/gto")
+    shown = run([gto, "show", "model", "--json"], cwd=project.path, check=False).stdout
+    versions = json.loads(shown) if shown.strip().startswith("[") else []
+    return {entry["version"]: {s["stage"] for s in entry["stages"]} for entry in versions}
+
+
+def test_the_registry_reads_tags_exactly_as_gto_does(lifecycle, tmp_path):
+    """assign, unassign (`model#stage!#N`), deregister (`model@vX!`) and deprecate: after each,
+    `make registry` and `gto show` agree, and a deregistered version cannot be rolled back."""
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    gto = str(clone.path / ".venv/bin/gto")
+    steps = [
+        ["assign", "model", "--version", "v1.0.0", "--stage", "staging"],
+        ["deprecate", "model", "v2.0.0", "prod"],
+        ["deprecate", "model", "v1.0.0"],
+        ["deprecate", "model"],
+    ]
+    assert registry_view(clone) == gto_view(clone) == {"v1.0.0": set(), "v2.0.0": {"prod"}}
+    for number, step in enumerate(steps):
+        identity = {
+            f"GIT_{who}_{what}": value
+            for who in ("AUTHOR", "COMMITTER")
+            for what, value in (("NAME", "t"), ("EMAIL", "t@example.com"))
+        }
+        run([gto, *step], cwd=clone.path, env=identity)
+        assert registry_view(clone) == gto_view(clone), step
+        if number == 2:
+            assert "v1.0.0" not in registry_view(clone)
+            refused = clone.make("rollback", "VERSION=v1.0.0", check=False)
+            assert refused.returncode != 0 and "not a registered version" in refused.stderr
+    assert registry_view(clone) == {}
+
+
+def test_a_drifted_model_is_not_released_and_the_drift_is_named(lifecycle):
+    project = lifecycle["project"]
+    locked = re.search(
+        r"^threadpoolctl==(\S+)", (project.path / "requirements.lock").read_text(), re.MULTILINE
+    ).group(1)
+    other = "3.5.0" if locked != "3.5.0" else "3.6.0"
+    python = str(project.path / ".venv" / "bin" / "python")
+    run([UV, "pip", "install", "--python", python, f"threadpoolctl=={other}"], cwd=project.path)
+    try:
+        change_parameter(project)
+        project.make("repro", env={"REPRO_ALLOW_DRIFT": "1"})
+        commit_all(project, "Trained on a drifted environment")
+        project.dvc("push")
+        refused = project.make("release", "VERSION=v9.1.0", check=False)
+        assert refused.returncode != 0
+        assert "gate 'environment matches the lock'" in refused.stderr
+        assert f"+ threadpoolctl=={other}" in refused.stderr
+        assert "model@v9.1.0" not in run(["git", "tag"], cwd=project.path).stdout
+    finally:
+        project.make("setup")
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def test_credentials_in_the_origin_url_never_reach_the_release_tag(lifecycle):
+    project = lifecycle["project"]
+    origin = run(["git", "remote", "get-url", "origin"], cwd=project.path).stdout.strip()
+    secret = "https://ci:SECRET-TOKEN@git.example.invalid/team/repo.git?private_token=SECRET2"
+    try:
+        change_parameter(project)
+        project.make("repro")
+        commit_all(project, "A third model")
+        project.dvc("push")
+        project.git("remote", "set-url", "origin", secret)
+        project.make("release", "VERSION=v3.0.0")
+        message = tag_message(project, "model@v3.0.0")
+        assert "SECRET" not in message and "ci:" not in message
+        assert '"uri": "git+https://git.example.invalid/team/repo.git"' in message
+        assert project.make("provenance", "REV=v3.0.0").returncode == 0
+    finally:
+        project.git("remote", "set-url", "origin", origin)
+        run(["git", "tag", "-d", "model@v3.0.0"], cwd=project.path, check=False)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def test_old_releases_are_checked_with_their_own_files_after_a_path_moves(lifecycle):
+    project = lifecycle["project"]
+    paths = project.path / "conf" / "paths" / "default.yaml"
+    try:
+        paths.write_text(paths.read_text().replace("models/model.json", "models/record.json"))
+        project.make("params")
+        project.make("repro")
+        commit_all(project, "Move the model record")
+        listing = project.make("registry").stdout
+        assert re.search(r"model@v1\.0\.0 .* provenance ok", listing), listing
+        assert re.search(r"model@v2\.0\.0 .* provenance ok", listing), listing
+        assert project.make("provenance", "REV=v1.0.0").returncode == 0
     finally:
         project.git("reset", "-q", "--hard", "model@v2.0.0")
         restore_committed_state(project)
@@ -291,4 +418,19 @@ def test_gc_keeps_what_releases_and_unpushed_commits_need(lifecycle):
         assert project.status_is_clean()
     finally:
         project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def test_gc_after_an_experiment_keeps_it_and_does_not_refuse(lifecycle):
+    """An experiment's refs are not unpushed branches: gc protects its objects the way DVC
+    does (--all-experiments) instead of refusing forever."""
+    project = lifecycle["project"]
+    cache = project.path / ".dvc" / "cache" / "files" / "md5"
+    try:
+        project.dvc("exp", "run", "-S", "seed=5")
+        experiment_model = model_md5(project)
+        restore_committed_state(project)
+        project.make("gc")
+        assert (cache / experiment_model[:2] / experiment_model[2:]).exists()
+    finally:
         restore_committed_state(project)

@@ -15,11 +15,15 @@ FACTS = {
     "params": {"seed": 42, "model": {"family": "logreg", "C": 1.0}},
     "locks": {"runtime.lock": "d" * 64},
     "environment": {"hash": "e" * 64, "python": "3.11.7"},
+    "drift": [],
 }
+STARTED, FINISHED = "2026-11-27T10:00:00Z", "2026-11-27T10:05:00Z"
 
 
 def released():
-    statement = provenance.build_statement(FACTS, "git+file:///repo", "t0", "t1", release="m@v1")
+    statement = provenance.build_statement(
+        FACTS, "git+file:///repo", STARTED, FINISHED, artifact="m", release="m@v1"
+    )
     return provenance.parse_tag_message(provenance.tag_message("Release m v1", statement))
 
 
@@ -27,7 +31,7 @@ def test_a_statement_round_trips_through_the_tag_and_checks_out():
     fields, statement = released()
     assert statement["_type"] == provenance.STATEMENT_TYPE
     assert statement["predicateType"] == provenance.PREDICATE_TYPE
-    assert provenance.check_statement(fields, statement, FACTS) == []
+    assert provenance.check_statement(fields, statement, FACTS, release="m@v1") == []
     assert provenance.is_complete(statement)
 
 
@@ -57,3 +61,78 @@ def test_timeouts_are_unchecked_not_failures():
     rate = report._rate([{"result": "match"}, {"result": "mismatch"}, {"result": "timeout"}])
     assert rate == {"successes": 1, "checked": 2, "unchecked": 1, "rate": 0.5}
     assert report._p95([float(n) for n in range(1, 21)]) == 19.0
+
+
+def leaf_paths(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaf_paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from leaf_paths(value, (*path, index))
+    else:
+        yield path
+
+
+def forged(value, path):
+    """A forgery of one field that keeps it plausible where the field allows it."""
+    if path[-1] == "uri":
+        return "git+https://user:TOKEN@example.com/repo.git"
+    if path[-1] in ("startedOn", "finishedOn"):
+        return "yesterday"
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value[:-1] + ("0" if value[-1:] != "0" else "1") if value else "x"
+    return "x"
+
+
+def test_every_field_edited_alone_is_caught_even_with_the_digest_recomputed():
+    """An attacker can recompute the statement's sha256 in the tag; every single-field edit,
+    an added unknown field, an extra dependency and a wrong release name must still show."""
+    fields, statement = released()
+    paths = list(leaf_paths(statement))
+    assert len(paths) > 20
+    for path in paths:
+        edited = copy.deepcopy(statement)
+        node = edited
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = forged(node[path[-1]], path)
+        resealed = {**fields, "statement-sha256": provenance.digest(edited)}
+        if path[-1] == "sha256" and path[0] == "subject":
+            resealed["model-sha256"] = node[path[-1]]
+        problems = provenance.check_statement(resealed, edited, FACTS, release="m@v1")
+        assert problems, f"an edit of {'.'.join(map(str, path))} went unnoticed"
+    for extra in (
+        lambda s: s["predicate"].update(extra={"x": 1}),
+        lambda s: s["predicate"]["buildDefinition"]["resolvedDependencies"].append(
+            {"name": "more", "digest": {"md5": "0" * 32}}
+        ),
+        lambda s: s["predicate"]["runDetails"]["byproducts"].append({"name": "x"}),
+    ):
+        edited = copy.deepcopy(statement)
+        extra(edited)
+        resealed = {**fields, "statement-sha256": provenance.digest(edited)}
+        assert provenance.check_statement(resealed, edited, FACTS, release="m@v1")
+    problems = provenance.check_statement(fields, statement, FACTS, release="m@v2")
+    assert problems == ["the statement names release 'm@v1', not m@v2"]
+
+
+def test_drift_is_part_of_the_statement_and_credentials_never_are():
+    drifted = {**FACTS, "drift": ["- numpy==2.4.6", "+ numpy==2.0.0"]}
+    statement = provenance.build_statement(drifted, "git+file:///r", STARTED, FINISHED)
+    internal = statement["predicate"]["buildDefinition"]["internalParameters"]
+    assert internal["drift"] == drifted["drift"]
+    for url, public in [
+        ("https://user:TOKEN@host.example/org/repo.git?x=1#f", "https://host.example/org/repo.git"),
+        (
+            "https://gitlab-ci-token:glcbt-abc@gitlab.example/g/p.git",
+            "https://gitlab.example/g/p.git",
+        ),
+        ("ssh://git@host.example:2222/org/repo", "ssh://host.example:2222/org/repo"),
+        ("git@host.example:org/repo.git", "host.example:org/repo.git"),
+    ]:
+        assert provenance.public_url(url) == public

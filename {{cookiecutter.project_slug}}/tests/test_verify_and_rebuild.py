@@ -5,6 +5,7 @@ import pytest
 from conftest import PROJECT_ROOT, project_module
 
 environment = project_module("repro.environment")
+launcher = project_module("repro.launcher")
 errors = project_module("repro.errors")
 rebuild = project_module("repro.rebuild")
 verification = project_module("repro.verification")
@@ -124,3 +125,29 @@ def test_lock_differences_name_stage_part_and_path():
     assert "train: out models/model.pkl md5 bb -> cc" in differences
     assert any(line.startswith("train: params") for line in differences)
     assert "extra: stage missing from the committed dvc.lock" in differences
+
+
+def test_a_shadowing_package_on_pythonpath_is_dropped_or_reported(tmp_path):
+    """Python imports the first distribution of a name on its path. A stage never sees one on
+    PYTHONPATH (the launcher drops it); when the environment is kept as it is, the drift check
+    reports the shadowing version, not the locked one behind it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PACKAGE
+
+    shadow = tmp_path / "shadow"
+    info = shadow / "threadpoolctl-9.9.9.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadpoolctl\nVersion: 9.9.9\n")
+    (shadow / "threadpoolctl.py").write_text("raise ImportError('the shadow was imported')\n")
+    command = [sys.executable, "-m", PACKAGE, "env", "--check"]
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    env.pop(launcher.OPT_OUT_VARIABLE, None)
+    dropped = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    env[launcher.OPT_OUT_VARIABLE] = "as-is"
+    kept = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert kept.returncode == 1
+    assert "+ threadpoolctl==9.9.9" in kept.stdout

@@ -71,10 +71,15 @@ def _env(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     from . import rebuild
+    from .errors import RebuildError
 
-    outcome = rebuild.rebuild(
-        args.rev, varied=args.vary, keep=args.keep, record=args.record, timeout=args.timeout
-    )
+    try:
+        outcome = rebuild.rebuild(
+            args.rev, varied=args.vary, keep=args.keep, record=args.record, timeout=args.timeout
+        )
+    except RebuildError as error:  # before anything was rebuilt: "could not rebuild"
+        print(f"error: {error}", file=sys.stderr)
+        return rebuild.EXIT_ERROR
     if args.json:
         print(json.dumps(outcome.record(), indent=2, sort_keys=True))
     print(rebuild.report(outcome))

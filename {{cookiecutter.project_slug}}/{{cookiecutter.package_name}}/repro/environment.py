@@ -44,11 +44,13 @@ def locked_versions(lock: str | Path = REQUIREMENTS_LOCK) -> dict[str, str]:
 
 
 def installed_versions() -> dict[str, str]:
+    """``{normalized name: version}`` of what Python would import: distributions come in
+    sys.path order, and the first of a name shadows the later ones."""
     found = {}
     for distribution in metadata.distributions():
         name = distribution.metadata["Name"]
         if name:
-            found[normalize(name)] = distribution.version
+            found.setdefault(normalize(name), distribution.version)
     return found
 
 

@@ -27,6 +27,8 @@ PINNED_ENV = {
     "LC_ALL": "C",
     "LANG": "C",
     "PYTHONUTF8": "1",
+    # Packages in the user's site-packages would shadow the locked ones.
+    "PYTHONNOUSERSITE": "1",
 }
 
 # Dropped, not pinned: without bytecode every stage re-compiles scikit-learn on import,
@@ -64,15 +66,19 @@ def varied_environment(environ: dict[str, str]) -> dict[str, str]:
 
 
 def pinned_environment(environ: dict[str, str]) -> dict[str, str]:
-    """Return a copy of ``environ`` with the pinned values applied."""
+    """Return a copy of ``environ`` with the pinned values applied. PYTHONPATH becomes the
+    project root alone: anything else on it would shadow the locked packages."""
     env = {key: value for key, value in environ.items() if key not in DROPPED_ENV}
     env.update(PINNED_ENV)
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
     return env
 
 
 def unpinned_keys(environ: dict[str, str]) -> list[str]:
     """Names of the variables whose value differs from the pinned environment."""
     wrong = [key for key, value in PINNED_ENV.items() if environ.get(key) != value]
+    if environ.get("PYTHONPATH") != str(PROJECT_ROOT):
+        wrong.append("PYTHONPATH")
     return wrong + [key for key in DROPPED_ENV if key in environ]
 
 

@@ -12,8 +12,11 @@ statement or a tag edited by hand no longer checks out.
 
 import hashlib
 import json
+import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -61,7 +64,23 @@ def commit_facts(repo: Path, commit: str, model_path: str, record_path: str) -> 
         "params": params,
         "locks": locks,
         "environment": record.get("environment", {}),
+        "drift": record.get("drift", []),
     }
+
+
+def public_url(url: str) -> str:
+    """``url`` without credentials, query string or fragment: what may go into a statement,
+    a record or a log (an origin like ``https://user:TOKEN@host/repo`` must not)."""
+    if "://" not in url:
+        # scp-like `user@host:path`: the user name is not a secret, but drop it all the same.
+        return re.sub(r"^[^@/:]+@", "", url)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def build_statement(facts: dict, source_uri: str, started: str, finished: str, **extra) -> dict:
@@ -86,7 +105,8 @@ def build_statement(facts: dict, source_uri: str, started: str, finished: str, *
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {"params": facts["params"], **extra},
-                "internalParameters": {"environment": environment},
+                # Drift from the lock, when training was allowed to run on it (empty: none).
+                "internalParameters": {"environment": environment, "drift": facts["drift"]},
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {
@@ -128,22 +148,33 @@ def parse_tag_message(message: str) -> tuple[dict, dict]:
     return fields, json.loads(body)
 
 
-def check_statement(fields: dict, statement: dict, facts: dict) -> list[str]:
-    """Every way the tag and its statement disagree with each other or with the commit."""
+RELEASE_EXTRA_KEYS = ("artifact", "release")
+
+
+def check_statement(
+    fields: dict, statement: dict, facts: dict, release: str | None = None
+) -> list[str]:
+    """Every way the tag and its statement disagree with each other or with the commit.
+
+    The statement is rebuilt from the commit's files and compared field by field, unknown
+    extra fields included. Only what the commit cannot give is taken from the statement
+    itself, and checked for its form: the source URI (credential-free), the run times (ISO
+    8601, start before finish) and the release name (the tag's own, when it is known)."""
     problems = []
     if fields.get("statement-sha256") != digest(statement):
         problems.append("the statement's sha256 is not the one in the tag: it was edited")
-    subject = statement.get("subject", [{}])[0].get("digest", {}).get("sha256")
+    subject = _get(statement, "subject", 0, "digest", "sha256")
     if fields.get("model-sha256") != subject:
         problems.append("the tag's model-sha256 is not the statement's subject")
     if subject != facts["model_sha256"]:
         problems.append(
             f"the subject {subject} is not the model the commit recorded ({facts['model_sha256']})"
         )
-    definition = statement.get("predicate", {}).get("buildDefinition", {})
+    definition = _get(statement, "predicate", "buildDefinition") or {}
     resolved = {
         item.get("name"): item.get("digest", {})
-        for item in definition.get("resolvedDependencies", [])
+        for item in definition.get("resolvedDependencies") or []
+        if isinstance(item, dict)
     }
     if resolved.get("source", {}).get("gitCommit") != facts["commit"]:
         problems.append("the statement names another source commit than the tag's")
@@ -153,9 +184,76 @@ def check_statement(fields: dict, statement: dict, facts: dict) -> list[str]:
     for name, value in facts["locks"].items():
         if resolved.get(name, {}).get("sha256") != value:
             problems.append(f"the statement's sha256 of {name} is not the commit's")
-    if definition.get("externalParameters", {}).get("params") != facts["params"]:
+    external = definition.get("externalParameters") or {}
+    if external.get("params") != facts["params"]:
         problems.append("the statement's parameters are not the commit's params.yaml")
+    problems += _check_free_fields(statement, external, release)
+    expected = build_statement(
+        facts,
+        str(_get(statement, "predicate", "buildDefinition", "resolvedDependencies", 0, "uri")),
+        str(_get(statement, "predicate", "runDetails", "metadata", "startedOn")),
+        str(_get(statement, "predicate", "runDetails", "metadata", "finishedOn")),
+        **{key: external[key] for key in RELEASE_EXTRA_KEYS if key in external},
+    )
+    covered = ("subject.0.digest", "predicate.buildDefinition.externalParameters.params")
+    for path in _differences(expected, statement, ""):
+        if problems and path.startswith(covered):
+            continue
+        problems.append(f"the statement's {path or 'top level'} is not what the commit gives")
     return problems
+
+
+def _check_free_fields(statement: dict, external: dict, release: str | None) -> list[str]:
+    problems = []
+    uri = _get(statement, "predicate", "buildDefinition", "resolvedDependencies", 0, "uri")
+    if not isinstance(uri, str) or not uri.startswith("git+") or public_url(uri[4:]) != uri[4:]:
+        problems.append("the source URI is not a credential-free git+ URL")
+    times = []
+    for key in ("startedOn", "finishedOn"):
+        value = _get(statement, "predicate", "runDetails", "metadata", key)
+        try:
+            times.append(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        except ValueError:
+            problems.append(f"runDetails.metadata.{key} is not an ISO 8601 time: {value!r}")
+    if len(times) == 2 and times[0] > times[1]:
+        problems.append("the build finished before it started")
+    if release is not None:
+        named, artifact = external.get("release"), external.get("artifact")
+        if named != release:
+            problems.append(f"the statement names release {named!r}, not {release}")
+        if artifact != release.split("@", 1)[0]:
+            problems.append(f"the statement names artifact {artifact!r}, not {release}'s")
+    return problems
+
+
+def _get(node, *path):
+    for key in path:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _differences(expected, actual, path: str) -> list[str]:
+    """Dotted paths where ``actual`` differs from ``expected`` (extra keys included)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        found = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            child = f"{path}.{key}" if path else str(key)
+            if key not in expected:
+                found.append(f"{child} (an unknown extra field)")
+            elif key not in actual:
+                found.append(f"{child} (missing)")
+            else:
+                found += _differences(expected[key], actual[key], child)
+        return found
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        found = []
+        for index, (left, right) in enumerate(zip(expected, actual, strict=True)):
+            found += _differences(left, right, f"{path}.{index}")
+        return found
+    return [] if expected == actual and type(expected) is type(actual) else [path]
 
 
 def is_complete(statement: dict) -> bool:

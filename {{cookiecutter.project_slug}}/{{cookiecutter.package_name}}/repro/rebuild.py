@@ -298,6 +298,9 @@ class Rebuilder:
         if self.rebuild.varied:
             env = varied_environment(env)
             umask = VARIED_UMASK if os.name == "posix" else -1
+        # The checkout holds the committed dvc.lock: remove it, so that a lock the rebuild
+        # does not rewrite can never be compared with itself.
+        (self.worktree / "dvc.lock").unlink(missing_ok=True)
         command = [*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"]
         result = _run(
             command, cwd=self.worktree, env=env, stream=True, umask=umask, timeout=self.timeout
@@ -311,6 +314,8 @@ class Rebuilder:
     def compare(self) -> None:
         committed = yaml.safe_load(_git(self.repo, "show", f"{self.rebuild.commit}:dvc.lock"))
         rebuilt_path = self.worktree / "dvc.lock"
+        if not rebuilt_path.is_file():
+            raise RebuildError("dvc repro wrote no dvc.lock: nothing was rebuilt to compare")
         rebuilt = yaml.safe_load(rebuilt_path.read_text(encoding="utf-8"))
         stages, differences = compare_locks(committed, rebuilt)
         self.rebuild.stages = stages
@@ -325,6 +330,21 @@ class Rebuilder:
         _run(["git", "worktree", "prune"], cwd=self.repo)
 
 
+def resolve(repo: Path, ref: str) -> str:
+    """The commit ``ref`` names: a commit, a tag, or a released version (``v1.0.0`` for the
+    tag ``<artifact>@v1.0.0``, as `make provenance` takes it)."""
+    if not ref or ref.startswith("-") or any(ord(char) < 32 for char in ref):
+        raise RebuildError(f"{ref!r} is not a revision: give a commit, tag or version like v1.0.0")
+    candidates = [ref]
+    artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}
+    candidates += [f"{name}@{ref}" for name in artifacts]
+    for candidate in candidates:
+        found = _run(["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], repo)
+        if found.returncode == 0:
+            return found.stdout.strip()
+    raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
+
+
 def rebuild(
     ref: str = "HEAD",
     varied: bool = False,
@@ -334,10 +354,8 @@ def rebuild(
 ) -> Rebuild:
     """Rebuild ``ref`` and compare; returns the outcome (also kept as a git note if asked)."""
     repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
-    commit = _run(["git", "rev-parse", "--verify", "--quiet", ref + "^{commit}"], cwd=repo)
-    if commit.returncode != 0:
-        raise RebuildError(f"{ref!r} is not a commit or tag in {repo}")
-    outcome = Rebuild(ref=ref, commit=commit.stdout.strip(), varied=varied, started=utc_now())
+    commit = resolve(repo, ref)
+    outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
     if _run(["git", "cat-file", "-e", f"{outcome.commit}:dvc.lock"], cwd=repo).returncode != 0:
         raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
     uv = os.environ.get("UV") or shutil.which("uv")

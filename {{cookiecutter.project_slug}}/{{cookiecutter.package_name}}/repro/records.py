@@ -56,21 +56,66 @@ def append_record(repo: str | Path, commit: str, record: dict) -> None:
     _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
 
 
-def records_of(repo: str | Path, commit: str) -> list[dict]:
+REQUIRED_FIELDS = {
+    "rebuild": {"revision": str, "result": str, "varied_environment": bool, "timings": dict},
+    "rollback": {"revision": str, "result": str, "release": str},
+}
+RESULTS = {
+    "rebuild": {"match", "mismatch", "error", "timeout"},
+    "rollback": {"success", "failure"},
+}
+
+
+def check_record(line: str, commit: str) -> tuple[dict | None, str | None]:
+    """A note line as a record, or the reason it is not one. A record must be a JSON object
+    of a known kind, with its fields of the right types, about the commit it is attached to
+    (a note claiming another commit was moved or forged)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None, "not JSON"
+    if not isinstance(record, dict) or record.get("kind") not in REQUIRED_FIELDS:
+        return None, "not a rebuild or rollback record"
+    kind = record["kind"]
+    for key, expected in REQUIRED_FIELDS[kind].items():
+        if not isinstance(record.get(key), expected):
+            return None, f"{kind} record without a valid {key!r}"
+    if record["result"] not in RESULTS[kind]:
+        return None, f"unknown result {record['result']!r}"
+    if record["revision"] != commit:
+        return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
+    if kind == "rebuild" and not isinstance(record["timings"].get("total", 0.0), int | float):
+        return None, "rebuild record with a non-numeric total time"
+    return record, None
+
+
+def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
+    """The valid records of ``commit``'s note, and one line for each line that is not."""
     shown = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "show", commit, check=False)
     if shown.returncode != 0:
-        return []
-    return [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+        return [], []
+    records, skipped = [], []
+    for number, line in enumerate(shown.stdout.splitlines(), start=1):
+        if not line.strip():
+            continue
+        record, problem = check_record(line, commit)
+        if record is None:
+            skipped.append(f"{NOTES_REF} note on {commit[:12]}, line {number}: {problem}")
+        else:
+            records.append(record)
+    return records, skipped
 
 
-def all_records(repo: str | Path) -> list[dict]:
-    """Every record in the repository, oldest commit first is not guaranteed; sort by caller."""
+def all_records(repo: str | Path) -> tuple[list[dict], list[str]]:
+    """Every valid record in the repository, and what was skipped (never counted)."""
     listed = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "list", check=False)
-    records = []
+    records, skipped = [], []
     for line in listed.stdout.splitlines():
         _, commit = line.split()
-        records.extend(records_of(repo, commit))
-    return records
+        found, problems = records_of(repo, commit)
+        records.extend(found)
+        skipped.extend(problems)
+    return records, skipped
 
 
 def fetch(repo: str | Path, remote: str = "origin") -> str:

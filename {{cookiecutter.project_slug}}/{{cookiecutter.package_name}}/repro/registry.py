@@ -56,11 +56,17 @@ def repo_root() -> Path:
     return Path(found.stdout.strip())
 
 
-def artifact(repo: Path) -> tuple[str, str]:
-    """The model artifact declared in dvc.yaml: ``(name, path)``."""
-    declared = (yaml.safe_load((repo / DVC_FILE).read_text(encoding="utf-8")) or {}).get(
-        "artifacts"
-    ) or {}
+def artifact(repo: Path, commit: str | None = None) -> tuple[str, str]:
+    """The model artifact declared in dvc.yaml (the workspace's, or ``commit``'s):
+    ``(name, path)``."""
+    if commit is None:
+        text = (repo / DVC_FILE).read_text(encoding="utf-8")
+    else:
+        shown = _run(["git", "show", f"{commit}:{DVC_FILE}"], repo)
+        if shown.returncode != 0:
+            raise RegistryError(f"{commit[:12]} has no {DVC_FILE}")
+        text = shown.stdout
+    declared = (yaml.safe_load(text) or {}).get("artifacts") or {}
     models = [
         (name, spec["path"]) for name, spec in declared.items() if spec.get("type") == "model"
     ]
@@ -70,34 +76,32 @@ def artifact(repo: Path) -> tuple[str, str]:
 
 
 def releases(repo: Path) -> list[Release]:
-    """Every release tag of the artifact, oldest version first, with its assigned stages."""
+    """Every active release of the artifact, oldest version first, with its stages, as GTO
+    itself reads the tags: deregistered versions (``model@v1.0.0!``), unassigned stages
+    (``model#prod!#3``) and a deprecated artifact are honoured exactly as `gto show` does."""
+    from gto import api
+
     name, _ = artifact(repo)
-    listed = _run(
-        [
-            "git",
-            "for-each-ref",
-            "refs/tags",
-            "--format=%(refname:short)\t%(*objectname)\t%(objectname)\t%(creatordate:iso-strict)",
-        ],
-        repo,
-    ).stdout
-    found, stage_tags = {}, []
-    for line in listed.splitlines():
-        tag, peeled, direct, created = line.split("\t")
-        commit = peeled or direct
-        if tag.startswith(f"{name}@") and VERSION_PATTERN.match(tag.split("@", 1)[1]):
-            found[commit] = Release(tag, tag.split("@", 1)[1], commit, created)
-        elif tag.startswith(f"{name}#"):
-            parts = tag.split("#")
-            if len(parts) == 3 and parts[2].isdigit():
-                stage_tags.append((int(parts[2]), parts[1], commit))
-    latest: dict[str, str] = {}
-    for _, stage, commit in sorted(stage_tags):
-        latest[stage] = commit
-    for stage, commit in latest.items():
-        if commit in found:
-            found[commit].stages.append(stage)
-    return sorted(found.values(), key=lambda r: tuple(int(p) for p in r.version[1:].split(".")))
+    found = []
+    for entry in api.show(str(repo), name):
+        registrations = entry.get("registrations") or []
+        if not entry.get("is_active", True) or not registrations:
+            continue
+        stages = [stage["stage"] for stage in entry.get("stages") or []]
+        created = entry.get("created_at")
+        found.append(
+            Release(
+                registrations[-1]["tag"],
+                entry["version"],
+                entry["commit_hexsha"],
+                created.isoformat() if hasattr(created, "isoformat") else str(created),
+                sorted(stages),
+            )
+        )
+    return sorted(
+        found,
+        key=lambda r: [int(p) if p.isdigit() else -1 for p in re.split(r"[.-]", r.version[1:])],
+    )
 
 
 def find_release(repo: Path, version: str) -> Release:
@@ -114,13 +118,16 @@ def tag_statement(repo: Path, tag: str) -> tuple[dict, dict]:
 
 def check_release(repo: Path, release: Release) -> list[str]:
     """Problems with a release's provenance (empty: it checks out)."""
-    _, path = artifact(repo)
     try:
+        # The release's own files say where its model and record are: paths may have moved.
+        _, path = artifact(repo, release.commit)
         fields, statement = tag_statement(repo, release.tag)
-        facts = provenance.commit_facts(repo, release.commit, path, record_path(repo))
-    except (ValueError, json.JSONDecodeError) as error:
+        facts = provenance.commit_facts(
+            repo, release.commit, path, record_path(repo, release.commit)
+        )
+    except (ValueError, json.JSONDecodeError, RegistryError, KeyError, TypeError) as error:
         return [str(error)]
-    problems = provenance.check_statement(fields, statement, facts)
+    problems = provenance.check_statement(fields, statement, facts, release=release.tag)
     if not provenance.is_complete(statement):
         problems.append("the statement lacks a data version, commit, environment or params")
     return problems
@@ -135,13 +142,17 @@ def resolve_commit(repo: Path, rev: str) -> str:
 
 def _facts(repo: Path, commit: str, path: str) -> dict:
     try:
-        return provenance.commit_facts(repo, commit, path, record_path(repo))
+        return provenance.commit_facts(repo, commit, path, record_path(repo, commit))
     except ValueError as error:
         raise RegistryError(str(error)) from None
 
 
-def record_path(repo: Path) -> str:
-    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+def record_path(repo: Path, commit: str = "HEAD") -> str:
+    """Where ``commit`` keeps the model's record (its own params.yaml says)."""
+    shown = _run(["git", "show", f"{commit}:params.yaml"], repo)
+    params = yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
+    if not isinstance(params, dict):
+        raise RegistryError(f"{commit[:12]} has no readable params.yaml")
     return params["paths"]["model_record"]
 
 
@@ -201,6 +212,23 @@ def gate_verify_passed(repo: Path) -> str | None:
     return None
 
 
+def gate_no_drift(repo: Path) -> str | None:
+    """A model trained or verified on an environment other than the lock is not released."""
+    shown = _run(["git", "show", f"HEAD:{record_path(repo)}"], repo)
+    record = json.loads(shown.stdout) if shown.returncode == 0 else {}
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    report = _run(["git", "show", f"HEAD:{params['paths']['verify_report']}"], repo)
+    verified = json.loads(report.stdout) if report.returncode == 0 else {}
+    drift = list(record.get("drift") or []) + list(verified.get("environment_drift") or [])
+    if drift:
+        lines = "\n".join(f"  {line}" for line in dict.fromkeys(drift))
+        return (
+            f"the model was trained on an environment that differs from the lock "
+            f"(REPRO_ALLOW_DRIFT=1):\n{lines}\nFix: `make setup`, then `make repro` and commit."
+        )
+    return None
+
+
 def gate_remote_complete(repo: Path) -> str | None:
     status = _run([_tool("dvc"), "status", "--cloud", "--json"], repo)
     if status.returncode != 0:
@@ -216,6 +244,7 @@ GATES = (
     ("clean tree", gate_clean_tree),
     ("pipeline up to date", gate_pipeline_up_to_date),
     ("verify passed", gate_verify_passed),
+    ("environment matches the lock", gate_no_drift),
     ("data and model in the remote", gate_remote_complete),
 )
 
@@ -238,7 +267,7 @@ def release(version: str) -> Release:
     commit = _run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     facts = _facts(repo, commit, path)
     origin = _run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
-    source = f"git+{origin}" if origin else f"git+file://{repo}"
+    source = f"git+{provenance.public_url(origin)}" if origin else f"git+file://{repo}"
     statement = provenance.build_statement(
         facts, source, started, utc_now(), artifact=name, release=tag
     )
@@ -273,8 +302,8 @@ def promote(version: str, stage: str) -> str:
 def rollback(version: str, out_dir: Path | None = None) -> Path:
     """Materialise a registered version's model outside the workspace, hash-verified."""
     repo = repo_root()
-    name, path = artifact(repo)
     target = find_release(repo, version)
+    name, path = artifact(repo, target.commit)
     start = time.perf_counter()
     result, detail, destination = "failure", "", None
     try:
@@ -406,8 +435,10 @@ def check_releases() -> dict[str, list[str]]:
 
 
 def unpushed_commits(repo: Path) -> list[str]:
-    """Commits on no remote-tracking branch (all of them when there is no git remote)."""
-    listed = _run(["git", "rev-list", "--all", "--not", "--remotes"], repo)
+    """Commits of branches and tags on no remote-tracking branch (all of them when there is
+    no git remote). Experiment refs (refs/exps) are not branches: gc protects them as DVC
+    does, with --all-experiments."""
+    listed = _run(["git", "rev-list", "--branches", "--tags", "--not", "--remotes"], repo)
     return listed.stdout.split()
 
 
@@ -424,18 +455,28 @@ def gc() -> list[str]:
     keep = [r.commit for r in releases(repo)] + unpushed_commits(repo)
     for commit in dict.fromkeys(keep):
         needed.update(_cached_objects_at(repo, commit))
-    flags = ["--workspace", "--all-tags", "--all-branches", "--all-commits", "--force"]
+    flags = [
+        "--workspace",
+        "--all-tags",
+        "--all-branches",
+        "--all-commits",
+        "--all-experiments",
+        "--force",
+    ]
     planned = _run([_tool("dvc"), "gc", *flags, "--dry"], repo)
     if planned.returncode != 0:
         raise RegistryError(f"`dvc gc --dry` failed: {planned.stderr.strip()}")
     doomed = re.findall(r"files/md5/([0-9a-f]{2})/([0-9a-f.a-z]+)", planned.stdout + planned.stderr)
-    endangered = sorted({needed[a + b] for a, b in doomed if a + b in needed})
+    at_risk = {a + b: needed[a + b] for a, b in doomed if a + b in needed}
+    # Safe to delete locally only if the DVC remote holds it: ask the remote, not git.
+    present = _remote_has(repo, set(at_risk)) if at_risk else {}
+    endangered = sorted({path for md5, path in at_risk.items() if not present.get(md5)})
     if endangered:
         raise RegistryError(
             "gc refused, nothing deleted: DVC would remove objects that a release or an "
-            "unpushed commit needs:\n"
+            "unpushed commit needs and the DVC remote does not hold:\n"
             + "\n".join(f"  {path}" for path in endangered)
-            + "\nFix: `dvc push` those commits first."
+            + "\nFix: `dvc push --all-commits` (then `make gc` again)."
         )
     done = _run([_tool("dvc"), "gc", *flags], repo)
     if done.returncode != 0:

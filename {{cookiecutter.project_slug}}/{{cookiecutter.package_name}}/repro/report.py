@@ -36,7 +36,7 @@ def _p95(values: list[float]) -> float:
 def measures(repo: Path) -> dict:
     releases = registry.releases(repo)
     released = {release.commit: release for release in releases}
-    records = all_records(repo)
+    records, skipped = all_records(repo)
     rebuilds = [r for r in records if r.get("kind") == "rebuild"]
     rollbacks = [r for r in records if r.get("kind") == "rollback"]
     field = [r for r in rebuilds if r["revision"] in released and not r["varied_environment"]]
@@ -95,6 +95,7 @@ def measures(repo: Path) -> dict:
             "fingerprints": [environments[key] for key in consistent],
         },
         "per_release": per_release,
+        "skipped_records": skipped,
     }
 
 
@@ -143,6 +144,9 @@ def format_report(data: dict) -> str:
             f" rebuilds {entry['matches']}/{entry['rebuilds']} match, "
             f"mean {_seconds(entry['mean_seconds'])}{stages}"
         )
+    if data["skipped_records"]:
+        lines.append(f"  skipped {len(data['skipped_records'])} records (not counted):")
+        lines += [f"    {line}" for line in data["skipped_records"]]
     return "\n".join(lines)
 
 
