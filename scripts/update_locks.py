@@ -48,7 +48,7 @@ def update_pair(python_version: str, remote: str) -> Path:
         project = render_without_hooks(Path(scratch), python_version, remote)
         sys.path.insert(0, str(project))
         try:
-            from lock_placeholder import locking
+            from lock_placeholder.repro import locking
 
             found = find_interpreter(python_version, os.environ.get("UV", "uv"))
             if found:
@@ -56,9 +56,8 @@ def update_pair(python_version: str, remote: str) -> Path:
             locking.update(project)
         finally:
             sys.path.remove(str(project))
-            sys.modules.pop("lock_placeholder.locking", None)
-            sys.modules.pop("lock_placeholder.errors", None)
-            sys.modules.pop("lock_placeholder", None)
+            for name in [n for n in sys.modules if n.split(".")[0] == "lock_placeholder"]:
+                del sys.modules[name]
             os.environ.pop("UV_PYTHON", None)
         target = LOCKS / project_setup.lock_set_name(python_version, remote)
         target.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 from conftest import project_module
 
 provenance = project_module("repro.provenance")
@@ -136,3 +137,21 @@ def test_drift_is_part_of_the_statement_and_credentials_never_are():
         ("git@host.example:org/repo.git", "host.example:org/repo.git"),
     ]:
         assert provenance.public_url(url) == public
+
+
+def test_the_statement_parses_and_validates_with_the_in_toto_bindings():
+    """The in-toto attestation framework's own Python bindings: the Statement validates, and
+    the predicate parses as SLSA Provenance v1 (whose schema has no room for unknown fields)."""
+    from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    _, statement = released()
+    Statement.copy_from_pb(json_format.ParseDict(statement, statement_pb2.Statement())).validate()
+    parsed = json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+    assert parsed.build_definition.build_type == provenance.BUILD_TYPE
+    assert parsed.run_details.builder.id == provenance.BUILDER_ID
+    statement["predicate"]["runDetails"]["unexpected"] = 1
+    with pytest.raises(json_format.ParseError):
+        json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
