@@ -352,6 +352,33 @@ def test_a_committed_lock_with_another_model_md5_is_a_mismatch(released):
 
 
 @in_released_group
+def test_a_model_trained_on_another_blas_kernel_is_equivalent_not_mismatched(released):
+    """The committed record names another OpenBLAS kernel and CPU level (as a model trained on
+    another CI runner would): the bytes differ from this machine's, the predictions and
+    metrics do not, so the verdict is EQUIVALENT (exit 3), naming both machines."""
+    record_file = released.path / "models" / "model.json"
+    record = json.loads(record_file.read_text())
+    environment = record["environment"]
+    environment["blas"] = [line.rsplit(" ", 1)[0] + " Prescott" for line in environment["blas"]]
+    environment["cpu"] = {"vendor": "GenuineIntel", "isa": "x86-64-v2"}
+    command = [".venv/bin/python", "-m", project_package(released.path), "rebuild", "HEAD"]
+    try:
+        record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        released.dvc("commit", "--force")
+        released.git("commit", "-qam", "a model trained on another machine")
+        result = run([*command, "--no-record"], cwd=released.path, check=False)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "rebuild of HEAD" in result.stdout and "EQUIVALENT" in result.stdout
+        assert "x86-64-v2" in result.stdout and "Prescott" in result.stdout
+        assert "0 label flips" in result.stdout
+        accepted = run([*command, "--no-record", "--accept-equivalent"], cwd=released.path)
+        assert accepted.returncode == 0
+    finally:
+        released.git("reset", "-q", "--hard", "HEAD~1")
+        restore_committed_state(released)
+
+
+@in_released_group
 def test_a_corrupted_read_only_cache_object_is_caught(released):
     target = cache_object(released, raw_data_md5(released))
     original, mode = target.read_bytes(), target.stat().st_mode

@@ -151,3 +151,18 @@ def test_a_shadowing_package_on_pythonpath_is_dropped_or_reported(tmp_path):
     kept = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     assert kept.returncode == 1
     assert "+ threadpoolctl==9.9.9" in kept.stdout
+
+
+def test_the_fingerprint_names_the_cpu_level_and_the_blas_kernel():
+    import platform
+
+    fingerprint = environment.fingerprint(PROJECT_ROOT)
+    assert set(fingerprint["cpu"]) == {"vendor", "isa"}
+    assert all(len(line.split()) == 3 for line in fingerprint["blas"])  # api version kernel
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("ISA levels are x86-64's")
+    v2 = "cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3"
+    v3 = v2 + " avx avx2 bmi1 bmi2 f16c fma abm movbe xsave"
+    for flags, level in [("sse2", "x86-64-v1"), (v2, "x86-64-v2"), (v3, "x86-64-v3")]:
+        info = environment.cpu_info(f"vendor_id\t: GenuineIntel\nflags\t\t: {flags}\n")
+        assert info == {"vendor": "GenuineIntel", "isa": level}

@@ -104,7 +104,9 @@ def require_locked_environment(project: str | Path = PROJECT_ROOT, what: str = "
 
 
 def blas_libraries() -> list[str]:
-    """The BLAS libraries numpy loaded, as ``api version`` (no paths: they vary by machine)."""
+    """The BLAS libraries numpy and scipy loaded, as ``api version kernel`` (no paths: they
+    vary by machine). The kernel (threadpoolctl's ``architecture``, e.g. Haswell or SkylakeX)
+    is what OpenBLAS picked for this CPU: another kernel may move the last bits of a float."""
     # Load every BLAS the runtime can use (numpy's and scipy's), whatever the caller imported.
     import numpy  # noqa: F401
     import scipy.linalg  # noqa: F401
@@ -112,16 +114,48 @@ def blas_libraries() -> list[str]:
 
     return sorted(
         {
-            f"{lib['internal_api']} {lib['version']}"
+            f"{lib['internal_api']} {lib['version']} {lib.get('architecture') or 'unknown'}"
             for lib in threadpool_info()
             if lib["user_api"] == "blas"
         }
     )
 
 
+# x86-64 micro-architecture levels (the psABI's), by the CPU flags each one adds.
+ISA_LEVELS = (
+    ("x86-64-v2", {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}),
+    ("x86-64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}),
+    ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+)
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The CPU's vendor and ISA level (x86-64-v1..v4 on x86-64; the machine name elsewhere)."""
+    import platform
+
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    machine = platform.machine().lower()
+    level = machine or "unknown"
+    if machine in ("x86_64", "amd64") and "flags" in fields:
+        flags, level = set(fields["flags"].split()), "x86-64-v1"
+        for name, needed in ISA_LEVELS:
+            if not needed <= flags:
+                break
+            level = name
+    vendor = fields.get("vendor_id") or fields.get("CPU implementer") or platform.processor()
+    return {"vendor": vendor or "unknown", "isa": level}
+
+
 def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
     """What identifies an environment for model bytes: the runtime lock, the Python, the
-    platform and the BLAS library, with one hash over them all."""
+    platform, the CPU and the BLAS library with its kernel, with one hash over them all."""
     import hashlib
     import json
     import platform
@@ -130,6 +164,7 @@ def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
         "python": platform.python_version(),
         "platform": f"{sys.platform}-{platform.machine()}",
         "blas": blas_libraries(),
+        "cpu": cpu_info(),
         "runtime_lock_sha256": hashlib.sha256(
             (Path(project) / "runtime.lock").read_bytes()
         ).hexdigest(),

@@ -26,7 +26,10 @@ from .hashing import file_digest
 from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from .records import append_record, utc_now
 
-EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
+# Stages whose outputs may differ in their last bits on another machine (BLAS kernel, CPU)
+# while every prediction stays the same; data preparation and parameters may not.
+MODEL_STAGES = frozenset({"train", "evaluate", "verify"})
 # Run by the revision's own interpreter with this package's environment code: how that
 # environment differs from the revision's lock, and its fingerprint.
 PROBE_ENVIRONMENT = (
@@ -49,6 +52,8 @@ class Rebuild:
     differences: list[str] = field(default_factory=list)
     error: str | None = None
     timed_out: bool = False
+    # Set when the bytes differ, the machine differs, and predictions and metrics do not.
+    equivalent: dict | None = None
     environment: dict = field(default_factory=dict)
     started: str = ""
     finished: str = ""
@@ -60,7 +65,9 @@ class Rebuild:
         if self.error:
             return "error"
         ok = self.stages and all(value == "match" for value in self.stages.values())
-        return "match" if ok and not self.differences else "mismatch"
+        if ok and not self.differences:
+            return "match"
+        return "equivalent" if self.equivalent else "mismatch"
 
     def record(self) -> dict:
         return {
@@ -74,6 +81,7 @@ class Rebuild:
             "error": self.error,
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
             "environment": self.environment,
+            "equivalent": self.equivalent,
             "started": self.started,
             "finished": self.finished,
         }
@@ -176,11 +184,44 @@ def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[
     return results, differences
 
 
+def _machine(environment: dict) -> dict:
+    """What of an environment fingerprint describes the machine rather than the packages."""
+    return {key: environment.get(key) for key in ("platform", "cpu", "blas")}
+
+
+def _close(expected, actual, tolerance: float) -> bool:
+    """Equal JSON, numbers within ``tolerance``."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return expected.keys() == actual.keys() and all(
+            _close(expected[key], actual[key], tolerance) for key in expected
+        )
+    numbers = (int, float)
+    if isinstance(expected, numbers) and isinstance(actual, numbers):
+        return abs(expected - actual) <= tolerance
+    return expected == actual
+
+
 def format_table(rebuild: Rebuild) -> str:
     lines = [f"  {'stage':<12} result"]
     lines += [f"  {name:<12} {value.upper()}" for name, value in rebuild.stages.items()]
     lines += [f"    {line}" for line in rebuild.differences]
+    if rebuild.equivalent:
+        before = rebuild.equivalent["committed_machine"]
+        after = rebuild.equivalent["rebuilt_machine"]
+        lines += [
+            "  EQUIVALENT: the bytes differ, but this machine is not the one that trained it:",
+            f"    committed on {_describe_machine(before)}",
+            f"    rebuilt on   {_describe_machine(after)}",
+            "    every test prediction is the same (0 label flips) and every metric is within "
+            f"{rebuild.equivalent['metrics_tolerance']:g}",
+        ]
     return "\n".join(lines)
+
+
+def _describe_machine(machine: dict) -> str:
+    cpu = machine.get("cpu") or {}
+    blas = ", ".join(machine.get("blas") or []) or "no BLAS recorded"
+    return f"{machine.get('platform')}, {cpu.get('vendor', '?')} {cpu.get('isa', '?')}, {blas}"
 
 
 class Rebuilder:
@@ -320,6 +361,45 @@ class Rebuilder:
         stages, differences = compare_locks(committed, rebuilt)
         self.rebuild.stages = stages
         self.rebuild.differences += differences
+        if differences:
+            self.rebuild.equivalent = self.portable_verdict()
+
+    def portable_verdict(self) -> dict | None:
+        """When the bytes differ: if the revision was trained on another machine (its
+        record names another BLAS kernel, CPU or platform) and every test prediction and
+        metric of the rebuild is the same, the outcome is EQUIVALENT; otherwise None."""
+        from .verification import PORTABLE_TOLERANCE
+
+        stages = self.rebuild.stages.items()
+        if any(value != "match" for name, value in stages if name not in MODEL_STAGES):
+            return None
+        shown = _run(["git", "show", f"{self.rebuild.commit}:params.yaml"], cwd=self.repo)
+        paths = (
+            (yaml.safe_load(shown.stdout) or {}).get("paths", {}) if shown.returncode == 0 else {}
+        )
+        files = {key: paths.get(key) for key in ("model_record", "metrics", "confusion")}
+        if not all(files.values()):
+            return None
+        committed, rebuilt = {}, {}
+        for key, path in files.items():
+            old = _run(["git", "show", f"{self.rebuild.commit}:{path}"], cwd=self.repo)
+            new = self.worktree / path
+            if old.returncode != 0 or not new.is_file():
+                return None
+            committed[key], rebuilt[key] = old.stdout, new.read_text(encoding="utf-8")
+        before = _machine(json.loads(committed["model_record"]).get("environment", {}))
+        after = _machine(json.loads(rebuilt["model_record"]).get("environment", {}))
+        if before == after or committed["confusion"] != rebuilt["confusion"]:
+            return None
+        old_metrics, new_metrics = json.loads(committed["metrics"]), json.loads(rebuilt["metrics"])
+        if not _close(old_metrics, new_metrics, PORTABLE_TOLERANCE):
+            return None
+        return {
+            "committed_machine": before,
+            "rebuilt_machine": after,
+            "label_flips": 0,
+            "metrics_tolerance": PORTABLE_TOLERANCE,
+        }
 
     def cleanup(self) -> None:
         if self.keep:
@@ -339,7 +419,7 @@ def resolve(repo: Path, ref: str) -> str:
     artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}
     candidates += [f"{name}@{ref}" for name in artifacts]
     for candidate in candidates:
-        found = _run(["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], repo)
+        found = _run(["git", "rev-parse", "--verify", "--quiet", candidate + "^{commit}"], repo)
         if found.returncode == 0:
             return found.stdout.strip()
     raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
@@ -398,5 +478,11 @@ def report(outcome: Rebuild) -> str:
     return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings})"
 
 
-def exit_code(outcome: Rebuild) -> int:
-    return {"match": EXIT_MATCH, "mismatch": EXIT_MISMATCH}.get(outcome.result, EXIT_ERROR)
+def exit_code(outcome: Rebuild, accept_equivalent: bool = False) -> int:
+    """0 match, 1 mismatch, 2 could not rebuild, 3 equivalent (0 when it is accepted)."""
+    codes = {
+        "match": EXIT_MATCH,
+        "mismatch": EXIT_MISMATCH,
+        "equivalent": EXIT_MATCH if accept_equivalent else EXIT_EQUIVALENT,
+    }
+    return codes.get(outcome.result, EXIT_ERROR)

@@ -61,7 +61,7 @@ REQUIRED_FIELDS = {
     "rollback": {"revision": str, "result": str, "release": str},
 }
 RESULTS = {
-    "rebuild": {"match", "mismatch", "error", "timeout"},
+    "rebuild": {"match", "equivalent", "mismatch", "error", "timeout"},
     "rollback": {"success", "failure"},
 }
 

@@ -17,9 +17,9 @@ from .records import all_records
 STEPS = ("environment", "fetch", "compute", "compare")
 
 
-def _rate(records: list[dict]) -> dict:
+def _rate(records: list[dict], accepted: tuple[str, ...] = ("match",)) -> dict:
     checked = [r for r in records if r["result"] != "timeout"]
-    successes = sum(r["result"] == "match" for r in checked)
+    successes = sum(r["result"] in accepted for r in checked)
     return {
         "successes": successes,
         "checked": len(checked),
@@ -41,7 +41,7 @@ def measures(repo: Path) -> dict:
     rollbacks = [r for r in records if r.get("kind") == "rollback"]
     field = [r for r in rebuilds if r["revision"] in released and not r["varied_environment"]]
     lab = [r for r in rebuilds if r["varied_environment"]]
-    timed = [r for r in rebuilds if r["result"] in ("match", "mismatch")]
+    timed = [r for r in rebuilds if r["result"] in ("match", "equivalent", "mismatch")]
     provenance = {release.tag: registry.check_release(repo, release) for release in releases}
 
     environments: dict[str, dict] = {}
@@ -57,7 +57,9 @@ def measures(repo: Path) -> dict:
     per_release = []
     for release in releases:
         own = [r for r in rebuilds if r["revision"] == release.commit]
-        times = [r["timings"]["total"] for r in own if r["result"] in ("match", "mismatch")]
+        times = [
+            r["timings"]["total"] for r in own if r["result"] in ("match", "equivalent", "mismatch")
+        ]
         per_release.append(
             {
                 "release": release.tag,
@@ -76,6 +78,8 @@ def measures(repo: Path) -> dict:
         "releases": len(releases),
         "with_full_provenance": sum(not problems for problems in provenance.values()),
         "field": _rate(field),
+        # The portable level: predictions and metrics the same on another machine.
+        "field_portable": _rate(field, accepted=("match", "equivalent")),
         "lab": _rate(lab),
         "time_to_reproduce": {
             "n": len(totals),
@@ -118,7 +122,9 @@ def format_report(data: dict) -> str:
         "  releases with full provenance:       "
         + _percent(data["with_full_provenance"], data["releases"]),
         f"  reproduction success, field:         {_rate_line(data['field'])}"
-        "  (released versions, as is)",
+        "  (released versions, as is; byte for byte)",
+        f"    at the portable level:             {_rate_line(data['field_portable'])}"
+        "  (same predictions and metrics on another machine)",
         f"  reproduction success, lab:           {_rate_line(data['lab'])}  (varied environments)",
         f"  time to reproduce:                   mean {_seconds(time['mean_seconds'])}, "
         f"p95 {_seconds(time['p95_seconds'])} over {time['n']} rebuilds",
