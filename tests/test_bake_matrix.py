@@ -29,6 +29,7 @@ ROWS = matrix(("python_version", "dvc_remote"), ("dataset", "model", "ci", "lice
 DATASET_ROWS = {"breast_cancer": 569, "wine": 178, "digits": 1797, "churn": 2000}
 EXTRAS = {"local": "", "s3": "[s3]", "gcs": "[gs]", "azure": "[azure]", "ssh": "[ssh]"}
 RENDERED_FILES = {
+    ".allowed_signers",
     ".dvc/.gitignore",
     ".dvc/config",
     ".dvcignore",

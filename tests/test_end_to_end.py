@@ -77,6 +77,44 @@ class Project:
         return self.dvc("status", "-q", check=False).returncode == 0
 
 
+def commit_push_and_rebuild_in_a_clone(project: Project, path: Path, python=None) -> Project:
+    """Commit and push what the project produced, then do what a colleague would on another
+    checkout: clone, `make setup`, `dvc pull` (clean status), `dvc repro --force`."""
+    project.git("add", "-A")
+    project.git("commit", "-qm", "Train the model")
+    project.dvc("push")
+    clone = Project(path, python)
+    run(["git", "clone", "-q", str(project.path), str(clone.path)], cwd=path.parent)
+    clone.make("setup")
+    clone.dvc("pull")
+    assert clone.status_is_clean()
+    clone.dvc("repro", "--force")
+    return clone
+
+
+def experiment_models(project: Project) -> set[str]:
+    """The estimator class (`model._target_`) of every experiment `dvc exp show` lists."""
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    return {
+        revision["data"]["params"]["params.yaml"]["data"]["model"]["_target_"]
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+        for revision in experiment["revs"]
+    }
+
+
+def install_other_threadpoolctl(project: Project) -> tuple[str, str]:
+    """Drift the project's environment for real: another threadpoolctl than the lock's.
+    Returns (locked version, installed version); `make setup` undoes it."""
+    locked = re.search(
+        r"^threadpoolctl==(\S+)", (project.path / "requirements.lock").read_text(), re.MULTILINE
+    ).group(1)
+    other = "3.5.0" if locked != "3.5.0" else "3.6.0"
+    python = str(project.path / ".venv" / "bin" / "python")
+    run([UV, "pip", "install", "--python", python, f"threadpoolctl=={other}"], cwd=project.path)
+    return locked, other
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[row_id(row) for row in ROWS])
 def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_path):
     python = find_interpreter(row["python_version"], UV)
@@ -102,16 +140,7 @@ def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_pat
     project.dvc("repro", "--force")
     assert project.lock() == first
 
-    project.git("add", "-A")
-    project.git("commit", "-qm", "Train the first model")
-    project.dvc("push")
-
-    clone = Project(tmp_path / "clone", python)
-    run(["git", "clone", "-q", str(project.path), str(clone.path)], cwd=tmp_path)
-    clone.make("setup")
-    clone.dvc("pull")
-    assert clone.status_is_clean()
-    clone.dvc("repro", "--force")
+    clone = commit_push_and_rebuild_in_a_clone(project, tmp_path / "clone", python)
     assert clone.lock() == first
     model = yaml.safe_load(first)["stages"]["train"]["outs"][0]["path"]
     assert (clone.path / model).read_bytes() == (project.path / model).read_bytes()
@@ -193,14 +222,7 @@ def test_queued_sweep_over_model_families(project):
             break
         time.sleep(2)
     assert status.count("Success") == 2, status
-    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
-    targets = {
-        revision["data"]["params"]["params.yaml"]["data"]["model"]["_target_"]
-        for baseline in shown
-        for experiment in baseline.get("experiments") or []
-        for revision in experiment["revs"]
-    }
-    assert {model_target("logreg"), model_target("random_forest")} <= targets
+    assert {model_target("logreg"), model_target("random_forest")} <= experiment_models(project)
 
 
 def test_demo_bakes_runs_and_reports(tmp_path):
@@ -469,12 +491,7 @@ def test_a_tampered_model_is_refused_and_its_payload_never_runs(released, tmp_pa
 
 @in_released_group
 def test_drift_is_reported_and_training_refuses_until_allowed(released):
-    locked = re.search(
-        r"^threadpoolctl==(\S+)", (released.path / "requirements.lock").read_text(), re.MULTILINE
-    ).group(1)
-    other = "3.5.0" if locked != "3.5.0" else "3.6.0"
-    python = str(released.path / ".venv" / "bin" / "python")
-    run([UV, "pip", "install", "--python", python, f"threadpoolctl=={other}"], cwd=released.path)
+    locked, other = install_other_threadpoolctl(released)
     try:
         drifted = released.make("check-env", check=False)
         assert drifted.returncode != 0

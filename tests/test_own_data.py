@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import bake, run
-from test_end_to_end import Project
+from test_end_to_end import Project, commit_push_and_rebuild_in_a_clone, experiment_models
 
 pytestmark = pytest.mark.slow
 ROWS = 400
@@ -135,15 +135,7 @@ def test_a_teams_own_table_rebuilds_byte_for_byte(kind, tmp_path):
     assert [line["patient_id"] for line in lines] == [row[0] for row in table[:8]]
     assert {line["prediction"] for line in lines} <= {"recovered", "relapse"}
 
-    project.git("add", "-A")
-    project.git("commit", "-qm", "Train on the clinic visits")
-    project.dvc("push")
-    clone = Project(tmp_path / "clone")
-    run(["git", "clone", "-q", str(project.path), str(clone.path)], cwd=tmp_path)
-    clone.make("setup")
-    clone.dvc("pull")
-    assert clone.status_is_clean()
-    clone.dvc("repro", "--force")
+    clone = commit_push_and_rebuild_in_a_clone(project, tmp_path / "clone")
     assert clone.lock() == first
 
     rebuilt = project.make("rebuild")
@@ -229,11 +221,4 @@ def custom_estimator_from_yaml(project: Project) -> None:
     assert "model.shrinkk" in typo.stdout + typo.stderr
     assert "did you mean shrink" in typo.stdout + typo.stderr
     project.dvc("exp", "run", "-S", "model=centroid")
-    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
-    targets = {
-        revision["data"]["params"]["params.yaml"]["data"]["model"]["_target_"]
-        for baseline in shown
-        for experiment in baseline.get("experiments") or []
-        for revision in experiment["revs"]
-    }
-    assert "own_data.estimators.CentroidClassifier" in targets
+    assert "own_data.estimators.CentroidClassifier" in experiment_models(project)

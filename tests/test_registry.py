@@ -3,12 +3,18 @@ DVC and a real (local) remote, with a bare git repository as origin."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import UV, bake, run
-from test_end_to_end import Project, model_override, restore_committed_state
+from conftest import bake, project_package, run
+from test_end_to_end import (
+    Project,
+    install_other_threadpoolctl,
+    model_override,
+    restore_committed_state,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("registry")]
 
@@ -26,16 +32,47 @@ def change_parameter(project: Project) -> None:
 
 
 def tag_message(project: Project, tag: str) -> str:
+    """A tag's message without its signature."""
     return run(
-        ["git", "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)"], cwd=project.path
+        [
+            "git",
+            "for-each-ref",
+            f"refs/tags/{tag}",
+            "--format=%(contents:subject)%0a%0a%(contents:body)",
+        ],
+        cwd=project.path,
     ).stdout
 
 
+def new_key(keys: Path, name: str) -> Path:
+    """An SSH key pair in a temporary folder (never ~/.ssh); returns the private key's path."""
+    keys.mkdir(exist_ok=True)
+    command = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)]
+    run(command, cwd=keys)
+    return keys / name
+
+
+def set_up_signing(project: Project, keys: Path) -> Path:
+    """The releaser's key: listed in the committed .allowed_signers, and git told (in this
+    repository only) to sign with it."""
+    key = new_key(keys, "releaser")
+    allowed = project.path / ".allowed_signers"
+    public = key.with_suffix(".pub").read_text()
+    allowed.write_text(allowed.read_text() + f"releaser@example.com {public}")
+    project.git("config", "gpg.format", "ssh")
+    project.git("config", "user.signingkey", str(key))
+    commit_all(project, "Allow the release key")
+    return key
+
+
 def retag(project: Project, tag: str, message: str) -> None:
-    """Replace a release tag's message by hand, as someone editing provenance would."""
+    """Replace a release tag's message by hand, as someone editing provenance would (signed
+    with the releaser's own key: only the statement checks can catch it)."""
     commit = run(["git", "rev-parse", f"{tag}^{{commit}}"], cwd=project.path).stdout.strip()
     (project.path.parent / "message.txt").write_text(message)
-    project.git("tag", "-f", "-a", tag, "-F", str(project.path.parent / "message.txt"), commit)
+    project.git(
+        "tag", "-f", "-s", "-a", tag, "-F", str(project.path.parent / "message.txt"), commit
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +85,7 @@ def lifecycle(tmp_path_factory):
     project = Project(bake(root))
     project.make("setup")
     project.git("remote", "add", "origin", str(origin))
+    set_up_signing(project, root / "keys")
     project.make("repro")
     commit_all(project, "First model")
     project.dvc("push")
@@ -229,6 +267,9 @@ def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):
     finally:
         project.git("reset", "-q", "--hard", "model@v2.0.0")
         restore_committed_state(project)
+        # DVC's run-cache kept the forced failed verify: a later `dvc repro` with the same
+        # inputs would hand it back to another test.
+        shutil.rmtree(project.path / ".dvc" / "cache" / "runs", ignore_errors=True)
 
 
 def registry_view(project: Project) -> dict[str, set[str]]:
@@ -275,14 +316,81 @@ def test_the_registry_reads_tags_exactly_as_gto_does(lifecycle, tmp_path):
     assert registry_view(clone) == {}
 
 
+HAND_MADE_MESSAGE = """
+import sys
+from importlib import import_module
+provenance = import_module(sys.argv[1] + ".repro.provenance")
+registry = import_module(sys.argv[1] + ".repro.registry")
+repo = registry.repo_root()
+commit = registry.resolve_commit(repo, "HEAD")
+facts = registry._facts(repo, commit, registry.artifact(repo)[1])
+statement = provenance.build_statement(
+    facts, "git+file:///elsewhere", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
+    artifact="model", release="model@v9.0.0",
+)
+sys.stdout.write(provenance.tag_message("Release model v9.0.0", statement))
+"""
+
+
+def test_a_hand_made_tag_with_an_honest_statement_is_not_a_release(lifecycle):
+    """Built exactly as an insider would, with the package's own statement and tag format:
+    every statement check passes, but the tag is not signed by an allowed key."""
+    project = lifecycle["project"]
+    package = project_package(project.path)
+    before = set(run(["git", "tag"], cwd=project.path).stdout.split())
+    try:
+        # GTO allows one version per commit: the forger tags a commit of its own.
+        project.git("commit", "-q", "--allow-empty", "-m", "nothing to see here")
+        script = [".venv/bin/python", "-c", HAND_MADE_MESSAGE, package]
+        (project.path.parent / "forged.txt").write_text(run(script, cwd=project.path).stdout)
+        forge = ["git", "-c", "user.name=x", "-c", "user.email=x@example.com", "tag", "-a"]
+        run(
+            [*forge, "model@v9.0.0", "-F", str(project.path.parent / "forged.txt"), "HEAD"],
+            cwd=project.path,
+        )
+        listing = project.make("registry").stdout
+        assert re.search(
+            r"model@v9\.0\.0 .* provenance BROKEN: model@v9\.0\.0 is not signed", listing
+        ), listing
+        shown = project.make("provenance", "REV=v9.0.0", check=False).stdout
+        problems = shown.split("provenance does NOT check out:", 1)[1].strip().splitlines()
+        assert len(problems) == 1 and "is not signed" in problems[0], problems
+        for target in ("promote", "rollback"):
+            refused = project.make(target, "VERSION=v9.0.0", check=False)
+            assert refused.returncode != 0 and "does not check out" in refused.stderr, target
+        after = set(run(["git", "tag"], cwd=project.path).stdout.split())
+        assert after == before | {"model@v9.0.0"}
+    finally:
+        run(["git", "tag", "-d", "model@v9.0.0"], cwd=project.path, check=False)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+
+
+def test_a_release_signed_by_a_key_not_allowed_is_refused_and_leaves_no_tag(lifecycle, tmp_path):
+    project = lifecycle["project"]
+    releaser = run(["git", "config", "user.signingkey"], cwd=project.path).stdout.strip()
+    config = project.path / "conf" / "config.yaml"
+    try:
+        # A seed no other test uses: DVC's run-cache must not hand back another test's
+        # outputs (the gate test forces a failed verify into it).
+        config.write_text(config.read_text().replace("seed: 42", "seed: 4243"))
+        project.make("params")
+        project.make("repro")
+        commit_all(project, "A model released with the wrong key")
+        project.dvc("push")
+        project.git("config", "user.signingkey", str(new_key(tmp_path, "stranger")))
+        refused = project.make("release", "VERSION=v9.3.0", check=False)
+        assert refused.returncode != 0
+        assert "not in .allowed_signers" in refused.stderr and "no tag left" in refused.stderr
+        assert "model@v9.3.0" not in run(["git", "tag"], cwd=project.path).stdout
+    finally:
+        project.git("config", "user.signingkey", releaser)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
 def test_a_drifted_model_is_not_released_and_the_drift_is_named(lifecycle):
     project = lifecycle["project"]
-    locked = re.search(
-        r"^threadpoolctl==(\S+)", (project.path / "requirements.lock").read_text(), re.MULTILINE
-    ).group(1)
-    other = "3.5.0" if locked != "3.5.0" else "3.6.0"
-    python = str(project.path / ".venv" / "bin" / "python")
-    run([UV, "pip", "install", "--python", python, f"threadpoolctl=={other}"], cwd=project.path)
+    _, other = install_other_threadpoolctl(project)
     try:
         change_parameter(project)
         project.make("repro", env={"REPRO_ALLOW_DRIFT": "1"})

@@ -129,7 +129,7 @@ def _registry(args: argparse.Namespace) -> int:
     for release in found:
         problems = registry.check_release(repo, release)
         stages = ", ".join(release.stages) or "-"
-        verdict = "provenance ok" if not problems else "provenance BROKEN"
+        verdict = "provenance ok" if not problems else f"provenance BROKEN: {problems[0]}"
         print(
             f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
             f"stages: {stages:<12} {verdict}"

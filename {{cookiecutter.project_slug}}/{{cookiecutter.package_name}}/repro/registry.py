@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from . import provenance
+from . import provenance, signing
 from .errors import RegistryError
 from .hashing import file_digest
 from .records import append_record, git_environment, utc_now
@@ -80,10 +80,19 @@ def releases(repo: Path) -> list[Release]:
     itself reads the tags: deregistered versions (``model@v1.0.0!``), unassigned stages
     (``model#prod!#3``) and a deprecated artifact are honoured exactly as `gto show` does."""
     from gto import api
+    from gto.exceptions import GTOException
 
     name, _ = artifact(repo)
+    try:
+        shown = api.show(str(repo), name)
+    except GTOException as error:
+        raise RegistryError(
+            f"GTO cannot read the release tags of {name}: {error}\n"
+            "Fix: delete the offending tag (`git tag -d <tag>`, and on origin "
+            "`git push origin :refs/tags/<tag>`)."
+        ) from None
     found = []
-    for entry in api.show(str(repo), name):
+    for entry in shown:
         registrations = entry.get("registrations") or []
         if not entry.get("is_active", True) or not registrations:
             continue
@@ -128,6 +137,9 @@ def check_release(repo: Path, release: Release) -> list[str]:
     except (ValueError, json.JSONDecodeError, RegistryError, KeyError, TypeError) as error:
         return [str(error)]
     problems = provenance.check_statement(fields, statement, facts, release=release.tag)
+    unsigned = signing.signature_problem(repo, release.tag)
+    if unsigned:
+        problems.insert(0, unsigned)
     if not provenance.is_complete(statement):
         problems.append("the statement lacks a data version, commit, environment or params")
     return problems
@@ -279,6 +291,8 @@ def release(version: str) -> Release:
     )
     if created.returncode != 0:
         raise RegistryError(f"`gto register` failed: {created.stdout}{created.stderr}")
+    # GTO's tag names and format, git's signature (scmrepo, which GTO uses, cannot sign).
+    signing.sign(repo, tag, commit, message)
     return find_release(repo, version)
 
 
