@@ -6,12 +6,14 @@ as CSV and as Parquet; then a custom estimator class is trained from a YAML file
 """
 
 import csv
+import hashlib
 import json
 
 import numpy as np
 import pytest
 import yaml
-from conftest import bake, run
+from conftest import CHOICES, UV, bake, project_package, run
+from interpreters import find_interpreter
 from test_end_to_end import Project, commit_push_and_rebuild_in_a_clone, experiment_models
 
 pytestmark = pytest.mark.slow
@@ -222,3 +224,31 @@ def custom_estimator_from_yaml(project: Project) -> None:
     assert "did you mean shrink" in typo.stdout + typo.stderr
     project.dvc("exp", "run", "-S", "model=centroid")
     assert "own_data.estimators.CentroidClassifier" in experiment_models(project)
+
+
+def test_prepared_parquet_is_byte_identical_on_every_shipped_python(tmp_path):
+    """The prepared tables' bytes depend on the values and the pinned writer, not on the
+    Python minor: prepare the mixed demo table under each shipped Python found here."""
+    digests = {}
+    for version in CHOICES["python_version"]:
+        python = find_interpreter(version, UV)
+        if python is None:
+            continue
+        slug = "parquet-py" + version.replace(".", "")
+        path = bake(
+            tmp_path / version,
+            dataset="churn",
+            python_version=version,
+            project_slug=slug,
+            package_name=slug.replace("-", "_"),
+        )
+        project = Project(path, python)
+        project.make("setup")
+        run([".venv/bin/python", "-m", project_package(path), "stage", "prepare"], cwd=path)
+        digests[version] = tuple(
+            hashlib.sha256((path / "data/prepared" / name).read_bytes()).hexdigest()
+            for name in ("train.parquet", "test.parquet")
+        )
+    if len(digests) < 2:
+        pytest.skip("fewer than two shipped Pythons on this machine")
+    assert len(set(digests.values())) == 1, digests

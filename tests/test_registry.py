@@ -353,7 +353,8 @@ def test_a_hand_made_tag_with_an_honest_statement_is_not_a_release(lifecycle):
             r"model@v9\.0\.0 .* provenance BROKEN: model@v9\.0\.0 is not signed", listing
         ), listing
         shown = project.make("provenance", "REV=v9.0.0", check=False).stdout
-        problems = shown.split("provenance does NOT check out:", 1)[1].strip().splitlines()
+        listed = shown.split("provenance does NOT check out:", 1)[1].splitlines()
+        problems = [line for line in listed if line.startswith("  - ")]
         assert len(problems) == 1 and "is not signed" in problems[0], problems
         for target in ("promote", "rollback"):
             refused = project.make(target, "VERSION=v9.0.0", check=False)
