@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from .dvcfiles import tracked_outputs
 from .errors import RebuildError
 from .hashing import file_digest
 from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
@@ -322,10 +323,8 @@ class Rebuilder:
     def _tracked_inputs(self, targets: list[str]) -> list[tuple[str, str]]:
         inputs = []
         for target in targets:
-            document = yaml.safe_load((self.worktree / target).read_text(encoding="utf-8"))
-            for out in document.get("outs", []):
-                path = (Path(target).parent / out["path"]).as_posix()
-                inputs.append((path, out["md5"]))
+            text = (self.worktree / target).read_text(encoding="utf-8")
+            inputs += tracked_outputs(text, target)
         return inputs
 
     def _dvc(self, *args: str) -> None:
