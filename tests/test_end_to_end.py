@@ -37,6 +37,7 @@ TARGETS_RUN_END_TO_END = {
     "gc",
     "report",
     "push-records",
+    "signing-key",
 }
 
 ROWS = matrix(("dataset", "model"), ("python_version",))

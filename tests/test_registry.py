@@ -1,6 +1,7 @@
 """Tier 3: provenance, the gated registry and the reproducibility report, on real git, real
 DVC and a real (local) remote, with a bare git repository as origin."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -211,7 +212,10 @@ def test_records_and_provenance_survive_a_clone(lifecycle, tmp_path):
     assert re.search(r"rollback success:\s+1/1", report)
 
 
-def test_malformed_and_misattached_notes_are_named_and_not_counted(lifecycle, tmp_path):
+def test_forged_malformed_and_misattached_notes_are_named_and_not_counted(lifecycle, tmp_path):
+    """Records count only when well formed, about their own commit, and signed by a key in
+    .allowed_signers: a hand-appended "match", an edited signed record, a stranger's signed
+    record and a copied record would each raise the field rate, and none does."""
     clone = Project(tmp_path / "clone")
     run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
     clone.make("setup")
@@ -221,14 +225,76 @@ def test_malformed_and_misattached_notes_are_named_and_not_counted(lifecycle, tm
     )
     v1_records = run(["git", "notes", "--ref=reproml", "show", v1], cwd=clone.path).stdout
     rebuild_line = next(line for line in v1_records.splitlines() if '"kind":"rebuild"' in line)
-    clone.git("notes", "--ref=reproml", "append", "-m", "{not json", v2)
-    clone.git("notes", "--ref=reproml", "append", "-m", rebuild_line, v2)
+    signed = json.loads(rebuild_line)
+    assert signed["signature"].startswith("-----BEGIN SSH SIGNATURE-----")
+    forged = {key: value for key, value in signed.items() if key != "signature"}
+    forged["revision"] = v2
+    payload = json.dumps(forged, sort_keys=True, separators=(",", ":"))
+    stranger = new_key(tmp_path / "keys", "stranger")
+    stranger_signature = run(
+        ["ssh-keygen", "-Y", "sign", "-q", "-n", "reproml-record", "-f", str(stranger)],
+        cwd=tmp_path,
+        input=payload,
+    ).stdout
+    edited = {**signed, "result": "match", "timings": {**signed["timings"], "total": 0.1}}
+    notes = [
+        (v2, "{not json"),
+        (v2, rebuild_line),  # moved from v1
+        (v2, payload),  # hand-made, unsigned
+        (v2, json.dumps({**forged, "signature": stranger_signature})),
+        (v1, json.dumps(edited)),
+        (v1, rebuild_line),  # a copy
+    ]
+    for commit, line in notes:
+        clone.git("notes", "--ref=reproml", "append", "-m", line, commit)
     report = clone.make("report")
     assert "Traceback" not in report.stderr
-    assert "skipped 2 records (not counted)" in report.stdout
-    assert f"note on {v2[:12]}, line 1: not JSON" in report.stdout
-    assert f"describes {v1[:12]}, not the commit it is attached to" in report.stdout
+    assert f"skipped {len(notes)} records (not counted)" in report.stdout
+    for expected in (
+        f"note on {v2[:12]}, line 1: not JSON",
+        f"describes {v1[:12]}, not the commit it is attached to",
+        "not signed (written by hand, or by a rebuild without a signing key)",
+        "signed by a key that is not in .allowed_signers",
+        "its signature does not match its content (edited after signing)",
+        "(a record counts once)",
+    ):
+        assert expected in report.stdout, expected
     assert re.search(r"reproduction success, field:\s+1/1", report.stdout)
+    assert re.search(r"records signed by:\s+releaser@example.com \(2\)", report.stdout)
+
+
+def test_check_releases_names_a_file_missing_from_a_directory_output(lifecycle, tmp_path):
+    """A directory output is a manifest plus one object per file: the remote holding the
+    manifest is not enough, every file of it must be there."""
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup", "pull")
+    # As CI does: the releaser's private key arrives in a secret.
+    bad = clone.make("signing-key", env={"REPROML_SIGNING_KEY": "not a key"}, check=False)
+    assert bad.returncode != 0 and "is not an unencrypted OpenSSH private key" in bad.stderr
+    secret = (lifecycle["root"] / "keys" / "releaser").read_text()
+    assert "now signs with" in clone.make("signing-key", env={"REPROML_SIGNING_KEY": secret}).stdout
+    images = clone.path / "data" / "raw" / "images"
+    images.mkdir()
+    contents = {name: f"image {name} of {tmp_path}\n" for name in ("a", "b", "c")}
+    for name, text in contents.items():
+        (images / f"{name}.txt").write_text(text)
+    clone.dvc("add", "data/raw/images")
+    commit_all(clone, "Add a directory of images")
+    clone.dvc("push")
+    clone.make("release", "VERSION=v3.0.0")
+    assert "model@v3.0.0: complete" in clone.make("check-releases").stdout
+
+    remote = Path(clone.dvc("remote", "list").stdout.split()[1])
+    md5 = hashlib.md5(contents["b"].encode()).hexdigest()
+    (remote / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    checked = clone.make("check-releases", check=False)
+    assert checked.returncode != 0
+    assert re.search(
+        r"model@v3\.0\.0: MISSING data/raw/images/b\.txt \(in data/raw/images, md5 \w+\.dir\)",
+        checked.stdout,
+    ), checked.stdout
+    assert "a.txt" not in checked.stdout and "model@v1.0.0: complete" in checked.stdout
 
 
 def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):

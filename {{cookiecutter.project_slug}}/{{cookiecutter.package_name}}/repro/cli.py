@@ -196,6 +196,13 @@ def _records(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signing_key(args: argparse.Namespace) -> int:
+    from . import registry, signing
+
+    print(signing.use_key_from_environment(registry.repo_root()))
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     if _run_tool(["dvc", "status", "--quiet"]) == 0:
         print("the pipeline is up to date with dvc.lock")
@@ -321,6 +328,8 @@ def parser() -> argparse.ArgumentParser:
     records.add_argument("action", choices=("fetch", "push"))
     records.set_defaults(handler=_records)
 
+    key = commands.add_parser("signing-key", help="sign with the key in $REPROML_SIGNING_KEY")
+    key.set_defaults(handler=_signing_key)
     status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")
     status.set_defaults(handler=_status)
 

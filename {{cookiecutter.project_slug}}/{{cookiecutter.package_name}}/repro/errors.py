@@ -43,3 +43,7 @@ class RecordsError(ProjectError):
 
 class DataError(ProjectError):
     """A table does not fit its schema; the message names the file, the column and the fix."""
+
+
+class SigningError(ProjectError):
+    """Something could not be signed: the message names the missing key and how to set it."""

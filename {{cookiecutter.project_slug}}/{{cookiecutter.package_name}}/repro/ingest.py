@@ -9,13 +9,13 @@ read and edited: it is a starting point, not a verdict. Nothing is left behind o
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from ..config import DEFAULT_MISSING
+from .commands import run
 from .errors import DataError
 from .io import atomic_write_text
 
@@ -132,10 +132,10 @@ def schema_text(schema: dict, source: str) -> str:
     return header + yaml.safe_dump(schema, sort_keys=False, default_flow_style=False)
 
 
-def _dvc(*args: str) -> subprocess.CompletedProcess:
+def _dvc(*args: str):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     command = [sys.executable, "-m", "dvc", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env)
+    return run(command, env=env)
 
 
 def _undo(*paths: Path) -> None:

@@ -8,9 +8,9 @@
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from .commands import run
 from .environment import REQUIREMENTS_LOCK
 from .errors import LockError
 
@@ -32,9 +32,7 @@ def find_uv() -> str:
 
 
 def _uv(project: Path, *args: str) -> str:
-    result = subprocess.run(
-        [find_uv(), *args], cwd=project, capture_output=True, text=True, check=False
-    )
+    result = run([find_uv(), *args], cwd=project)
     if result.returncode != 0:
         raise LockError(f"`uv {' '.join(args)}` failed:\n{result.stderr.strip()}")
     return result.stdout

@@ -13,12 +13,13 @@ statement or a tag edited by hand no longer checks out.
 import hashlib
 import json
 import re
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from .commands import git_show
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -37,23 +38,16 @@ def digest(payload: dict) -> str:
     return hashlib.sha256(canonical(payload).encode()).hexdigest()
 
 
-def _git_show(repo: Path, commit: str, path: str) -> str | None:
-    shown = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, text=True
-    )
-    return shown.stdout if shown.returncode == 0 else None
-
-
 def commit_facts(repo: Path, commit: str, model_path: str, record_path: str) -> dict:
     """Everything a statement says, re-derived from the files of ``commit``."""
-    record_text = _git_show(repo, commit, record_path)
+    record_text = git_show(repo, commit, record_path)
     if record_text is None:
         raise ValueError(f"{commit[:12]} has no {record_path}: it was never trained and committed")
     record = json.loads(record_text)
-    params = yaml.safe_load(_git_show(repo, commit, "params.yaml") or "{}")
+    params = yaml.safe_load(git_show(repo, commit, "params.yaml") or "{}")
     locks = {}
     for name in LOCK_FILES:
-        text = _git_show(repo, commit, name)
+        text = git_show(repo, commit, name)
         if text is not None:
             locks[name] = hashlib.sha256(text.encode()).hexdigest()
     return {

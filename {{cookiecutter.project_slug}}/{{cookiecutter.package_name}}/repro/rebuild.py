@@ -11,16 +11,15 @@ hashes of every dependency and output.
 import json
 import os
 import shutil
-import signal
-import subprocess
+import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from .commands import git, run
 from .dvcfiles import tracked_outputs
 from .errors import RebuildError
 from .hashing import file_digest
@@ -88,53 +87,8 @@ class Rebuild:
         }
 
 
-def _run(
-    command: list[str],
-    cwd: Path,
-    env: dict | None = None,
-    stream: bool = False,
-    timeout: float | None = None,
-    **kw,
-):
-    """Run a step; stream its output (indented) when it is long, keep it for error messages.
-    After ``timeout`` seconds the step's whole process group is killed (returncode None)."""
-    if not stream:
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, **kw)
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=os.name == "posix",
-        **kw,
-    )
-    expired = threading.Event()
-
-    def kill() -> None:
-        expired.set()
-        if os.name == "posix":
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-
-    timer = threading.Timer(timeout, kill) if timeout else None
-    if timer:
-        timer.start()
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        print(f"    {line}", end="", flush=True)
-    process.wait()
-    if timer:
-        timer.cancel()
-    code = None if expired.is_set() else process.returncode
-    return subprocess.CompletedProcess(command, code, "".join(lines), "")
-
-
 def _git(repo: Path, *args: str) -> str:
-    result = _run(["git", *args], cwd=repo)
+    result = git(repo, *args)
     if result.returncode != 0:
         raise RebuildError(f"`git {' '.join(args)}` failed: {result.stderr.strip()}")
     return result.stdout
@@ -264,11 +218,11 @@ class Rebuilder:
             shutil.copyfile(local_config, self.worktree / ".dvc" / "config.local")
 
     def environment(self) -> None:
-        result = _run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
+        result = run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
         command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT), PACKAGE]
-        probe = _run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
+        probe = run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
         if probe.returncode != 0:
             raise RebuildError(f"could not inspect the revision's environment:\n{probe.stderr}")
         found = json.loads(probe.stdout)
@@ -285,7 +239,7 @@ class Rebuilder:
         targets = _git(self.worktree, "ls-files", "*.dvc").split()
         if not targets:
             return
-        pulled = _run([*self.dvc, "pull", *targets], cwd=self.worktree, env=self.env, stream=True)
+        pulled = run([*self.dvc, "pull", *targets], cwd=self.worktree, env=self.env, stream=True)
         missing = [
             f"{path} (md5 {md5})"
             for path, md5 in self._tracked_inputs(targets)
@@ -328,7 +282,7 @@ class Rebuilder:
         return inputs
 
     def _dvc(self, *args: str) -> None:
-        result = _run([*self.dvc, *args], cwd=self.worktree, env=self.env)
+        result = run([*self.dvc, *args], cwd=self.worktree, env=self.env)
         if result.returncode != 0:
             raise RebuildError(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
 
@@ -342,7 +296,7 @@ class Rebuilder:
         # does not rewrite can never be compared with itself.
         (self.worktree / "dvc.lock").unlink(missing_ok=True)
         command = [*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"]
-        result = _run(
+        result = run(
             command, cwd=self.worktree, env=env, stream=True, umask=umask, timeout=self.timeout
         )
         if result.returncode is None:
@@ -372,7 +326,7 @@ class Rebuilder:
         stages = self.rebuild.stages.items()
         if any(value != "match" for name, value in stages if name not in MODEL_STAGES):
             return None
-        shown = _run(["git", "show", f"{self.rebuild.commit}:params.yaml"], cwd=self.repo)
+        shown = git(self.repo, "show", f"{self.rebuild.commit}:params.yaml")
         paths = (
             (yaml.safe_load(shown.stdout) or {}).get("paths", {}) if shown.returncode == 0 else {}
         )
@@ -381,7 +335,7 @@ class Rebuilder:
             return None
         committed, rebuilt = {}, {}
         for key, path in files.items():
-            old = _run(["git", "show", f"{self.rebuild.commit}:{path}"], cwd=self.repo)
+            old = git(self.repo, "show", f"{self.rebuild.commit}:{path}")
             new = self.worktree / path
             if old.returncode != 0 or not new.is_file():
                 return None
@@ -404,9 +358,9 @@ class Rebuilder:
         if self.keep:
             print(f"kept the worktree at {self.worktree}")
             return
-        _run(["git", "worktree", "remove", "--force", str(self.worktree)], cwd=self.repo)
+        git(self.repo, "worktree", "remove", "--force", str(self.worktree))
         shutil.rmtree(self.scratch, ignore_errors=True)
-        _run(["git", "worktree", "prune"], cwd=self.repo)
+        git(self.repo, "worktree", "prune")
 
 
 def resolve(repo: Path, ref: str) -> str:
@@ -418,7 +372,7 @@ def resolve(repo: Path, ref: str) -> str:
     artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}
     candidates += [f"{name}@{ref}" for name in artifacts]
     for candidate in candidates:
-        found = _run(["git", "rev-parse", "--verify", "--quiet", candidate + "^{commit}"], repo)
+        found = git(repo, "rev-parse", "--verify", "--quiet", candidate + "^{commit}")
         if found.returncode == 0:
             return found.stdout.strip()
     raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
@@ -435,7 +389,7 @@ def rebuild(
     repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
     commit = resolve(repo, ref)
     outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
-    if _run(["git", "cat-file", "-e", f"{outcome.commit}:dvc.lock"], cwd=repo).returncode != 0:
+    if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
         raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
     uv = os.environ.get("UV") or shutil.which("uv")
     if not uv:
@@ -457,8 +411,8 @@ def rebuild(
         rebuilder.cleanup()
         outcome.finished = utc_now()
         outcome.timings["total"] = sum(outcome.timings.values())
-        if record:
-            append_record(repo, outcome.commit, outcome.record())
+        if record and (warning := append_record(repo, outcome.commit, outcome.record())):
+            print(f"warning: {warning}", file=sys.stderr)
     return outcome
 
 

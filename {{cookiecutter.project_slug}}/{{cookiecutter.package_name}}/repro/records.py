@@ -6,54 +6,48 @@ record can be added after the fact by anyone, CI included, without a new commit.
 """
 
 import json
-import os
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import RecordsError
+from . import signing
+from .commands import git
+from .errors import RecordsError, SigningError
 
 NOTES_REF = "refs/notes/reproml"
-# Used only when git has no identity configured (fresh CI runners, containers).
-_FALLBACK_IDENTITY = {
-    "GIT_AUTHOR_NAME": "reproml",
-    "GIT_AUTHOR_EMAIL": "reproml@localhost",
-    "GIT_COMMITTER_NAME": "reproml",
-    "GIT_COMMITTER_EMAIL": "reproml@localhost",
-}
 
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def git_environment(repo: Path) -> dict:
-    """This process's environment, plus an identity for git if none is configured."""
-    env = dict(os.environ)
-    configured = subprocess.run(
-        ["git", "config", "user.email"], cwd=repo, capture_output=True, text=True
-    ).stdout.strip()
-    if not configured:
-        env.update(_FALLBACK_IDENTITY)
-    return env
+def _git(repo: Path, *args: str, check: bool = True):
+    done = git(repo, *args)
+    if check and done.returncode != 0:
+        raise RecordsError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
+    return done
 
 
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=check,
-        env=git_environment(repo),
-    )
+def _payload(record: dict) -> str:
+    """What a record's signature covers: the record without its signature, canonically."""
+    unsigned = {key: value for key, value in record.items() if key != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"))
 
 
-def append_record(repo: str | Path, commit: str, record: dict) -> None:
-    """Add ``record`` to the notes of ``commit`` (one JSON object per line)."""
+def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
+    """Add ``record``, signed, to the notes of ``commit`` (one JSON object per line). Without
+    a signing key the record is kept unsigned and the returned warning says it will not
+    count; with signing off (``release_signing = "off"``) records are never signed."""
     repo = Path(repo)
+    warning = None
+    record = dict(record)
+    if signing.mode(repo) != "off":
+        try:
+            record["signature"] = signing.sign_text(repo, _payload(record))
+        except SigningError as error:
+            warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
     line = json.dumps(record, sort_keys=True, separators=(",", ":"))
     _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
+    return warning
 
 
 REQUIRED_FIELDS = {
@@ -66,10 +60,11 @@ RESULTS = {
 }
 
 
-def check_record(line: str, commit: str) -> tuple[dict | None, str | None]:
+def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
     """A note line as a record, or the reason it is not one. A record must be a JSON object
     of a known kind, with its fields of the right types, about the commit it is attached to
-    (a note claiming another commit was moved or forged)."""
+    (a note claiming another commit was moved or forged), signed by a key in
+    ``.allowed_signers`` unless the project opted out of signing."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
@@ -86,7 +81,14 @@ def check_record(line: str, commit: str) -> tuple[dict | None, str | None]:
         return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
     if kind == "rebuild" and not isinstance(record["timings"].get("total", 0.0), int | float):
         return None, "rebuild record with a non-numeric total time"
-    return record, None
+    if signing.mode(repo) == "off":
+        return record, None
+    if not isinstance(record.get("signature"), str):
+        return None, "not signed (written by hand, or by a rebuild without a signing key)"
+    signer, problem = signing.text_signer(repo, _payload(record), record["signature"])
+    if problem:
+        return None, problem
+    return {**record, "signed_by": signer}, None
 
 
 def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
@@ -94,11 +96,16 @@ def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
     shown = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "show", commit, check=False)
     if shown.returncode != 0:
         return [], []
-    records, skipped = [], []
+    records, skipped, seen = [], [], {}
     for number, line in enumerate(shown.stdout.splitlines(), start=1):
         if not line.strip():
             continue
-        record, problem = check_record(line, commit)
+        if line in seen:
+            problem = f"a copy of line {seen[line]} (a record counts once)"
+            skipped.append(f"{NOTES_REF} note on {commit[:12]}, line {number}: {problem}")
+            continue
+        seen[line] = number
+        record, problem = check_record(Path(repo), line, commit)
         if record is None:
             skipped.append(f"{NOTES_REF} note on {commit[:12]}, line {number}: {problem}")
         else:

@@ -11,7 +11,6 @@
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,9 +20,11 @@ from pathlib import Path
 import yaml
 
 from . import provenance, signing
+from .commands import git_environment, run
+from .dvcfiles import tracked_outputs
 from .errors import RegistryError
 from .hashing import file_digest
-from .records import append_record, git_environment, utc_now
+from .records import append_record, utc_now
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
@@ -40,17 +41,13 @@ class Release:
     stages: list[str] = field(default_factory=list)
 
 
-def _run(command: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
-
-
 def _tool(name: str) -> str:
     """A console script of this environment (dvc, gto), whatever PATH says."""
     return str(Path(sys.executable).parent / name)
 
 
 def repo_root() -> Path:
-    found = _run(["git", "rev-parse", "--show-toplevel"], Path.cwd())
+    found = run(["git", "rev-parse", "--show-toplevel"], Path.cwd())
     if found.returncode != 0:
         raise RegistryError("not inside a git repository")
     return Path(found.stdout.strip())
@@ -62,7 +59,7 @@ def artifact(repo: Path, commit: str | None = None) -> tuple[str, str]:
     if commit is None:
         text = (repo / DVC_FILE).read_text(encoding="utf-8")
     else:
-        shown = _run(["git", "show", f"{commit}:{DVC_FILE}"], repo)
+        shown = run(["git", "show", f"{commit}:{DVC_FILE}"], repo)
         if shown.returncode != 0:
             raise RegistryError(f"{commit[:12]} has no {DVC_FILE}")
         text = shown.stdout
@@ -121,7 +118,7 @@ def find_release(repo: Path, version: str) -> Release:
 
 
 def tag_statement(repo: Path, tag: str) -> tuple[dict, dict]:
-    message = _run(["git", "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)"], repo)
+    message = run(["git", "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)"], repo)
     return provenance.parse_tag_message(message.stdout)
 
 
@@ -146,7 +143,7 @@ def check_release(repo: Path, release: Release) -> list[str]:
 
 
 def resolve_commit(repo: Path, rev: str) -> str:
-    found = _run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], repo)
+    found = run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], repo)
     if found.returncode != 0:
         raise RegistryError(f"{rev!r} is not a commit, tag or registered version")
     return found.stdout.strip()
@@ -161,7 +158,7 @@ def _facts(repo: Path, commit: str, path: str) -> dict:
 
 def record_path(repo: Path, commit: str = "HEAD") -> str:
     """Where ``commit`` keeps the model's record (its own params.yaml says)."""
-    shown = _run(["git", "show", f"{commit}:params.yaml"], repo)
+    shown = run(["git", "show", f"{commit}:params.yaml"], repo)
     params = yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
     if not isinstance(params, dict):
         raise RegistryError(f"{commit[:12]} has no readable params.yaml")
@@ -188,7 +185,7 @@ def statement_for(rev: str) -> tuple[str, dict, list[str]]:
 
 
 def gate_clean_tree(repo: Path) -> str | None:
-    dirty = _run(["git", "status", "--porcelain"], repo).stdout.strip()
+    dirty = run(["git", "status", "--porcelain"], repo).stdout.strip()
     if dirty:
         return (
             f"the working tree has uncommitted changes:\n{dirty}\n"
@@ -198,7 +195,7 @@ def gate_clean_tree(repo: Path) -> str | None:
 
 
 def gate_pipeline_up_to_date(repo: Path) -> str | None:
-    status = _run([_tool("dvc"), "status", "--json"], repo)
+    status = run([_tool("dvc"), "status", "--json"], repo)
     stale = json.loads(status.stdout or "{}") if status.returncode == 0 else None
     if stale is None or stale:
         detail = ", ".join(sorted(stale)) if stale else status.stderr.strip()
@@ -209,12 +206,12 @@ def gate_pipeline_up_to_date(repo: Path) -> str | None:
 
 
 def gate_verify_passed(repo: Path) -> str | None:
-    lock = yaml.safe_load(_run(["git", "show", f"HEAD:{LOCK_FILE}"], repo).stdout or "{}")
+    lock = yaml.safe_load(run(["git", "show", f"HEAD:{LOCK_FILE}"], repo).stdout or "{}")
     if VERIFY_STAGE not in (lock.get("stages") or {}):
         return "verify never ran on this commit. Fix: `make repro`, then commit dvc.lock."
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
     report_path = params["paths"]["verify_report"]
-    shown = _run(["git", "show", f"HEAD:{report_path}"], repo)
+    shown = run(["git", "show", f"HEAD:{report_path}"], repo)
     report = json.loads(shown.stdout) if shown.returncode == 0 else {}
     if report.get("result") != "match":
         return (
@@ -226,10 +223,10 @@ def gate_verify_passed(repo: Path) -> str | None:
 
 def gate_no_drift(repo: Path) -> str | None:
     """A model trained or verified on an environment other than the lock is not released."""
-    shown = _run(["git", "show", f"HEAD:{record_path(repo)}"], repo)
+    shown = run(["git", "show", f"HEAD:{record_path(repo)}"], repo)
     record = json.loads(shown.stdout) if shown.returncode == 0 else {}
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
-    report = _run(["git", "show", f"HEAD:{params['paths']['verify_report']}"], repo)
+    report = run(["git", "show", f"HEAD:{params['paths']['verify_report']}"], repo)
     verified = json.loads(report.stdout) if report.returncode == 0 else {}
     drift = list(record.get("drift") or []) + list(verified.get("environment_drift") or [])
     if drift:
@@ -242,7 +239,7 @@ def gate_no_drift(repo: Path) -> str | None:
 
 
 def gate_remote_complete(repo: Path) -> str | None:
-    status = _run([_tool("dvc"), "status", "--cloud", "--json"], repo)
+    status = run([_tool("dvc"), "status", "--cloud", "--json"], repo)
     if status.returncode != 0:
         return f"could not compare the cache with the remote: {status.stderr.strip()}"
     missing = json.loads(status.stdout or "{}")
@@ -269,22 +266,22 @@ def release(version: str) -> Release:
     if not VERSION_PATTERN.match(version):
         raise RegistryError(f"{version!r} is not a version like v1.2.0 (SemVer with a leading v)")
     tag = f"{name}@{version}"
-    if _run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"], repo).returncode == 0:
+    if run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"], repo).returncode == 0:
         raise RegistryError(f"{tag} exists already: releases are immutable, pick a new version")
     for gate, check in GATES:
         problem = check(repo)
         print(f"  gate {gate}: {'REFUSED' if problem else 'passed'}")
         if problem:
             raise RegistryError(f"release refused by the gate '{gate}': {problem}")
-    commit = _run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    commit = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     facts = _facts(repo, commit, path)
-    origin = _run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
+    origin = run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
     source = f"git+{provenance.public_url(origin)}" if origin else f"git+file://{repo}"
     statement = provenance.build_statement(
         facts, source, started, utc_now(), artifact=name, release=tag
     )
     message = provenance.tag_message(f"Release {name} {version}", statement)
-    created = _run(
+    created = run(
         [_tool("gto"), "register", name, commit, "--version", version, "--message", message],
         repo,
         env=git_environment(repo),
@@ -303,7 +300,7 @@ def promote(version: str, stage: str) -> str:
     problems = check_release(repo, target)
     if problems:
         raise RegistryError(f"{target.tag} cannot be promoted: its provenance does not check out")
-    created = _run(
+    created = run(
         [_tool("gto"), "assign", name, "--version", target.version, "--stage", stage],
         repo,
         env=git_environment(repo),
@@ -328,7 +325,7 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
         out = (out_dir or repo / "build" / "rollback" / target.tag.replace("@", "-")).resolve()
         with tempfile.TemporaryDirectory() as scratch:
             fetched = Path(scratch) / Path(path).name
-            got = _run(
+            got = run(
                 [
                     _tool("dvc"),
                     "artifacts",
@@ -359,7 +356,7 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
         detail = str(error)
         raise
     finally:
-        append_record(
+        warning = append_record(
             repo,
             target.commit,
             {
@@ -372,15 +369,18 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
                 "finished": utc_now(),
             },
         )
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 # ---- remote completeness and guarded gc ---------------------------------------------------
 
 
 def _cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
-    """``{md5: path}`` of every cached object a commit references (dvc.lock outs, .dvc files)."""
+    """``{md5: path}`` of every cached object a commit references (dvc.lock outs, .dvc files);
+    a directory output is its ``.dir`` manifest, whose files the remote check lists."""
     objects = {}
-    dvc_yaml = yaml.safe_load(_run(["git", "show", f"{commit}:{DVC_FILE}"], repo).stdout or "{}")
+    dvc_yaml = yaml.safe_load(run(["git", "show", f"{commit}:{DVC_FILE}"], repo).stdout or "{}")
     uncached = set()
     for stage in (dvc_yaml.get("stages") or {}).values():
         for section in ("outs", "metrics", "plots"):
@@ -389,18 +389,17 @@ def _cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
                     for key, options in entry.items():
                         if isinstance(options, dict) and options.get("cache") is False:
                             uncached.add(key)
-    lock = yaml.safe_load(_run(["git", "show", f"{commit}:{LOCK_FILE}"], repo).stdout or "{}")
-    params = yaml.safe_load(_run(["git", "show", f"{commit}:params.yaml"], repo).stdout or "{}")
+    lock = yaml.safe_load(run(["git", "show", f"{commit}:{LOCK_FILE}"], repo).stdout or "{}")
+    params = yaml.safe_load(run(["git", "show", f"{commit}:params.yaml"], repo).stdout or "{}")
     uncached_paths = {_resolve(key, params) for key in uncached}
     for stage in (lock.get("stages") or {}).values():
         for out in stage.get("outs") or []:
             if out["path"] not in uncached_paths and out.get("md5"):
                 objects[out["md5"]] = out["path"]
-    tracked = _run(["git", "ls-tree", "-r", "--name-only", commit], repo).stdout.split()
+    tracked = run(["git", "ls-tree", "-r", "--name-only", commit], repo).stdout.split()
     for dvc_file in (name for name in tracked if name.endswith(".dvc")):
-        document = yaml.safe_load(_run(["git", "show", f"{commit}:{dvc_file}"], repo).stdout)
-        for out in document.get("outs") or []:
-            objects[out["md5"]] = str(Path(dvc_file).parent / out["path"])
+        text = run(["git", "show", f"{commit}:{dvc_file}"], repo).stdout
+        objects.update({md5: path for path, md5 in tracked_outputs(text, dvc_file)})
     return objects
 
 
@@ -415,44 +414,59 @@ def _resolve(key: str, params: dict) -> str:
     return value
 
 
-def _remote_has(repo: Path, md5s: set[str]) -> dict[str, bool]:
-    """Ask DVC which of these objects the default remote holds."""
-    script = (
-        "import json, sys\n"
-        "from dvc.repo import Repo\n"
-        "repo = Repo('.')\n"
-        "odb = repo.cloud.get_remote_odb(None, hash_name='md5')\n"
-        "md5s = json.load(sys.stdin)\n"
-        "print(json.dumps({m: odb.exists(m) for m in md5s}))\n"
-    )
-    found = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=repo,
-        input=json.dumps(sorted(md5s)),
-        capture_output=True,
-        text=True,
-    )
+# Run by this environment's DVC: for each object, None if the default remote lacks it, else
+# what it lacks of it: nothing for a file; for a directory (``.dir``), the files of its
+# manifest (read from the remote) that the remote does not hold.
+_REMOTE_QUERY = """
+import json, sys
+from dvc.repo import Repo
+from dvc_data.hashfile.hash_info import HashInfo
+from dvc_data.hashfile.tree import Tree
+odb = Repo(".").cloud.get_remote_odb(None, hash_name="md5")
+wanted = json.load(sys.stdin)
+present = set(odb.oids_exist(wanted))
+trees = {md5: Tree.load(odb, HashInfo("md5", md5)) for md5 in present if md5.endswith(".dir")}
+files = {info.value for tree in trees.values() for _, _, info in tree}
+held = set(odb.oids_exist(sorted(files))) if files else set()
+print(json.dumps({
+    md5: None if md5 not in present else [
+        "/".join(key) for key, _, info in trees.get(md5, ()) if info.value not in held
+    ]
+    for md5 in wanted
+}))
+"""
+
+
+def _remote_lacks(repo: Path, md5s: set[str]) -> dict[str, list[str] | None]:
+    """Ask the DVC remote which of these objects (and which files of a directory) it lacks."""
+    found = run([sys.executable, "-c", _REMOTE_QUERY], cwd=repo, input=json.dumps(sorted(md5s)))
     if found.returncode != 0:
         raise RegistryError(f"could not query the DVC remote: {found.stderr.strip()[-500:]}")
     return json.loads(found.stdout)
 
 
 def check_releases() -> dict[str, list[str]]:
-    """For every release tag, the objects it references that the remote lacks."""
+    """For every release tag, what of it the remote lacks: whole objects, and single files
+    of a directory output."""
     repo = repo_root()
     per_release = {r.tag: _cached_objects_at(repo, r.commit) for r in releases(repo)}
-    present = _remote_has(repo, {md5 for objects in per_release.values() for md5 in objects})
-    return {
-        tag: [f"{path} (md5 {md5})" for md5, path in sorted(objects.items()) if not present[md5]]
-        for tag, objects in per_release.items()
-    }
+    lacks = _remote_lacks(repo, {md5 for objects in per_release.values() for md5 in objects})
+    missing = {}
+    for tag, objects in per_release.items():
+        missing[tag] = []
+        for md5, path in sorted(objects.items()):
+            if lacks[md5] is None:
+                missing[tag].append(f"{path} (md5 {md5})")
+            else:
+                missing[tag] += [f"{path}/{name} (in {path}, md5 {md5})" for name in lacks[md5]]
+    return missing
 
 
 def unpushed_commits(repo: Path) -> list[str]:
     """Commits of branches and tags on no remote-tracking branch (all of them when there is
     no git remote). Experiment refs (refs/exps) are not branches: gc protects them as DVC
     does, with --all-experiments."""
-    listed = _run(["git", "rev-list", "--branches", "--tags", "--not", "--remotes"], repo)
+    listed = run(["git", "rev-list", "--branches", "--tags", "--not", "--remotes"], repo)
     return listed.stdout.split()
 
 
@@ -477,14 +491,14 @@ def gc() -> list[str]:
         "--all-experiments",
         "--force",
     ]
-    planned = _run([_tool("dvc"), "gc", *flags, "--dry"], repo)
+    planned = run([_tool("dvc"), "gc", *flags, "--dry"], repo)
     if planned.returncode != 0:
         raise RegistryError(f"`dvc gc --dry` failed: {planned.stderr.strip()}")
     doomed = re.findall(r"files/md5/([0-9a-f]{2})/([0-9a-f.a-z]+)", planned.stdout + planned.stderr)
     at_risk = {a + b: needed[a + b] for a, b in doomed if a + b in needed}
     # Safe to delete locally only if the DVC remote holds it: ask the remote, not git.
-    present = _remote_has(repo, set(at_risk)) if at_risk else {}
-    endangered = sorted({path for md5, path in at_risk.items() if not present.get(md5)})
+    lacks = _remote_lacks(repo, set(at_risk)) if at_risk else {}
+    endangered = sorted({path for md5, path in at_risk.items() if lacks.get(md5) != []})
     if endangered:
         raise RegistryError(
             "gc refused, nothing deleted: DVC would remove objects that a release or an "
@@ -492,7 +506,7 @@ def gc() -> list[str]:
             + "\n".join(f"  {path}" for path in endangered)
             + "\nFix: `dvc push --all-commits` (then `make gc` again)."
         )
-    done = _run([_tool("dvc"), "gc", *flags], repo)
+    done = run([_tool("dvc"), "gc", *flags], repo)
     if done.returncode != 0:
         raise RegistryError(f"`dvc gc` failed: {done.stderr.strip()}")
     return [f"{a}{b}" for a, b in doomed]

@@ -6,6 +6,7 @@ them: "field" for rebuilds of released versions as they are, "lab" for rebuilds 
 environment. A rebuild that timed out is "unchecked", not a failure.
 """
 
+import collections
 import json
 import math
 import statistics
@@ -99,6 +100,7 @@ def measures(repo: Path) -> dict:
             "fingerprints": [environments[key] for key in consistent],
         },
         "per_release": per_release,
+        "signers": dict(collections.Counter(r["signed_by"] for r in records if "signed_by" in r)),
         "skipped_records": skipped,
     }
 
@@ -149,6 +151,11 @@ def format_report(data: dict) -> str:
             f"  provenance {entry['provenance']:<6}"
             f" rebuilds {entry['matches']}/{entry['rebuilds']} match, "
             f"mean {_seconds(entry['mean_seconds'])}{stages}"
+        )
+    if data["signers"]:
+        lines.append(
+            "  records signed by:                   "
+            + ", ".join(f"{who} ({count})" for who, count in sorted(data["signers"].items()))
         )
     if data["skipped_records"]:
         lines.append(f"  skipped {len(data['skipped_records'])} records (not counted):")

@@ -16,7 +16,6 @@ import json
 import os
 import pickletools
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -29,6 +28,7 @@ import yaml
 from ..config import PARAMS_FILE, ProjectConfig
 from ..data import read_for_model
 from .artifacts import load_recorded_model, read_record
+from .commands import run
 from .environment import require_locked_environment
 from .errors import VerificationError
 from .io import write_json
@@ -236,12 +236,10 @@ def _rebuild(params_file: Path, scratch: Path) -> None:
     env = varied_environment(dict(os.environ))
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
     command = [sys.executable, "-m", PACKAGE, "stage", "train", "evaluate"]
-    result = subprocess.run(
+    result = run(
         [*command, "--params", str(params_file)],
         cwd=scratch,
         env=env,
-        capture_output=True,
-        text=True,
         umask=VARIED_UMASK if os.name == "posix" else -1,
     )
     if result.returncode != 0:
