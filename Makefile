@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 DEMO_DIR := $(CURDIR)/build/demo
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap test test-fast lint demo locks bench clean
+.PHONY: help bootstrap test test-fast lint demo locks demo-tables bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,7 +39,11 @@ demo: bootstrap ## Bake the default project, set it up, run its pipeline, show i
 locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 	UV=$(UV) $(VENV_PYTHON) scripts/update_locks.py
 
-bench: bootstrap ## Pipeline overhead at demo size, then the scale run (10^4..10^6 rows)
+demo-tables: bootstrap ## Rewrite the shipped demo tables with the package's own writer
+	UV=$(UV) $(VENV_PYTHON) scripts/update_demo_tables.py
+
+bench: bootstrap ## Bake time, pipeline overhead at demo size, then the scale run (10^4..10^6 rows)
+	UV=$(UV) $(VENV_PYTHON) bench/bake.py
 	UV=$(UV) $(VENV_PYTHON) bench/repro_overhead.py
 	UV=$(UV) $(VENV_PYTHON) bench/scale.py
 

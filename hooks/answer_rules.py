@@ -5,7 +5,6 @@ They run twice, from the same code: as a Jinja filter while cookiecutter renders
 again in the pre-generation hook. A bad answer is refused with the rule and the value named.
 """
 
-import importlib.util
 import json
 import keyword
 import os
@@ -44,7 +43,12 @@ PROJECT_ROOT_NAMES = frozenset(["conf", "data", "models", "metrics", "plots", "t
 LOCKS_GLOB = "{{cookiecutter.project_slug}}/.locks/*/uv.lock"
 LOCKED_NAME = re.compile(r'^name = "([^"]+)"$', re.MULTILINE)
 QUOTES = "\"'`"
-BAKE_REQUIREMENTS = {"sklearn": "scikit-learn", "dvc": "dvc"}
+# What baking needs beside cookiecutter, and the one command that installs each. The hook
+# runs DVC and the data writer from the project's own locked environment, made with uv.
+BAKE_REQUIREMENTS = {
+    "git": "your system's package manager, e.g. apt-get install git",
+    "uv": "python3 -m pip install uv",
+}
 
 
 def _character_problem(value: str) -> str | None:
@@ -178,13 +182,14 @@ def validate(answers: dict) -> list[str]:
 
 
 def missing_bake_requirements() -> list[str]:
-    """What baking needs beside cookiecutter: git, and dvc and scikit-learn in its Python."""
-    missing = [
-        name for module, name in BAKE_REQUIREMENTS.items() if not importlib.util.find_spec(module)
+    """The programs baking needs that are not on PATH (``$UV`` counts for uv), each with the
+    command that installs it."""
+    found = {"uv": os.environ.get("UV")}
+    return [
+        f"{program} (install it: {fix})"
+        for program, fix in BAKE_REQUIREMENTS.items()
+        if not (found.get(program) or shutil.which(program))
     ]
-    if not shutil.which("git"):
-        missing.append("git")
-    return missing
 
 
 def report(problems: list[str]) -> str:
@@ -199,10 +204,7 @@ def check_answers(answers: dict) -> str:
     problems = validate(dict(answers))
     missing = missing_bake_requirements()
     if missing:
-        problems.append(
-            f"baking needs {', '.join(missing)} next to cookiecutter. Fix: "
-            "uv tool install cookiecutter --with dvc --with scikit-learn (and install git)."
-        )
+        problems.append(f"baking needs {'; '.join(missing)}.")
     if problems:
         raise FailedHookException(report(problems))
     return "yes"
@@ -220,3 +222,6 @@ class AnswerRulesExtension(Extension):
         super().__init__(environment)
         environment.filters["check_answers"] = check_answers
         environment.globals["template_hooks_dir"] = template_hooks_dir
+        # Hooks receive the answers through `tojson`; keeping cookiecutter's key order lets
+        # the post-generation hook write .cruft.json exactly as cruft will.
+        environment.policies["json.dumps_kwargs"] = {"sort_keys": False}

@@ -1,12 +1,16 @@
 """What the post-generation hook does to a freshly rendered project, as plain functions.
 
-Nothing here resolves packages or touches the network: the locks were resolved when the
-template was released (``make locks``), the dataset comes from the installed scikit-learn
-(or is generated),
-and the DVC remote is only configured, not contacted.
+Two halves, so baking needs nothing beside cookiecutter but git and uv. ``bake`` runs in
+cookiecutter's own Python with the standard library only: it puts the locks in place and
+creates the project's locked environment (``uv sync --frozen``, offline from uv's cache when
+it can). ``finish`` then runs in that environment (this file as a script): it writes the
+dataset and params.yaml with the project's own code, and initialises git and DVC in one
+process. Nothing resolves packages: the locks were resolved when the template was released
+(``make locks``); the DVC remote is only configured, not contacted.
 """
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +18,8 @@ import sys
 from pathlib import Path
 
 LOCKS_DIR = ".locks"
+# The demo tables, written when the template is released (``make demo-tables``).
+DEMO_TABLES_DIR = ".demo_tables"
 LOCK_FILES = ("uv.lock", "runtime.lock", "requirements.lock")
 # The project name the template's locks were resolved under; replaced by the real slug.
 LOCK_PLACEHOLDER_SLUG = "reproml-lock-placeholder"
@@ -72,20 +78,29 @@ def import_project_module(project: Path, package: str, module: str):
     return importlib.import_module(f"{package}.{module}")
 
 
-def write_dataset(project: Path, answers: dict) -> Path:
-    """Write the chosen demo table (scikit-learn's bundled copy, or the generated mixed-type
-    one) as the project's raw data, with the baked package's own code."""
-    demo_data = import_project_module(project, answers["package_name"], "repro.demo_data")
+def install_demo_table(project: Path, answers: dict) -> Path:
+    """Move the chosen demo table into ``data/raw/`` and drop the others."""
+    tables = project / DEMO_TABLES_DIR
     path = project / "data" / "raw" / f"{answers['dataset']}.csv"
-    return demo_data.write_demo_table(path, answers["dataset"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(tables / path.name, path)
+    shutil.rmtree(tables)
+    return path
 
 
 def write_params(project: Path, answers: dict) -> Path:
+    """params.yaml, composed by the project's own code. The model's hyperparameters are not
+    checked against its class here (that imports scikit-learn, the slowest part of a bake):
+    the template's tests check every shipped model file, and the params stage checks it
+    again before anything trains."""
     params = import_project_module(project, answers["package_name"], "repro.params")
-    return params.write(project / "conf", project / "params.yaml")
+    return params.write(project / "conf", project / "params.yaml", check_model=False)
 
 
 def remote_url(project: Path, answers: dict) -> str:
+    """The remote the answers name; the default local one is a sibling of the project, by
+    absolute path, so every clone on this machine finds it. (``.dvc/config`` is the team's,
+    not the template's: cruft updates skip it, see pyproject.toml's ``[tool.cruft]``.)"""
     if answers["dvc_remote_url"]:
         return answers["dvc_remote_url"]
     slug = answers["project_slug"]
@@ -94,20 +109,51 @@ def remote_url(project: Path, answers: dict) -> str:
     return DEFAULT_REMOTE_URLS[answers["dvc_remote"]].format(slug=slug)
 
 
-def _run(project: Path, *command: str, env: dict | None = None) -> None:
-    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env)
+def _run(project: Path, *command: str, env: dict | None = None, stdin: str | None = None):
+    result = subprocess.run(
+        command, cwd=project, capture_output=True, text=True, env=env, input=stdin
+    )
     if result.returncode != 0:
-        raise BakeError(f"`{' '.join(command)}` failed:\n{result.stdout}{result.stderr}")
+        raise BakeError(f"`{' '.join(command[:3])}` failed:\n{result.stdout}{result.stderr}")
+    return result
 
 
-def _dvc(project: Path, *args: str) -> None:
-    _run(project, sys.executable, "-m", "dvc", *args, env=bake_environment())
+def find_uv() -> str | None:
+    return os.environ.get("UV") or shutil.which("uv")
 
 
-def bake_environment() -> dict:
-    env = dict(os.environ)
+def create_environment(project: Path) -> None:
+    """The project's locked environment in ``.venv``: offline from uv's cache if it can,
+    else downloading (hash-checked against uv.lock either way)."""
+    uv = find_uv()
+    if not uv:
+        from answer_rules import BAKE_REQUIREMENTS
+
+        raise BakeError(f"baking needs uv. Fix: {BAKE_REQUIREMENTS['uv']}")
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    env["UV_NO_PROGRESS"] = "1"
+    command = [uv, "sync", "--frozen", "--quiet"]
+    offline = subprocess.run(
+        [*command, "--offline"], cwd=project, capture_output=True, text=True, env=env
+    )
+    if offline.returncode != 0:
+        _run(project, *command, env=env)
+
+
+def finish_environment() -> dict:
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     env["DVC_NO_ANALYTICS"] = "1"
     return env
+
+
+def remove_bytecode(project: Path) -> None:
+    """The project's own ``__pycache__`` from the bake's imports (the environment keeps its
+    own, which later commands reuse): a fresh tree, and one a regenerated project (cruft)
+    matches file for file."""
+    for top in project.iterdir():
+        if top.is_dir() and top.name not in (".venv", ".git"):
+            for cache in list(top.rglob("__pycache__")):
+                shutil.rmtree(cache)
 
 
 def _git_identity(project: Path, answers: dict) -> list[str]:
@@ -121,23 +167,83 @@ def _git_identity(project: Path, answers: dict) -> list[str]:
     return ["-c", f"user.name={answers['author']}", "-c", f"user.email={email}"]
 
 
+def write_cruft_state(project: Path, answers: dict) -> None:
+    """Under cruft (its context names the template commit), write ``.cruft.json`` as cruft
+    will, so the first commit holds it and the tree stays clean when cruft rewrites it."""
+    if "_commit" not in answers:
+        return
+    state = {
+        "template": answers["_template"],
+        "commit": answers["_commit"],
+        "checkout": None,
+        "context": {"cookiecutter": answers},
+        "directory": None,
+    }
+    text = json.dumps(state, ensure_ascii=False, indent=2, separators=(",", ": ")) + "\n"
+    (project / ".cruft.json").write_text(text, encoding="utf-8")
+
+
 def init_repositories(project: Path, answers: dict) -> None:
-    """git init, dvc init with Hydra, the default remote, dvc add of the raw data, a commit."""
+    """git init, dvc init with Hydra, the default remote, dvc add of the raw data, a commit.
+    DVC through its Python API: the CLI would import every command's module first."""
+    from dvc.repo import Repo
+
     _run(project, "git", "init", "-q", "-b", "main")
-    _dvc(project, "init", "-q")
-    _dvc(project, "config", "hydra.enabled", "true")
-    _dvc(project, "remote", "add", "-d", REMOTE_NAME, remote_url(project, answers))
-    _dvc(project, "remote", "modify", REMOTE_NAME, "verify", "true")
-    _dvc(project, "add", "-q", f"data/raw/{answers['dataset']}.csv")
+    repo = Repo.init(str(project))
+    with repo.config.edit() as config:
+        config["hydra"] = {"enabled": "true"}
+        config["core"]["remote"] = REMOTE_NAME
+        config["remote"][REMOTE_NAME] = {"url": remote_url(project, answers), "verify": "true"}
+    repo.add(f"data/raw/{answers['dataset']}.csv")
+    repo.close()
+
+
+def commit_everything(project: Path, answers: dict) -> None:
+    write_cruft_state(project, answers)
     _run(project, "git", "add", "-A")
     message = f"Bake {answers['project_name']} from the reproducible-ML template"
     _run(project, "git", *_git_identity(project, answers), "commit", "-q", "-m", message)
 
 
+def finish(project: Path, answers: dict) -> None:
+    """The half that runs in the project's environment. Composing params.yaml (Hydra) runs
+    in a second process while this one sets up git and DVC: each mostly compiles the modules
+    it imports, so on two cores the bake takes the longer of the two, not their sum."""
+    composer = subprocess.Popen(
+        [sys.executable, __file__, "params"],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    composer.stdin.write(json.dumps(answers))
+    composer.stdin.close()
+    try:
+        init_repositories(project, answers)
+    finally:
+        said = composer.stdout.read()
+        if composer.wait() != 0:
+            raise BakeError(f"composing params.yaml failed:\n{said}")
+    commit_everything(project, answers)
+
+
 def bake(project: Path, answers: dict) -> None:
     install_locks(project, answers)
     remove_unchosen(project, answers)
-    write_dataset(project, answers)
-    write_params(project, answers)
-    init_repositories(project, answers)
-    print(f"Baked {project}. Next: cd {project.name} && make setup && make repro")
+    install_demo_table(project, answers)
+    create_environment(project)
+    python = project / ".venv" / "bin" / "python"
+    _run(project, str(python), __file__, env=finish_environment(), stdin=json.dumps(answers))
+    remove_bytecode(project)
+    # On stderr: cruft regenerates the template for `cruft diff`, whose stdout is the patch.
+    print(f"Baked {project}. Next: cd {project.name} && make repro", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    step = finish if sys.argv[1:] != ["params"] else write_params
+    try:
+        step(Path.cwd(), json.loads(sys.stdin.read()))
+    except BakeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -102,6 +102,7 @@ def test_exact_file_tree(baked):
     assert untracked.splitlines() == [
         "!! .dvc/cache/",
         "!! .dvc/tmp/",
+        "!! .venv/",
         f"!! data/raw/{answers['dataset']}.csv",
     ]
 
@@ -367,3 +368,14 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     )
     result = run([ACTIONLINT, str(broken)], cwd=tmp_path, check=False)
     assert result.returncode != 0
+
+
+def test_shipped_demo_tables_are_what_the_package_writes_today(tmp_path):
+    """Baking only moves a shipped table into place; it must be the package's own output."""
+    from update_demo_tables import DEMO_TABLES, write_tables
+
+    fresh = write_tables(tmp_path)
+    assert sorted(path.name for path in DEMO_TABLES.iterdir()) == sorted(p.name for p in fresh)
+    for path in fresh:
+        shipped = DEMO_TABLES / path.name
+        assert shipped.read_bytes() == path.read_bytes(), f"{shipped}: run `make demo-tables`"

@@ -15,8 +15,9 @@ from conftest import HOOKS, TEMPLATE, default_answers
 def render_hook(name: str, answers: dict) -> str:
     """The hook's source as cookiecutter renders it for these answers."""
     source = (HOOKS / name).read_text()
-    context = {**answers, "__hooks_dir": str(HOOKS), "_repo_dir": str(TEMPLATE)}
-    return jinja2.Environment().from_string(source).render(cookiecutter=context)
+    context = {**answers, "_repo_dir": str(TEMPLATE)}
+    environment = jinja2.Environment(extensions=[answer_rules.AnswerRulesExtension])
+    return environment.from_string(source).render(cookiecutter=context)
 
 
 def load_hook(name: str, answers: dict) -> dict:
@@ -127,10 +128,14 @@ def test_check_answers_filter_stops_cookiecutter_with_a_clean_message():
     assert answer_rules.check_answers(default_answers()) == "yes"
 
 
-def test_missing_bake_requirements_are_named(monkeypatch):
-    monkeypatch.setattr(answer_rules, "BAKE_REQUIREMENTS", {"no_such_module_xyz": "xyz-dist"})
+def test_missing_bake_requirements_name_the_command_that_installs_them(monkeypatch):
     monkeypatch.setenv("PATH", "")
-    assert answer_rules.missing_bake_requirements() == ["xyz-dist", "git"]
+    monkeypatch.delenv("UV", raising=False)
+    missing = answer_rules.missing_bake_requirements()
+    assert [entry.split()[0] for entry in missing] == ["git", "uv"]
+    assert "uv (install it: python3 -m pip install uv)" in missing
+    monkeypatch.setenv("UV", "/opt/uv/bin/uv")
+    assert [entry.split()[0] for entry in answer_rules.missing_bake_requirements()] == ["git"]
 
 
 def lock_set(tmp_path: Path, name: str) -> Path:

@@ -196,6 +196,15 @@ def _records(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_files(args: argparse.Namespace) -> int:
+    from . import guards, registry
+
+    problems = guards.files_git_should_not_hold(registry.repo_root(), args.files)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _signing_key(args: argparse.Namespace) -> int:
     from . import registry, signing
 
@@ -328,6 +337,9 @@ def parser() -> argparse.ArgumentParser:
     records.add_argument("action", choices=("fetch", "push"))
     records.set_defaults(handler=_records)
 
+    files = commands.add_parser("check-files", help="refuse large or DVC-tracked files in git")
+    files.add_argument("files", nargs="*")
+    files.set_defaults(handler=_check_files)
     key = commands.add_parser("signing-key", help="sign with the key in $REPROML_SIGNING_KEY")
     key.set_defaults(handler=_signing_key)
     status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")

@@ -34,14 +34,18 @@ def compose(conf_dir: str | Path = CONF_DIR, overrides: list[str] | None = None)
     return OmegaConf.to_yaml(composed)
 
 
-def write(conf_dir: str | Path = CONF_DIR, out: str | Path = PARAMS_FILE) -> Path:
-    """Compose conf/ into ``out`` and validate the result against the schema."""
-    from ..models import check_hyperparameters
-
+def write(
+    conf_dir: str | Path = CONF_DIR, out: str | Path = PARAMS_FILE, check_model: bool = True
+) -> Path:
+    """Compose conf/ into ``out`` and validate the result against the schema, and (unless
+    ``check_model`` is off, as at bake time) the model's keys against its class."""
     out = Path(out)
     text = compose(conf_dir)
     config = validate(yaml.safe_load(text), source=f"{conf_dir}/ (composed)")
-    check_hyperparameters(config.model, source=f"{conf_dir}/model")
+    if check_model:
+        from ..models import check_hyperparameters
+
+        check_hyperparameters(config.model, source=f"{conf_dir}/model")
     out.write_text(text, encoding="utf-8")
     return out
 

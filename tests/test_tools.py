@@ -1,0 +1,209 @@
+"""Tier 3: the tools teams already run, for real. A cookiecutter with nothing beside it but
+git and uv (a bare virtualenv, and `uvx`), cruft's whole cycle against a real template
+commit, and pre-commit's hooks on real commits."""
+
+import hashlib
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE, UV, bake, chosen_model, project_package, run
+from test_end_to_end import Project
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tools")]
+COOKIECUTTER = "cookiecutter==2.7.1"
+TEMPLATE_SOURCES = "{{cookiecutter.project_slug}}"
+
+
+def bare_cookiecutter(root: Path) -> Path:
+    """A virtualenv holding cookiecutter and what it needs, nothing else."""
+    venv = root / "only-cookiecutter"
+    run(
+        [
+            UV,
+            "venv",
+            "-q",
+            "--python",
+            f"{sys.version_info.major}.{sys.version_info.minor}",
+            str(venv),
+        ],
+        cwd=root,
+    )
+    run(
+        [UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), COOKIECUTTER],
+        cwd=root,
+    )
+    for module in ("sklearn", "dvc", "hydra", "pandas"):
+        missing = run(
+            [str(venv / "bin" / "python"), "-c", f"import {module}"], cwd=root, check=False
+        )
+        assert missing.returncode != 0, f"{module} is importable beside cookiecutter"
+    return venv / "bin" / "cookiecutter"
+
+
+def assert_freshly_baked(project: Path) -> None:
+    assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
+    assert (project / ".venv" / "bin" / "python").is_file()
+    assert not list(project.glob("*/**/__pycache__"))
+    Project(project).make("check-params", "check-lock", "check-env")
+
+
+def test_bake_with_a_cookiecutter_that_has_nothing_beside_it(tmp_path):
+    cookiecutter = bare_cookiecutter(tmp_path)
+    out = tmp_path / "out"
+    run([str(cookiecutter), "--no-input", str(TEMPLATE), "-o", str(out)], cwd=tmp_path)
+    assert_freshly_baked(out / "my-ml-project")
+
+
+def test_bake_with_uvx(tmp_path):
+    out = tmp_path / "out"
+    command = [UV, "tool", "run", "--from", COOKIECUTTER, "cookiecutter", "--no-input"]
+    run([*command, str(TEMPLATE), "-o", str(out), "dataset=churn"], cwd=tmp_path)
+    assert_freshly_baked(out / "my-ml-project")
+
+
+def test_without_uv_the_bake_names_the_install_command_and_writes_nothing(tmp_path):
+    cookiecutter = bare_cookiecutter(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    without_uv = {"UV": "", "PATH": "/usr/bin:/bin"}
+    assert shutil.which("uv", path=without_uv["PATH"]) is None
+    refused = run(
+        [str(cookiecutter), "--no-input", str(TEMPLATE), "-o", str(out)],
+        cwd=tmp_path,
+        env=without_uv,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "uv (install it: python3 -m pip install uv)" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert list(out.iterdir()) == []
+
+
+# ---- cruft ---------------------------------------------------------------------------------
+
+
+def git_commit_all(repo: Path, message: str) -> None:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", *identity, "commit", "-qm", message], cwd=repo)
+
+
+def template_repository(root: Path) -> Path:
+    """The template's files as they are now, committed to a git repository of their own."""
+    listed = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=TEMPLATE
+    ).stdout
+    repo = root / "template"
+    for name in filter(None, listed.split("\0")):
+        source = TEMPLATE / name
+        if source.is_file() and not name.startswith((".venv/", ".bootstrap/", "build/")):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    run(["git", "init", "-q", "-b", "main"], cwd=repo)
+    git_commit_all(repo, "Template v1")
+    return repo
+
+
+def cruft(*args: str, cwd: Path, check: bool = True):
+    return run([str(Path(sys.executable).parent / "cruft"), *args], cwd=cwd, check=check)
+
+
+def test_cruft_create_check_diff_and_an_update_that_retrains_nothing(tmp_path):
+    template = template_repository(tmp_path)
+    cruft("create", "--no-input", str(template), "--output-dir", str(tmp_path), cwd=tmp_path)
+    project = Project(tmp_path / "my-ml-project")
+
+    # .cruft.json is in the first commit, and names no temporary path.
+    assert run(["git", "status", "--porcelain"], cwd=project.path).stdout == ""
+    committed = run(["git", "show", "HEAD:.cruft.json"], cwd=project.path).stdout
+    state = json.loads(committed)
+    paths = [v for v in state["context"]["cookiecutter"].values() if str(v).startswith("/")]
+    assert paths == [str(template)], paths
+    assert cruft("check", cwd=project.path).returncode == 0
+    diff = cruft("diff", "--exit-code", cwd=project.path)
+    assert diff.stdout.strip() == ""
+
+    project.make("setup", "repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "First model")
+    model = hashlib.sha256((project.path / "models" / "model.pkl").read_bytes()).hexdigest()
+
+    # The template moves on: its README, a conf file and a stage's code (not its computation).
+    sources = template / TEMPLATE_SOURCES
+    (sources / "README.md").write_text((sources / "README.md").read_text() + "\nTemplate v2.\n")
+    conf = sources / "conf" / "model" / f"{chosen_model(project.path)}.yaml"
+    conf.write_text("# Template v2: a note on this model family.\n" + conf.read_text())
+    stage = sources / "{{cookiecutter.package_name}}" / "stages" / "evaluate.py"
+    stage.write_text(stage.read_text().replace('"""', '"""Template v2. ', 1))
+    git_commit_all(template, "Template v2")
+
+    cruft("update", "-y", cwd=project.path)
+    assert not list(project.path.rglob("*.rej"))
+    changed = run(["git", "status", "--porcelain"], cwd=project.path).stdout.split("\n")
+    package = project_package(project.path)
+    assert sorted(line[3:] for line in changed if line) == sorted(
+        [
+            ".cruft.json",
+            "README.md",
+            str(conf.relative_to(sources)),
+            f"{package}/stages/evaluate.py",
+        ]
+    )
+    assert "Template v2." in (project.path / "README.md").read_text()
+    project.git("add", "-A")
+    project.git("commit", "-qm", "Template v2")
+    assert cruft("check", cwd=project.path).returncode == 0
+
+    project.make("params")
+    rerun = project.make("repro").stdout
+    for stage_name in ("prepare", "train"):
+        assert f"Stage '{stage_name}' didn't change" in rerun, rerun
+    for stage_name in ("evaluate", "verify"):
+        assert f"Running stage '{stage_name}'" in rerun, rerun
+    after = hashlib.sha256((project.path / "models" / "model.pkl").read_bytes()).hexdigest()
+    assert after == model
+
+
+# ---- pre-commit ----------------------------------------------------------------------------
+
+
+def commit_refused(project: Project, *paths: str, env: dict) -> str:
+    run(["git", "add", "-f", *paths], cwd=project.path)
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    refused = run(
+        ["git", *identity, "commit", "-qm", "try"], cwd=project.path, env=env, check=False
+    )
+    run(["git", "reset", "-q"], cwd=project.path)
+    assert refused.returncode != 0
+    return refused.stdout + refused.stderr
+
+
+def test_pre_commit_hooks_run_clean_and_refuse_what_breaks_reproducibility(tmp_path):
+    project = Project(bake(tmp_path))
+    env = {**project.env, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    project.make("setup", "HOOKS=1", env=env)
+    assert (project.path / ".git" / "hooks" / "pre-commit").is_file()
+    pre_commit = str(project.path / ".venv" / "bin" / "pre-commit")
+    clean = run([pre_commit, "run", "--all-files"], cwd=project.path, env=env)
+    assert "Failed" not in clean.stdout
+
+    data = next((project.path / "data" / "raw").glob("*.csv")).relative_to(project.path)
+    said = commit_refused(project, str(data), env=env)
+    assert f"{data} is tracked by DVC" in said and "git rm --cached" in said
+
+    big = project.path / "notes" / "dump.bin"
+    big.parent.mkdir()
+    big.write_bytes(b"\0" * 600 * 1024)
+    said = commit_refused(project, "notes/dump.bin", env=env)
+    assert re.search(r"notes/dump\.bin is 600 KB, over the 500 KB limit", said)
+    shutil.rmtree(big.parent)
+
+    conf = project.path / "conf" / "config.yaml"
+    conf.write_text(conf.read_text().replace("seed: 42", "seed: 43"))
+    assert "seed: 43" in conf.read_text()
+    said = commit_refused(project, "conf/config.yaml", env=env)
+    assert "params.yaml is stale" in said
