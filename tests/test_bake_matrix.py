@@ -34,6 +34,7 @@ RENDERED_FILES = {
     ".dvc/config",
     ".dvcignore",
     ".gitignore",
+    ".pre-commit-config.yaml",
     ".python-version",
     "LICENSE",
     "Makefile",

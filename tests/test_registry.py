@@ -297,6 +297,19 @@ def test_check_releases_names_a_file_missing_from_a_directory_output(lifecycle, 
     assert "a.txt" not in checked.stdout and "model@v1.0.0: complete" in checked.stdout
 
 
+def test_every_command_takes_a_release_as_v1_0_0_and_as_model_at_v1_0_0(lifecycle, tmp_path):
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    assert "provenance does NOT" not in clone.make("provenance", "REV=model@v1.0.0").stdout
+    rolled = clone.make("rollback", "VERSION=model@v1.0.0").stdout
+    assert "success, hash-verified" in rolled
+    clone.make("promote", "VERSION=model@v1.0.0", "STAGE=staging")
+    assert registry_view(clone)["v1.0.0"] == {"staging"}
+    rebuilt = clone.make("rebuild", "REV=v1.0.0").stdout
+    assert "rebuild of v1.0.0" in rebuilt and ": MATCH" in rebuilt
+
+
 def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):
     project = lifecycle["project"]
     scratch = project.path / "notes.txt"

@@ -29,10 +29,17 @@ def run(
     **kw,
 ) -> subprocess.CompletedProcess:
     """Run ``command``; with ``stream``, also print its output (indented) as it comes, which
-    long steps need. After ``timeout`` seconds a streamed command's whole process group is
-    killed and its returncode is None."""
+    long steps need. After ``timeout`` seconds the command (a streamed one: its whole process
+    group) is killed and its returncode is None."""
     if not stream:
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+        try:
+            return subprocess.run(
+                command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw
+            )
+        except subprocess.TimeoutExpired as expired:
+            said = expired.stderr or b""
+            said = said.decode(errors="replace") if isinstance(said, bytes) else said
+            return subprocess.CompletedProcess(command, None, "", said)
     process = subprocess.Popen(
         command,
         cwd=cwd,

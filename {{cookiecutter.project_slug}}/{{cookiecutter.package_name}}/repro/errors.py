@@ -37,6 +37,10 @@ class RegistryError(ProjectError):
     """A release, promotion, rollback or gc was refused; the message names the gate and fix."""
 
 
+class RemoteError(ProjectError):
+    """The DVC remote cannot be read (credentials, endpoint, bucket): named, never "missing"."""
+
+
 class RecordsError(ProjectError):
     """The reproducibility records could not be exchanged with the git remote."""
 

@@ -21,10 +21,11 @@ import yaml
 
 from .commands import git, run
 from .dvcfiles import tracked_outputs
-from .errors import RebuildError
+from .errors import RebuildError, RemoteError
 from .hashing import file_digest
 from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from .records import append_record, utc_now
+from .remote import probe_remote
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
 # Stages whose outputs may differ in their last bits on another machine (BLAS kernel, CPU)
@@ -245,6 +246,11 @@ class Rebuilder:
             for path, md5 in self._tracked_inputs(targets)
             if not _cache_object(cache, md5).exists()
         ]
+        if missing or pulled.returncode != 0:
+            try:  # a remote that cannot be read is named as such, not as missing data
+                probe_remote(self.worktree)
+            except RemoteError as error:
+                raise RebuildError(f"could not fetch this revision's data: {error}") from None
         if missing:
             raise RebuildError(
                 "data this revision needs is missing from the DVC remote and the local cache:\n"

@@ -22,9 +22,10 @@ import yaml
 from . import provenance, signing
 from .commands import git_environment, run
 from .dvcfiles import tracked_outputs
-from .errors import RegistryError
+from .errors import RegistryError, RemoteError
 from .hashing import file_digest
 from .records import append_record, utc_now
+from .remote import remote_lacks
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
@@ -77,11 +78,13 @@ def releases(repo: Path) -> list[Release]:
     itself reads the tags: deregistered versions (``model@v1.0.0!``), unassigned stages
     (``model#prod!#3``) and a deprecated artifact are honoured exactly as `gto show` does."""
     from gto import api
-    from gto.exceptions import GTOException
+    from gto.exceptions import ArtifactNotFound, GTOException
 
     name, _ = artifact(repo)
     try:
         shown = api.show(str(repo), name)
+    except ArtifactNotFound:
+        return []  # no tag of this artifact yet
     except GTOException as error:
         raise RegistryError(
             f"GTO cannot read the release tags of {name}: {error}\n"
@@ -239,12 +242,20 @@ def gate_no_drift(repo: Path) -> str | None:
 
 
 def gate_remote_complete(repo: Path) -> str | None:
-    status = run([_tool("dvc"), "status", "--cloud", "--json"], repo)
-    if status.returncode != 0:
-        return f"could not compare the cache with the remote: {status.stderr.strip()}"
-    missing = json.loads(status.stdout or "{}")
+    """The remote holds every object HEAD references (every file of a directory too), asked
+    the way check-releases asks: a remote that cannot be read is named as such."""
+    objects = _cached_objects_at(repo, "HEAD")
+    try:
+        lacks = remote_lacks(repo, set(objects))
+    except RemoteError as error:
+        return str(error)
+    missing = [
+        f"  {path}" + (f"/{name}" if name else "")
+        for md5, path in sorted(objects.items(), key=lambda item: item[1])
+        for name in ([None] if lacks[md5] is None else lacks[md5])
+    ]
     if missing:
-        lines = "\n".join(f"  {path}: {state}" for path, state in sorted(missing.items()))
+        lines = "\n".join(missing)
         return f"the DVC remote lacks objects this commit references:\n{lines}\nFix: `dvc push`."
     return None
 
@@ -414,43 +425,12 @@ def _resolve(key: str, params: dict) -> str:
     return value
 
 
-# Run by this environment's DVC: for each object, None if the default remote lacks it, else
-# what it lacks of it: nothing for a file; for a directory (``.dir``), the files of its
-# manifest (read from the remote) that the remote does not hold.
-_REMOTE_QUERY = """
-import json, sys
-from dvc.repo import Repo
-from dvc_data.hashfile.hash_info import HashInfo
-from dvc_data.hashfile.tree import Tree
-odb = Repo(".").cloud.get_remote_odb(None, hash_name="md5")
-wanted = json.load(sys.stdin)
-present = set(odb.oids_exist(wanted))
-trees = {md5: Tree.load(odb, HashInfo("md5", md5)) for md5 in present if md5.endswith(".dir")}
-files = {info.value for tree in trees.values() for _, _, info in tree}
-held = set(odb.oids_exist(sorted(files))) if files else set()
-print(json.dumps({
-    md5: None if md5 not in present else [
-        "/".join(key) for key, _, info in trees.get(md5, ()) if info.value not in held
-    ]
-    for md5 in wanted
-}))
-"""
-
-
-def _remote_lacks(repo: Path, md5s: set[str]) -> dict[str, list[str] | None]:
-    """Ask the DVC remote which of these objects (and which files of a directory) it lacks."""
-    found = run([sys.executable, "-c", _REMOTE_QUERY], cwd=repo, input=json.dumps(sorted(md5s)))
-    if found.returncode != 0:
-        raise RegistryError(f"could not query the DVC remote: {found.stderr.strip()[-500:]}")
-    return json.loads(found.stdout)
-
-
 def check_releases() -> dict[str, list[str]]:
     """For every release tag, what of it the remote lacks: whole objects, and single files
     of a directory output."""
     repo = repo_root()
     per_release = {r.tag: _cached_objects_at(repo, r.commit) for r in releases(repo)}
-    lacks = _remote_lacks(repo, {md5 for objects in per_release.values() for md5 in objects})
+    lacks = remote_lacks(repo, {md5 for objects in per_release.values() for md5 in objects})
     missing = {}
     for tag, objects in per_release.items():
         missing[tag] = []
@@ -497,7 +477,7 @@ def gc() -> list[str]:
     doomed = re.findall(r"files/md5/([0-9a-f]{2})/([0-9a-f.a-z]+)", planned.stdout + planned.stderr)
     at_risk = {a + b: needed[a + b] for a, b in doomed if a + b in needed}
     # Safe to delete locally only if the DVC remote holds it: ask the remote, not git.
-    lacks = _remote_lacks(repo, set(at_risk)) if at_risk else {}
+    lacks = remote_lacks(repo, set(at_risk)) if at_risk else {}
     endangered = sorted({path for md5, path in at_risk.items() if lacks.get(md5) != []})
     if endangered:
         raise RegistryError(
