@@ -46,6 +46,8 @@ class Server:
     # What a clone without usable credentials has: none, except where the server would take
     # an anonymous caller (the gcs emulator), which then gets a key file that does not exist.
     unusable_credentials: dict[str, str] = field(default_factory=dict)
+    # The same access as CI secrets: what `make remote-credentials` reads.
+    ci_secrets: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     # Deletes one object (by md5) from the server's storage.
@@ -114,6 +116,11 @@ def start_s3(scratch: Path, project_python: Path) -> Server:
         f"s3://{BUCKET}/store",
         {"access_key_id": "testing", "secret_access_key": "testing"},
         settings={"endpointurl": endpoint},
+        ci_secrets={
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "DVC_REMOTE_ENDPOINT_URL": endpoint,
+        },
         process=process,
         delete_object=delete_object,
         log=log,
@@ -169,6 +176,7 @@ def start_azure(scratch: Path, project_python: Path) -> Server:
         "azure",
         f"azure://{BUCKET}/store",
         {"connection_string": connection},
+        ci_secrets={"AZURE_STORAGE_CONNECTION_STRING": connection},
         process=process,
         delete_object=delete_object,
         log=log,
@@ -210,7 +218,8 @@ def start_ssh(scratch: Path, project_python: Path, home: Path) -> Server:
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(parents=True, exist_ok=True)
     host_key = (keys / "host.pub").read_text().split()
-    (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    known_host = f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}"
+    (ssh_dir / "known_hosts").write_text(known_host + "\n")
 
     def delete_object(md5: str) -> None:
         (root / "store" / object_key(md5)).unlink()
@@ -220,6 +229,11 @@ def start_ssh(scratch: Path, project_python: Path, home: Path) -> Server:
         f"ssh://127.0.0.1:{port}/store",
         {"user": "reproml", "keyfile": str(keys / "client")},
         env={"HOME": str(home)},
+        ci_secrets={
+            "SSH_PRIVATE_KEY": (keys / "client").read_text(),
+            "SSH_USER": "reproml",
+            "SSH_KNOWN_HOSTS": known_host,
+        },
         process=process,
         delete_object=delete_object,
         log=log,
@@ -247,6 +261,7 @@ def start_gcs(scratch: Path) -> Server:
         {"allow_anonymous_login": "true"},
         settings={"endpointurl": endpoint},
         unusable_credentials={"credentialpath": str(scratch / "no-such-key.json")},
+        ci_secrets={"DVC_REMOTE_ENDPOINT_URL": endpoint, "DVC_REMOTE_ALLOW_ANONYMOUS": "true"},
         env=GCS_ENVIRONMENT,
         process=process,
         delete_object=delete_object,

@@ -42,6 +42,7 @@ RENDERED_FILES = {
     "conf/config.yaml",
     "dvc.yaml",
     "params.yaml",
+    "plots/templates/class_curves.json",
     "pyproject.toml",
     "requirements.lock",
     "runtime.lock",

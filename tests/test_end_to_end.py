@@ -38,6 +38,7 @@ TARGETS_RUN_END_TO_END = {
     "report",
     "push-records",
     "signing-key",
+    "remote-credentials",
 }
 
 ROWS = matrix(("dataset", "model"), ("python_version",))

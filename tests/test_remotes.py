@@ -114,7 +114,17 @@ def test_the_whole_cycle_against_a_real_server(kind, tmp_path):
         checked = project.make("check-releases", check=False)
         assert checked.returncode != 0
         assert f"MISSING {data} (md5 {raw_data_md5(project)})" in checked.stdout
-        newcomer = clone(project, tmp_path / "newcomer", server, True, env)
+        # A CI job: a fresh clone (its own HOME) given access only through CI secrets.
+        ci_home = tmp_path / "ci-home"
+        ci_home.mkdir()
+        ci_env = {**env, **server.ci_secrets, "HOME": str(ci_home)}
+        newcomer = Project(tmp_path / "newcomer")
+        newcomer.env.update(ci_env)
+        run(["git", "clone", "-q", str(project.path), str(newcomer.path)], cwd=tmp_path)
+        newcomer.make("setup")
+        given = newcomer.make("remote-credentials").stdout
+        for value in server.ci_secrets.values():
+            assert value not in given
         python = str(newcomer.path / ".venv" / "bin" / "python")
         command = [python, "-m", project_package(newcomer.path), "rebuild"]
         rebuilt = run(command, cwd=newcomer.path, env=newcomer.env, check=False)

@@ -207,3 +207,36 @@ def test_pre_commit_hooks_run_clean_and_refuse_what_breaks_reproducibility(tmp_p
     assert "seed: 43" in conf.read_text()
     said = commit_refused(project, "conf/config.yaml", env=env)
     assert "params.yaml is stale" in said
+
+
+# ---- plots and experiments -----------------------------------------------------------------
+
+PLOT_FILES = ("confusion", "roc", "precision_recall", "calibration", "importance")
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "wine"])
+def test_plots_are_byte_identical_across_repro_and_drawn_offline(dataset, tmp_path):
+    project = Project(bake(tmp_path, dataset=dataset))
+    project.make("setup", "repro")
+    plots = project.path / "plots"
+    first = {name: (plots / f"{name}.csv").read_bytes() for name in PLOT_FILES}
+    project.dvc("repro", "--force")
+    assert {name: (plots / f"{name}.csv").read_bytes() for name in PLOT_FILES} == first
+    classes = {line.split(",")[0] for line in first["roc"].decode().splitlines()[1:]}
+    assert len(classes) == (1 if dataset == "breast_cancer" else 3)
+
+    drawn = project.make("plots").stdout
+    index = project.path / "build" / "plots" / "index.html"
+    assert str(index.relative_to(project.path)) in drawn or str(index) in drawn
+    page = index.read_text()
+    assert "<script" not in page and "http" not in page
+    svgs = sorted((project.path / "build" / "plots").glob("*.svg"))
+    assert len(svgs) == len(PLOT_FILES)
+    roc = next(svg for svg in svgs if "roc" in svg.name).read_text()
+    assert all(f">{label}<" in roc for label in classes), classes
+
+    table = project.make("experiments", env={"COLUMNS": "400"}).stdout
+    for column in ("accuracy", "roc_auc_macro", "data.name", "model._target_", "seed"):
+        assert column in table, table
+    for dropped in ("paths.", "per_class.", "config.py", "runtime.lock"):
+        assert dropped not in table, table

@@ -40,7 +40,8 @@ def two_runs(module_workspace):
 def test_pipeline_outputs_are_byte_identical_across_runs(two_runs):
     first, second = two_runs
     assert first == second
-    expected = {"train", "test", "model", "model_record", "metrics", "confusion", "verify_report"}
+    plots = {"confusion", "roc", "precision_recall", "calibration", "importance"}
+    expected = {"train", "test", "model", "model_record", "metrics", "verify_report", *plots}
     assert set(first) == expected
 
 
@@ -55,6 +56,7 @@ def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs):
         "recall_macro",
         "n_test",
         "per_class",
+        "roc_auc_macro",
     }
     assert 0.5 < metrics["accuracy"] <= 1.0
 
@@ -62,10 +64,58 @@ def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs):
 def test_verify_report_matches_at_every_level_and_holds_no_paths(two_runs, module_workspace):
     report = json.loads(two_runs[0]["verify_report"])
     assert report["result"] == "match"
-    assert [check["level"] for check in report["checks"]] == ["strict", "portable", "metrics"]
+    levels = [check["level"] for check in report["checks"]]
+    assert levels == ["strict", "portable", "metrics"] + ["strict"] * 5
+    assert {check["artifact"] for check in report["checks"][3:]} == {
+        f"plots/{name}.csv"
+        for name in ("confusion", "roc", "precision_recall", "calibration", "importance")
+    }
     assert all(check["result"] == "match" for check in report["checks"])
     assert str(module_workspace) not in two_runs[0]["verify_report"].decode()
     assert "/tmp" not in two_runs[0]["verify_report"].decode()
+
+
+def _table(data: bytes) -> list[dict]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+def test_curves_are_on_the_grid_for_each_class_and_bounded(two_runs, module_workspace):
+    config = project_module("config").load_params(module_workspace / "params.yaml")
+    classes = json.loads(two_runs[0]["metrics"])["per_class"]
+    drawn = 1 if len(classes) == 2 else len(classes)
+    for name, x, y in (("roc", "fpr", "tpr"), ("precision_recall", "recall", "precision")):
+        rows = _table(two_runs[0][name])
+        assert len({row["class"] for row in rows}) == drawn
+        for label in {row["class"] for row in rows}:
+            mine = [row for row in rows if row["class"] == label]
+            assert [float(row[x]) for row in mine] == [round(i / 100, 6) for i in range(101)]
+            assert all(0.0 <= float(row[y]) <= 1.0 for row in mine)
+        if name == "roc":
+            tpr = [float(row["tpr"]) for row in rows if row["class"] == rows[0]["class"]]
+            assert tpr == sorted(tpr) and tpr[-1] == 1.0
+    calibration = _table(two_runs[0]["calibration"])
+    assert calibration and all(
+        0.0 <= float(row[key]) <= 1.0 for row in calibration for key in ("predicted", "observed")
+    )
+    importance = _table(two_runs[0]["importance"])
+    columns = project_module("data").model_columns(config.data)
+    assert sorted(row["feature"] for row in importance) == sorted(columns)
+
+
+def test_a_perfect_scorer_has_a_perfect_curve():
+    plots = project_module("plots")
+    actual = np.array(["no", "no", "yes", "yes", "no", "yes"])
+    scores = np.column_stack([actual == "no", actual == "yes"]).astype(float)
+    roc = _table(plots.roc_rows(actual, ["no", "yes"], scores).encode())
+    assert {row["class"] for row in roc} == {"yes"}
+    assert all(float(row["tpr"]) == 1.0 for row in roc)
+    assert plots.roc_auc_macro(actual, ["no", "yes"], scores) == 1.0
+    flipped = 1.0 - scores
+    assert plots.roc_auc_macro(actual, ["no", "yes"], flipped) == 0.0
+    assert plots.roc_rows(actual, ["no", "yes"], None) == "class,fpr,tpr\n"
 
 
 def test_split_is_stratified_disjoint_and_complete():

@@ -74,6 +74,10 @@ class PathsConfig:
     model_record: str
     metrics: str
     confusion: str
+    roc: str
+    precision_recall: str
+    calibration: str
+    importance: str
     verify_report: str
     params_check: str
 

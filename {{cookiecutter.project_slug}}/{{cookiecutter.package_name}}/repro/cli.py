@@ -205,6 +205,22 @@ def _check_files(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _plots(args: argparse.Namespace) -> int:
+    from . import offline_plots, registry
+
+    index = offline_plots.render(registry.repo_root(), args.revisions, Path(args.out))
+    print(f"plots: {index} (no network needed to view it)")
+    return 0
+
+
+def _remote_credentials(args: argparse.Namespace) -> int:
+    from . import registry, remote
+
+    for line in remote.credentials_from_environment(registry.repo_root()):
+        print(line)
+    return 0
+
+
 def _signing_key(args: argparse.Namespace) -> int:
     from . import registry, signing
 
@@ -234,6 +250,18 @@ def _run_tool(command: list[str]) -> int:
 
 def _repro(args: argparse.Namespace) -> int:
     return _run_tool(["dvc", "repro", *args.dvc_args])
+
+
+# What a person compares across experiments is the scores and the choices; the columns DVC
+# also shows (every path, every per-class score, each dependency's hash) are dropped.
+EXPERIMENT_COLUMNS_DROPPED = (
+    r"^(paths\.|per_class\.|data\.(?!name$)|n_test$"
+    r"|.*\.(py|lock|csv|parquet|ok)$|\.python-version$|conf$)"
+)
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    return _run_tool(["dvc", "exp", "show", "--drop", EXPERIMENT_COLUMNS_DROPPED, *args.dvc_args])
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -340,11 +368,20 @@ def parser() -> argparse.ArgumentParser:
     files = commands.add_parser("check-files", help="refuse large or DVC-tracked files in git")
     files.add_argument("files", nargs="*")
     files.set_defaults(handler=_check_files)
+    plots = commands.add_parser("plots", help="dvc plots as SVG files, rendered offline")
+    plots.add_argument("revisions", nargs="*", help="compare with these (dvc plots diff)")
+    plots.add_argument("--out", default="build/plots")
+    plots.set_defaults(handler=_plots)
+    credentials = commands.add_parser("remote-credentials", help="CI secrets -> config.local")
+    credentials.set_defaults(handler=_remote_credentials)
     key = commands.add_parser("signing-key", help="sign with the key in $REPROML_SIGNING_KEY")
     key.set_defaults(handler=_signing_key)
     status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")
     status.set_defaults(handler=_status)
 
+    experiments = commands.add_parser("experiments", help="dvc exp show, the columns to compare")
+    experiments.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    experiments.set_defaults(handler=_experiments)
     pull = commands.add_parser("pull", help="dvc pull, in this environment")
     pull.add_argument("dvc_args", nargs=argparse.REMAINDER)
     pull.set_defaults(handler=_pull)

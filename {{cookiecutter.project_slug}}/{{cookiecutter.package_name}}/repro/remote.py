@@ -115,3 +115,67 @@ def remote_lacks(repo: Path, md5s: set[str]) -> dict[str, list[str] | None]:
     if found.returncode != 0:
         raise RemoteError(f"could not query the DVC remote: {found.stderr.strip()[-500:]}")
     return json.loads(found.stdout)
+
+
+# ---- credentials for CI, from its secrets ------------------------------------------------
+
+# Secrets a CI job may set, and what each becomes in this clone's .dvc/config.local. s3 and
+# azure read their own variables (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+# AZURE_STORAGE_CONNECTION_STRING) directly, so only what needs a file or a key is here.
+CI_VARIABLES = {
+    "DVC_REMOTE_ENDPOINT_URL": "endpointurl (s3 or gcs: an S3-compatible store or emulator)",
+    "DVC_REMOTE_ALLOW_ANONYMOUS": "allow_anonymous_login (gcs: a public bucket or an emulator)",
+    "GCS_CREDENTIALS_JSON": "credentialpath (gcs: the service account key, written to a file)",
+    "SSH_PRIVATE_KEY": "keyfile (ssh: the key, written to a file)",
+    "SSH_USER": "user (ssh)",
+    "SSH_KNOWN_HOSTS": "the server's host key, added to ~/.ssh/known_hosts (ssh)",
+}
+
+
+def _secret_file(repo: Path, name: str, text: str) -> Path:
+    """``text`` in ``.git/<name>``: never committed, readable by this user only."""
+    git_dir = Path(run(["git", "rev-parse", "--absolute-git-dir"], cwd=repo).stdout.strip())
+    path = git_dir / name
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text.strip() + "\n")
+    return path
+
+
+def credentials_from_environment(repo: Path, environ: dict | None = None) -> list[str]:
+    """Write the CI secrets found in the environment into this clone's .dvc/config.local
+    (remote ``storage``); returns one line per setting made, naming none of the values."""
+    environ = os.environ if environ is None else environ
+    local: dict[str, str] = {}
+    done = []
+    if environ.get("DVC_REMOTE_ENDPOINT_URL"):
+        local["endpointurl"] = environ["DVC_REMOTE_ENDPOINT_URL"]
+    if environ.get("DVC_REMOTE_ALLOW_ANONYMOUS", "").lower() in ("1", "true", "yes"):
+        local["allow_anonymous_login"] = "true"
+    if environ.get("GCS_CREDENTIALS_JSON"):
+        key = _secret_file(repo, "reproml-gcs-key.json", environ["GCS_CREDENTIALS_JSON"])
+        local["credentialpath"] = str(key)
+    if environ.get("SSH_PRIVATE_KEY"):
+        local["keyfile"] = str(_secret_file(repo, "reproml-ssh-key", environ["SSH_PRIVATE_KEY"]))
+    if environ.get("SSH_USER"):
+        local["user"] = environ["SSH_USER"]
+    for key, value in local.items():
+        command = [sys.executable, "-m", "dvc", "remote", "modify", "--local", "storage"]
+        changed = run([*command, key, value], cwd=repo)
+        if changed.returncode != 0:
+            raise RemoteError(f"could not set {key} for the remote: {changed.stderr.strip()}")
+        done.append(f"set {key} in .dvc/config.local")
+    if environ.get("SSH_KNOWN_HOSTS"):
+        known = Path(os.path.expanduser("~/.ssh/known_hosts"))
+        known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with known.open("a", encoding="utf-8") as handle:
+            handle.write(environ["SSH_KNOWN_HOSTS"].strip() + "\n")
+        done.append(f"added the server's host key to {known}")
+    for variable in ("AWS_ACCESS_KEY_ID", "AZURE_STORAGE_CONNECTION_STRING"):
+        if environ.get(variable):
+            done.append(f"{variable} is set (DVC reads it from the environment)")
+    return done or [
+        "no remote credentials in the environment: set the CI secrets README.md's "
+        "'Continuous integration' lists for your remote"
+    ]

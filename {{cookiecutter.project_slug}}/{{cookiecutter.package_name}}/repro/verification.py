@@ -31,6 +31,7 @@ from .artifacts import load_recorded_model, read_record
 from .commands import run
 from .environment import require_locked_environment
 from .errors import VerificationError
+from .hashing import file_digest
 from .io import write_json
 from .launcher import (
     OPT_OUT_VARIABLE,
@@ -194,9 +195,28 @@ def compare_metrics(artifact: str, expected: dict, rebuilt: dict) -> dict:
     }
 
 
+def compare_plot_file(artifact: str, expected: Path, rebuilt: Path) -> dict:
+    """A plot table: the same bytes, or where the first difference is."""
+    row = {
+        "artifact": artifact,
+        "level": "strict",
+        "expected_sha256": file_digest(expected),
+        "rebuilt_sha256": file_digest(rebuilt),
+    }
+    row["result"] = "match" if row["expected_sha256"] == row["rebuilt_sha256"] else "mismatch"
+    if row["result"] == "mismatch":
+        old, new = (path.read_text(encoding="utf-8").splitlines() for path in (expected, rebuilt))
+        first = next(
+            (i for i, pair in enumerate(zip(old, new, strict=False)) if pair[0] != pair[1]),
+            min(len(old), len(new)),
+        )
+        row["attribute_differences"] = [f"line {first + 1} is the first to differ"]
+    return row
+
+
 def format_table(checks: list[dict]) -> str:
     """The per-output table that verify prints."""
-    lines = [f"  {'artifact':<24} {'level':<9} {'result':<9} detail"]
+    lines = [f"  {'artifact':<28} {'level':<9} {'result':<9} detail"]
     for check in checks:
         if check["level"] == "strict":
             detail = f"sha256 {check['expected_sha256'][:12]} vs {check['rebuilt_sha256'][:12]}"
@@ -208,7 +228,7 @@ def format_table(checks: list[dict]) -> str:
         else:
             detail = ", ".join(f"{k}: {v[0]} vs {v[1]}" for k, v in check["differences"].items())
         lines.append(
-            f"  {check['artifact']:<24} {check['level']:<9} {check['result'].upper():<9} {detail}"
+            f"  {check['artifact']:<28} {check['level']:<9} {check['result'].upper():<9} {detail}"
         )
         for extra in check.get("attribute_differences", []) + check.get("pickle_differences", []):
             lines.append(f"      {extra}")
@@ -217,7 +237,8 @@ def format_table(checks: list[dict]) -> str:
 
 # ---- the stage -----------------------------------------------------------------------------
 
-REBUILT_PATHS = ("model", "model_record", "metrics", "confusion")
+PLOT_PATHS = ("confusion", "roc", "precision_recall", "calibration", "importance")
+REBUILT_PATHS = ("model", "model_record", "metrics", *PLOT_PATHS)
 
 
 def _isolated_params(config: ProjectConfig, scratch: Path) -> Path:
@@ -273,6 +294,9 @@ def verify(config: ProjectConfig) -> dict[str, Path]:
                 json.loads((scratch / Path(paths.metrics).name).read_text(encoding="utf-8")),
             ),
         ]
+        for key in PLOT_PATHS:
+            path = Path(getattr(paths, key))
+            checks.append(compare_plot_file(str(path), path, scratch / path.name))
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
