@@ -310,6 +310,28 @@ def test_every_command_takes_a_release_as_v1_0_0_and_as_model_at_v1_0_0(lifecycl
     assert "rebuild of v1.0.0" in rebuilt and ": MATCH" in rebuilt
 
 
+def test_a_shallow_or_tagless_clone_fails_the_release_checks_by_name(lifecycle, tmp_path):
+    """As CI's default checkout makes them: depth 1, or no tags. Checks that saw nothing
+    would pass; they must name the clone's problem and the fix instead."""
+    origin = f"file://{lifecycle['origin']}"
+    shallow = Project(tmp_path / "shallow")
+    run(["git", "clone", "-q", "--depth", "1", origin, str(shallow.path)], cwd=tmp_path)
+    tagless = Project(tmp_path / "tagless")
+    run(["git", "clone", "-q", "--no-tags", origin, str(tagless.path)], cwd=tmp_path)
+    for clone, expected in (
+        (shallow, "this clone is shallow"),
+        (tagless, "origin has release tags this clone lacks: model@v1.0.0, model@v2.0.0"),
+    ):
+        clone.make("setup")
+        for target in ("check-releases", "registry", "report"):
+            refused = clone.make(target, check=False)
+            assert refused.returncode != 0, (target, refused.stdout)
+            assert expected in refused.stderr and "Fix:" in refused.stderr, refused.stderr
+    tagless.git("fetch", "-q", "--tags")
+    checked = tagless.make("check-releases").stdout
+    assert "model@v1.0.0: complete" in checked and "model@v2.0.0: complete" in checked
+
+
 def test_gates_refuse_naming_the_gate_and_the_fix(lifecycle):
     project = lifecycle["project"]
     scratch = project.path / "notes.txt"

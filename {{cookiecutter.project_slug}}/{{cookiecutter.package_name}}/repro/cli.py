@@ -122,6 +122,7 @@ def _registry(args: argparse.Namespace) -> int:
     from . import registry
 
     repo = registry.repo_root()
+    registry.require_full_history(repo)
     name, _ = registry.artifact(repo)
     found = registry.releases(repo)
     if not found:
@@ -156,6 +157,8 @@ def _check_releases(args: argparse.Namespace) -> int:
     from . import registry
 
     missing = registry.check_releases()
+    if not missing:
+        print("no releases yet: nothing to check (`make release VERSION=v0.1.0` makes one)")
     for tag, objects in missing.items():
         print(f"{tag}: {'complete' if not objects else 'MISSING ' + ', '.join(objects)}")
     if any(missing.values()):

@@ -54,6 +54,39 @@ def repo_root() -> Path:
     return Path(found.stdout.strip())
 
 
+def require_full_history(repo: Path, remote: str = "origin") -> None:
+    """Refuse to check releases in a clone that cannot see them all: a shallow clone (CI's
+    default depth of 1), or one that lacks release tags its origin has (a checkout that
+    fetched no tags). Checks that pass on nothing would pass on every such runner."""
+    shallow = run(["git", "rev-parse", "--is-shallow-repository"], repo).stdout.strip()
+    if shallow == "true":
+        raise RegistryError(
+            "this clone is shallow: earlier commits and the releases on them are missing, so "
+            "the releases cannot all be checked. Fix: `git fetch --unshallow --tags` (CI: "
+            "actions/checkout with `fetch-depth: 0`, GitLab with `GIT_DEPTH: 0`)."
+        )
+    if run(["git", "remote", "get-url", remote], repo).returncode != 0:
+        return  # no origin: this clone is all there is
+    name, _ = artifact(repo)
+    listed = run(["git", "ls-remote", "--tags", remote, f"refs/tags/{name}@*"], repo)
+    if listed.returncode != 0:
+        print(
+            f"warning: could not list {remote}'s tags ({listed.stderr.strip()}); checking "
+            "the tags this clone has",
+            file=sys.stderr,
+        )
+        return
+    theirs = {line.split()[1].removeprefix("refs/tags/") for line in listed.stdout.splitlines()}
+    theirs = {tag.removesuffix("^{}") for tag in theirs}
+    ours = set(run(["git", "tag", "--list", f"{name}@*"], repo).stdout.split())
+    missing = sorted(theirs - ours)
+    if missing:
+        raise RegistryError(
+            f"{remote} has release tags this clone lacks: {', '.join(missing)}. Fix: "
+            "`git fetch --tags` (CI: actions/checkout with `fetch-tags: true`)."
+        )
+
+
 def artifact(repo: Path, commit: str | None = None) -> tuple[str, str]:
     """The model artifact declared in dvc.yaml (the workspace's, or ``commit``'s):
     ``(name, path)``."""
@@ -429,6 +462,7 @@ def check_releases() -> dict[str, list[str]]:
     """For every release tag, what of it the remote lacks: whole objects, and single files
     of a directory output."""
     repo = repo_root()
+    require_full_history(repo)
     per_release = {r.tag: _cached_objects_at(repo, r.commit) for r in releases(repo)}
     lacks = remote_lacks(repo, {md5 for objects in per_release.values() for md5 in objects})
     missing = {}

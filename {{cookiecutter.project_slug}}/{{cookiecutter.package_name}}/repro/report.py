@@ -35,6 +35,7 @@ def _p95(values: list[float]) -> float:
 
 
 def measures(repo: Path) -> dict:
+    registry.require_full_history(repo)
     releases = registry.releases(repo)
     released = {release.commit: release for release in releases}
     records, skipped = all_records(repo)
