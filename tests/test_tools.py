@@ -65,6 +65,15 @@ def test_bake_with_uvx(tmp_path):
     assert_freshly_baked(out / "my-ml-project")
 
 
+def test_bake_with_pipx_run(tmp_path):
+    out = tmp_path / "out"
+    pipx = {"PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "pipx-bin")}
+    command = [UV, "tool", "run", "--from", "pipx==1.18.4", "pipx", "run", "--spec"]
+    command += [COOKIECUTTER, "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(out)]
+    run(command, cwd=tmp_path, env=pipx)
+    assert_freshly_baked(out / "my-ml-project")
+
+
 def test_without_uv_the_bake_names_the_install_command_and_writes_nothing(tmp_path):
     cookiecutter = bare_cookiecutter(tmp_path)
     out = tmp_path / "out"
