@@ -91,3 +91,14 @@ def git_show(repo: Path, commit: str, path: str) -> str | None:
     """The text of ``path`` at ``commit``, or None if the commit has no such file."""
     shown = run(["git", "show", f"{commit}:{path}"], cwd=repo)
     return shown.stdout if shown.returncode == 0 else None
+
+
+def secret_file(repo: Path, name: str, text: str) -> Path:
+    """``text`` in ``.git/<name>`` (CI keys): never committed, readable by this user only."""
+    git_dir = Path(run(["git", "rev-parse", "--absolute-git-dir"], cwd=repo).stdout.strip())
+    path = git_dir / name
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text.strip() + "\n")
+    return path

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .commands import run
+from .commands import run, secret_file
 from .errors import RemoteError
 from .provenance import public_url
 
@@ -132,17 +132,6 @@ CI_VARIABLES = {
 }
 
 
-def _secret_file(repo: Path, name: str, text: str) -> Path:
-    """``text`` in ``.git/<name>``: never committed, readable by this user only."""
-    git_dir = Path(run(["git", "rev-parse", "--absolute-git-dir"], cwd=repo).stdout.strip())
-    path = git_dir / name
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text.strip() + "\n")
-    return path
-
-
 def credentials_from_environment(repo: Path, environ: dict | None = None) -> list[str]:
     """Write the CI secrets found in the environment into this clone's .dvc/config.local
     (remote ``storage``); returns one line per setting made, naming none of the values."""
@@ -154,10 +143,10 @@ def credentials_from_environment(repo: Path, environ: dict | None = None) -> lis
     if environ.get("DVC_REMOTE_ALLOW_ANONYMOUS", "").lower() in ("1", "true", "yes"):
         local["allow_anonymous_login"] = "true"
     if environ.get("GCS_CREDENTIALS_JSON"):
-        key = _secret_file(repo, "reproml-gcs-key.json", environ["GCS_CREDENTIALS_JSON"])
+        key = secret_file(repo, "reproml-gcs-key.json", environ["GCS_CREDENTIALS_JSON"])
         local["credentialpath"] = str(key)
     if environ.get("SSH_PRIVATE_KEY"):
-        local["keyfile"] = str(_secret_file(repo, "reproml-ssh-key", environ["SSH_PRIVATE_KEY"]))
+        local["keyfile"] = str(secret_file(repo, "reproml-ssh-key", environ["SSH_PRIVATE_KEY"]))
     if environ.get("SSH_USER"):
         local["user"] = environ["SSH_USER"]
     for key, value in local.items():

@@ -15,7 +15,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from .commands import git, run
+from .commands import git, run, secret_file
 from .errors import RegistryError, SigningError
 
 ALLOWED_SIGNERS = ".allowed_signers"
@@ -211,11 +211,7 @@ def use_key_from_environment(repo: Path) -> str:
         if imported.returncode != 0:
             raise SigningError(f"{KEY_VARIABLE}: gpg could not import it: {imported.stderr}")
         return "imported the signing key into gpg's keyring"
-    key = Path(git(repo, "rev-parse", "--absolute-git-dir").stdout.strip()) / "reproml-signing-key"
-    key.unlink(missing_ok=True)
-    descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(secret.strip() + "\n")
+    key = secret_file(repo, "reproml-signing-key", secret)
     public = run(["ssh-keygen", "-y", "-f", str(key)], cwd=repo)
     if public.returncode != 0:
         key.unlink()
