@@ -42,10 +42,11 @@ locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 demo-tables: bootstrap ## Rewrite the shipped demo tables with the package's own writer
 	UV=$(UV) $(VENV_PYTHON) scripts/update_demo_tables.py
 
-bench: bootstrap ## Bake time, pipeline overhead at demo size, then the scale run (10^4..10^6 rows)
+bench: bootstrap ## Bake time, pipeline overhead, the scale run (10^4..10^6 rows), CI caches cold/warm
 	UV=$(UV) $(VENV_PYTHON) bench/bake.py
 	UV=$(UV) $(VENV_PYTHON) bench/repro_overhead.py
 	UV=$(UV) $(VENV_PYTHON) bench/scale.py
+	UV=$(UV) $(VENV_PYTHON) bench/ci_cache.py
 
 clean: ## Remove the demo and the environments (keeps the uv cache)
 	rm -rf build .venv .bootstrap

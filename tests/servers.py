@@ -127,26 +127,27 @@ def start_s3(scratch: Path, project_python: Path) -> Server:
     )
 
 
-def _install_azurite() -> Path:
-    binary = NPM_PREFIX / "node_modules" / ".bin" / "azurite-blob"
+def npm_tool(package: str, command: str) -> Path:
+    """``command`` from the pinned npm ``package`` (``name@version``), installed once into a
+    prefix of its own under NPM_PREFIX (parallel test workers never share one)."""
+    prefix = NPM_PREFIX / package.replace("@", "-")
+    binary = prefix / "node_modules" / ".bin" / command
     if binary.is_file():
         return binary
     npm = shutil.which("npm")
     if not npm:
-        raise Unavailable("npm is not installed, so Azurite (an npm package) cannot be")
-    command = [npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix"]
+        raise Unavailable(f"npm is not installed, so {package} (an npm package) cannot be")
+    command_line = [npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix"]
     installed = subprocess.run(
-        [*command, str(NPM_PREFIX), AZURITE],
-        capture_output=True,
-        text=True,
+        [*command_line, str(prefix), package], capture_output=True, text=True
     )
     if installed.returncode != 0 or not binary.is_file():
-        raise Unavailable(f"`npm install {AZURITE}` failed: {installed.stderr.strip()[-500:]}")
+        raise Unavailable(f"`npm install {package}` failed: {installed.stderr.strip()[-500:]}")
     return binary
 
 
 def start_azure(scratch: Path, project_python: Path) -> Server:
-    azurite = _install_azurite()
+    azurite = npm_tool(AZURITE, "azurite-blob")
     port = free_port()
     log = scratch / "azurite.log"
     workspace = scratch / "azurite"

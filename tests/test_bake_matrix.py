@@ -50,7 +50,11 @@ RENDERED_FILES = {
     "uv.lock",
     "data/raw/.gitignore",
 }
-CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
+CI_FILES = {
+    "github": {".github/workflows/ci.yml", ".github/workflows/field-rebuild.yml"},
+    "gitlab": {".gitlab-ci.yml"},
+    "none": set(),
+}
 
 
 def copied_tree(prefix: str, rename: str) -> set[str]:
@@ -306,14 +310,29 @@ def test_baking_twice_into_the_same_place_is_refused_and_keeps_the_first(output_
 
 SETUP_COMMANDS = {"python -m pip install uv==0.13.9", "make setup"}
 WORKFLOW_ROWS = [row for row in ROWS if row["ci"] != "none"]
+# The one command that is not a bare make call: a matrix read from a make target.
+MATRIX_OUTPUT = re.compile(
+    r'echo "(\w+)=\$\((make --no-print-directory [\w-]+)\)" >> "\$GITHUB_OUTPUT"'
+)
+# What installs git and make on an image that lacks them (python:*-slim).
+PLATFORM_SETUP = re.compile(r"command -v git make >/dev/null \|\| \{ apt-get .* \}")
+# The jobs that write (each pushes only its rebuild records, a git note), and the one that
+# reads the notes without writing.
+WRITING_JOBS = {"reproduce", "rebuild"}
+NOTES_READERS = {"report"}
+
+
+def workflows(project: Path) -> dict[str, dict]:
+    folder = project / ".github" / "workflows"
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yml"))}
 
 
 def ci_commands(project: Path, ci: str) -> list[str]:
     """Every shell command the generated CI runs, in order."""
     if ci == "github":
-        workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
         return [
             step["run"]
+            for workflow in workflows(project).values()
             for job in workflow["jobs"].values()
             for step in job["steps"]
             if "run" in step
@@ -321,8 +340,8 @@ def ci_commands(project: Path, ci: str) -> list[str]:
     pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
     commands = list(pipeline["default"]["before_script"])
     for name, job in pipeline.items():
-        if name != "default":
-            commands += job["script"] + job.get("after_script", [])
+        if name not in ("default", "variables"):
+            commands += job.get("script", []) + job.get("after_script", [])
     return commands
 
 
@@ -332,33 +351,59 @@ def test_ci_runs_only_make_targets_the_end_to_end_tests_run(baked):
         assert not (project / ".github").exists() and not (project / ".gitlab-ci.yml").exists()
         return
     commands = ci_commands(project, answers["ci"])
+    matrix = {
+        c: MATRIX_OUTPUT.fullmatch(c).group(2) for c in commands if MATRIX_OUTPUT.fullmatch(c)
+    }
     targets = {command for command in commands if command.startswith("make ")}
-    platform_setup = {c for c in commands if c.startswith("apt-get ")}
-    assert set(commands) - targets - platform_setup == SETUP_COMMANDS - targets
+    targets |= {call.replace(" --no-print-directory", "") for call in matrix.values()}
+    platform_setup = {c for c in commands if PLATFORM_SETUP.fullmatch(c)}
+    assert set(commands) - targets - platform_setup - set(matrix) == SETUP_COMMANDS - targets
     from test_end_to_end import TARGETS_RUN_END_TO_END
 
     assert {target.split()[1] for target in targets} <= TARGETS_RUN_END_TO_END
     assert {"make rebuild", "make status", "make check-params", "make check-lock"} <= targets
+    assert "make field-rebuild" in targets
 
 
-def test_github_workflow_passes_actionlint_with_pinned_actions_and_read_only_token(baked):
+def test_github_workflows_pass_actionlint_with_pinned_actions_and_read_only_tokens(baked):
     project, answers = baked
     if answers["ci"] != "github":
         pytest.skip("this row bakes no GitHub workflow")
-    path = project / ".github" / "workflows" / "ci.yml"
-    result = run([ACTIONLINT, str(path)], cwd=project, check=False)
+    folder = project / ".github" / "workflows"
+    result = run([ACTIONLINT, *map(str, sorted(folder.glob("*.yml")))], cwd=project, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    workflow = yaml.safe_load(path.read_text())
-    assert workflow["permissions"] == {"contents": "read"}
-    for name, job in workflow["jobs"].items():
-        # Only the job that publishes its rebuild record (a git note) may write.
-        writes = name == "reproduce"
-        assert job.get("permissions") == ({"contents": "write"} if writes else None), name
-        checkout = job["steps"][0]
-        assert checkout["with"]["persist-credentials"] is writes, name
-        for step in job["steps"]:
-            if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+    for file, workflow in workflows(project).items():
+        assert workflow["permissions"] == {"contents": "read"}, file
+        for name, job in workflow["jobs"].items():
+            writes = name in WRITING_JOBS
+            assert job.get("permissions") == ({"contents": "write"} if writes else None), name
+            checkout = job["steps"][0]
+            fetches_notes = writes or name in NOTES_READERS
+            assert checkout["with"]["persist-credentials"] is fetches_notes, name
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+
+
+def test_every_job_that_reads_history_or_tags_checks_out_all_of_it(baked):
+    """A gate that reads releases in a shallow, tagless checkout would pass on nothing."""
+    project, answers = baked
+    if answers["ci"] == "github":
+        for file, workflow in workflows(project).items():
+            for name, job in workflow["jobs"].items():
+                runs = " ".join(step.get("run", "") for step in job["steps"])
+                if re.search(r"check-releases|rebuild|release-list|report", runs):
+                    options = job["steps"][0]["with"]
+                    assert options.get("fetch-depth") == 0, (file, name)
+                    assert options.get("fetch-tags") is True, (file, name)
+    elif answers["ci"] == "gitlab":
+        pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+        for name, job in pipeline.items():
+            if isinstance(job, dict) and "script" in job:
+                runs = " ".join(job["script"])
+                if re.search(r"check-releases|rebuild|report", runs):
+                    assert job.get("extends") == ".with-remote", name
+        assert pipeline[".with-remote"]["variables"]["GIT_DEPTH"] == "0"
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):

@@ -28,6 +28,8 @@ TARGETS_RUN_END_TO_END = {
     "pull",
     "status",
     "rebuild",
+    "field-rebuild",
+    "release-list",
     "release",
     "provenance",
     "registry",

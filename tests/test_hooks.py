@@ -3,6 +3,9 @@
 import ast
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import answer_rules
@@ -189,3 +192,37 @@ def test_cookiecutter_json_choices_match_the_rules():
     data = json.loads((TEMPLATE / "cookiecutter.json").read_text())
     for key, allowed in answer_rules.CHOICES.items():
         assert tuple(data[key]) == allowed
+
+
+def test_the_test_runner_keeps_each_xdist_group_on_one_worker(tmp_path):
+    """`make test` shares slow fixtures through xdist groups; a pytest that drops the group
+    (9.2 with xdist 3.8 did, silently) would rebuild them on every worker."""
+    (tmp_path / "test_groups.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.xdist_group('one')\ndef test_a():\n    pass\n\n"
+        "@pytest.mark.xdist_group('one')\ndef test_b():\n    pass\n\n"
+        "def test_c():\n    pass\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+    ]
+    done = subprocess.run(
+        [*command, "test_groups.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    placed = {
+        test: worker
+        for worker, test in re.findall(
+            r"\[(gw\d)\] .*PASSED test_groups\.py::(test_[ab])@one", done.stdout
+        )
+    }
+    assert set(placed) == {"test_a", "test_b"}, done.stdout
+    assert placed["test_a"] == placed["test_b"], done.stdout

@@ -17,8 +17,22 @@ def project_module(name: str):
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
+def require_pulled_data() -> None:
+    """Skip, naming the file and the fix, when this checkout lacks the DVC-tracked raw data
+    (a CI job without the remote): the tests that read it cannot run there."""
+    raw = PROJECT_ROOT / "data" / "raw"
+    missing = [
+        str(path.with_suffix("").relative_to(PROJECT_ROOT))
+        for path in sorted(raw.glob("*.dvc"))
+        if not path.with_suffix("").exists()
+    ]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not pulled: `make pull` fetches it from the DVC remote")
+
+
 def copy_inputs(target: Path) -> Path:
-    """A scratch copy of the pipeline's inputs in ``target``."""
+    """A scratch copy of the pipeline's inputs in ``target`` (the tracked data included)."""
+    require_pulled_data()
     for name in ("conf", "data/raw"):
         shutil.copytree(PROJECT_ROOT / name, target / name)
     shutil.copyfile(PROJECT_ROOT / "params.yaml", target / "params.yaml")

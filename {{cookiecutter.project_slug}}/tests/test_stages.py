@@ -9,7 +9,7 @@ from importlib import import_module
 
 import numpy as np
 import pytest
-from conftest import PACKAGE, PROJECT_ROOT, project_module
+from conftest import PACKAGE, PROJECT_ROOT, project_module, require_pulled_data
 
 models = project_module("repro.artifacts")
 errors = project_module("repro.errors")
@@ -305,6 +305,7 @@ print(json.dumps(digests))
 def test_model_bytes_are_canonical_for_every_model_and_data_kind(tmp_path):
     """Every shipped model file, on a numeric and a mixed-type table, with either encoding:
     two processes with other hash seeds, time zones and working directories, same bytes."""
+    require_pulled_data()
 
     def digests(seed: str, zone: str) -> dict:
         workdir = tmp_path / seed

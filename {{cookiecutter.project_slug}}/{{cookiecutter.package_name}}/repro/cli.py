@@ -71,19 +71,39 @@ def _env(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     from . import rebuild
-    from .errors import RebuildError
+    from .errors import LockError, RebuildError
 
     try:
         outcome = rebuild.rebuild(
             args.rev, varied=args.vary, keep=args.keep, record=args.record, timeout=args.timeout
         )
-    except RebuildError as error:  # before anything was rebuilt: "could not rebuild"
+    except (RebuildError, LockError) as error:  # nothing rebuilt (no uv, say): "could not"
         print(f"error: {error}", file=sys.stderr)
         return rebuild.EXIT_ERROR
     if args.json:
         print(json.dumps(outcome.record(), indent=2, sort_keys=True))
     print(rebuild.report(outcome))
     return rebuild.exit_code(outcome, accept_equivalent=args.accept_equivalent)
+
+
+def _field_rebuild(args: argparse.Namespace) -> int:
+    from . import field, registry
+
+    repo = registry.repo_root()
+    if args.list:
+        print(json.dumps(field.release_list(repo)))
+        return 0
+    results = field.rebuild_releases(
+        repo,
+        args.release,
+        varied=args.vary,
+        accept_equivalent=args.accept_equivalent,
+        record=args.record,
+        timeout=args.timeout,
+    )
+    text, code = field.summary(results, args.vary)
+    print(text, file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -324,6 +344,21 @@ def parser() -> argparse.ArgumentParser:
         help="exit 0, not 3, when only another machine's BLAS kernel moved the bytes",
     )
     rebuild.set_defaults(handler=_rebuild)
+
+    field = commands.add_parser("field-rebuild", help="rebuild every release as it was released")
+    field.add_argument("--release", action="append", help="only this version or tag (repeatable)")
+    field.add_argument("--list", action="store_true", help="print the release tags as JSON")
+    field.add_argument("--vary", action="store_true", help="the lab variant: vary TZ, locale, ...")
+    field.add_argument("--timeout", type=float, help="seconds before each dvc repro is cut off")
+    field.add_argument(
+        "--no-record", dest="record", action="store_false", help="do not keep git notes"
+    )
+    field.add_argument(
+        "--accept-equivalent",
+        action="store_true",
+        help="count EQUIVALENT (another machine's BLAS kernel) as rebuilt",
+    )
+    field.set_defaults(handler=_field_rebuild)
 
     predict = commands.add_parser("predict", help="label new rows with the verified model")
     predict.add_argument("features", help="raw rows (CSV or Parquet) with the feature columns")

@@ -24,6 +24,7 @@ from .dvcfiles import tracked_outputs
 from .errors import RebuildError, RemoteError
 from .hashing import file_digest
 from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
+from .locking import find_uv
 from .records import append_record, utc_now
 from .remote import probe_remote
 
@@ -397,11 +398,7 @@ def rebuild(
     outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
     if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
         raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if not uv:
-        raise RebuildError("uv is not on PATH: install it (`python3 -m pip install uv`) or set UV")
-
-    rebuilder = Rebuilder(repo, outcome, uv, keep, timeout)
+    rebuilder = Rebuilder(repo, outcome, find_uv(), keep, timeout)
     print(f"rebuild of {ref} ({outcome.commit[:12]}) in {rebuilder.worktree}", flush=True)
     try:
         rebuilder.checkout()

@@ -150,11 +150,21 @@ def fetch(repo: str | Path, remote: str = "origin") -> str:
     return f"merged the records of {remote}"
 
 
+PUSH_ATTEMPTS = 5
+
+
 def push(repo: str | Path, remote: str = "origin") -> str:
-    """Publish our records (after merging the remote's, so a concurrent CI run loses none)."""
+    """Publish our records after merging the remote's, so a concurrent CI run loses none.
+    Parallel jobs (a field rebuild's matrix) race: a push refused because another job pushed
+    first merges again and retries."""
     repo = Path(repo)
-    fetch(repo, remote)
-    pushed = _git(repo, "push", "--quiet", remote, NOTES_REF, check=False)
-    if pushed.returncode != 0:
-        raise RecordsError(f"could not push {NOTES_REF} to {remote}: {pushed.stderr.strip()}")
-    return f"pushed the records to {remote}"
+    for _ in range(PUSH_ATTEMPTS):
+        fetch(repo, remote)
+        if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode:
+            return "no records yet: nothing to push"
+        pushed = _git(repo, "push", "--quiet", remote, NOTES_REF, check=False)
+        if pushed.returncode == 0:
+            return f"pushed the records to {remote}"
+        if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
+            break
+    raise RecordsError(f"could not push {NOTES_REF} to {remote}: {pushed.stderr.strip()}")

@@ -458,12 +458,13 @@ def _resolve(key: str, params: dict) -> str:
     return value
 
 
-def check_releases() -> dict[str, list[str]]:
-    """For every release tag, what of it the remote lacks: whole objects, and single files
-    of a directory output."""
+def check_releases(only: list[str] | None = None) -> dict[str, list[str]]:
+    """For every release tag (or those in ``only``), what of it the remote lacks: whole
+    objects, and single files of a directory output."""
     repo = repo_root()
     require_full_history(repo)
-    per_release = {r.tag: _cached_objects_at(repo, r.commit) for r in releases(repo)}
+    chosen = [r for r in releases(repo) if only is None or r.tag in only]
+    per_release = {r.tag: _cached_objects_at(repo, r.commit) for r in chosen}
     lacks = remote_lacks(repo, {md5 for objects in per_release.values() for md5 in objects})
     missing = {}
     for tag, objects in per_release.items():

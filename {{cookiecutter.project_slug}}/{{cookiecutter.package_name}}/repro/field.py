@@ -1,0 +1,127 @@
+"""The field rebuild: every release rebuilt as it was released, each result kept as a record.
+
+CI runs it on a schedule (README: "Continuous integration"), so the report's field rate and
+time to reproduce come from runs nobody had to remember. A release whose data or model is
+gone from the DVC remote fails without a rebuild: a warm CI cache must not hide what a
+stranger could no longer fetch. One release failing never stops the others; the run fails
+at the end, naming each release that no longer rebuilds and why.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import rebuild, registry
+from .errors import RebuildError
+from .locking import find_uv
+from .records import append_record, utc_now
+
+
+@dataclass
+class FieldResult:
+    release: str
+    result: str
+    cause: str
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.result == "match"
+
+
+def release_tags(repo: Path, wanted: list[str] | None = None) -> list[registry.Release]:
+    """The releases to rebuild: all of them, or those named (``v1.0.0`` or its tag)."""
+    registry.require_full_history(repo)
+    if not wanted:
+        return registry.releases(repo)
+    return [registry.find_release(repo, version) for version in wanted]
+
+
+def cause(outcome: rebuild.Rebuild) -> str:
+    """One line that says why a rebuild did not match (the rebuild's output has the rest)."""
+    if outcome.timed_out:
+        return "timed out"
+    if outcome.error:
+        return outcome.error.strip().splitlines()[0]
+    if outcome.differences:
+        return "; ".join(outcome.differences[:3])
+    differing = sorted(stage for stage, value in outcome.stages.items() if value != "match")
+    return "stages differ from the committed dvc.lock: " + ", ".join(differing)
+
+
+def _lost_objects(
+    repo: Path, release: registry.Release, varied: bool, record: bool
+) -> FieldResult | None:
+    """A release the remote can no longer serve: a failed rebuild, kept as a record."""
+    lost = registry.check_releases([release.tag])[release.tag]
+    if not lost:
+        return None
+    error = "the DVC remote lacks what this release needs: " + ", ".join(lost)
+    outcome = rebuild.Rebuild(
+        ref=release.tag, commit=release.commit, varied=varied, error=error, started=utc_now()
+    )
+    outcome.finished = outcome.started
+    outcome.timings["total"] = 0.0
+    if record and (warning := append_record(repo, release.commit, outcome.record())):
+        print(f"warning: {warning}", file=sys.stderr)
+    return FieldResult(release.tag, "error", error, 0.0)
+
+
+def rebuild_releases(
+    repo: Path,
+    wanted: list[str] | None = None,
+    varied: bool = False,
+    accept_equivalent: bool = False,
+    record: bool = True,
+    timeout: float | None = None,
+) -> list[FieldResult]:
+    find_uv()  # no uv fails the run once, not once per release
+    results = []
+    for release in release_tags(repo, wanted):
+        print(f"== {release.tag} ({release.commit[:12]})", flush=True)
+        lost = _lost_objects(repo, release, varied, record)
+        if lost:
+            print(f"error: {lost.cause}", flush=True)
+            results.append(lost)
+            continue
+        try:
+            outcome = rebuild.rebuild(release.tag, varied=varied, record=record, timeout=timeout)
+        except RebuildError as error:
+            results.append(FieldResult(release.tag, "error", str(error), 0.0))
+            print(f"error: {error}", flush=True)
+            continue
+        print(rebuild.report(outcome), flush=True)
+        result = outcome.result
+        if result == "equivalent" and accept_equivalent:
+            result = "match"
+        found = "" if result == "match" else cause(outcome)
+        results.append(FieldResult(release.tag, result, found, outcome.timings.get("total", 0.0)))
+    return results
+
+
+def summary(results: list[FieldResult], varied: bool) -> tuple[str, int]:
+    """The table CI prints last, and the exit code: 1 when any release did not rebuild."""
+    kind = "lab (varied environment)" if varied else "field (as released)"
+    if not results:
+        return "no releases yet: nothing to rebuild (`make release VERSION=v0.1.0` makes one)", 0
+    lines = [f"{kind} rebuild of {len(results)} releases:"]
+    for item in results:
+        lines.append(
+            f"  {item.release:<24} {item.result.upper():<11} {item.seconds:7.1f} s"
+            + (f"  {item.cause}" if item.cause else "")
+        )
+    failed = [item for item in results if not item.passed]
+    if failed:
+        named = "; ".join(
+            f"{item.release} ({item.result.upper()}: {item.cause})" for item in failed
+        )
+        lines.append(f"error: {len(failed)} of {len(results)} releases no longer rebuild: {named}")
+    lines.append(
+        "Each result is a record: `make push-records` publishes it, `make report` counts it."
+    )
+    return "\n".join(lines), 1 if failed else 0
+
+
+def release_list(repo: Path) -> list[str]:
+    """Every release tag, for a CI matrix (GitHub: ``fromJSON``)."""
+    return [release.tag for release in release_tags(repo)]
