@@ -52,6 +52,7 @@ def main() -> int:
     runner = servers.npm_tool(GITLAB_CI_LOCAL, "gitlab-ci-local")
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
+        (root / "project").mkdir()
         releases = two_releases(root / "project", "gitlab")
         rows = []
         for job in JOBS:

@@ -113,9 +113,14 @@ def gitlab_ci_local():
             "which is not installed (Debian package rsync; .ci/run installs it)"
         )
     try:
-        return servers.npm_tool(GITLAB_CI_LOCAL, "gitlab-ci-local")
+        runner = servers.npm_tool(GITLAB_CI_LOCAL, "gitlab-ci-local")
     except servers.Unavailable as why:
         pytest.skip(f"gitlab-ci-local cannot run here: {why}")
+    version = run([str(runner), "--version"], cwd=TEMPLATE, check=False)
+    if version.returncode != 0:  # an older Node, say: name what it printed
+        said = (version.stderr or version.stdout).strip().splitlines()[-3:]
+        pytest.skip(f"{GITLAB_CI_LOCAL} does not start here: {' / '.join(said)}")
+    return runner
 
 
 @pytest.fixture(scope="module")

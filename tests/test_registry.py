@@ -212,6 +212,37 @@ def test_records_and_provenance_survive_a_clone(lifecycle, tmp_path):
     assert re.search(r"rollback success:\s+1/1", report)
 
 
+# Another CI job's record lands on origin between this push's fetch and its push (a field
+# rebuild's matrix jobs race): origin then refuses the update, once.
+RACING_JOB_HOOK = """#!/bin/sh
+if [ ! -e "$GIT_DIR/raced" ]; then
+  touch "$GIT_DIR/raced"
+  # Outside the push's quarantine, as the other job's own push would be.
+  env -u GIT_QUARANTINE_PATH -u GIT_OBJECT_DIRECTORY -u GIT_ALTERNATE_OBJECT_DIRECTORIES \\
+    git -c user.name=other -c user.email=other@example.com \\
+    notes --ref=reproml append -m "from the other job" "$(git rev-parse main)"
+fi
+"""
+
+
+def test_a_records_push_that_loses_a_race_merges_and_retries_losing_nothing(lifecycle, tmp_path):
+    origin = tmp_path / "racing.git"
+    run(["git", "clone", "-q", "--bare", str(lifecycle["origin"]), str(origin)], cwd=tmp_path)
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text(RACING_JOB_HOOK)
+    hook.chmod(0o755)
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(origin), str(clone.path)], cwd=tmp_path)
+    clone.git("notes", "--ref=reproml", "append", "-m", "from this job", "HEAD")
+    python = str(lifecycle["project"].path / ".venv" / "bin" / "python")
+    pushed = run([python, "-m", "my_ml_project", "records", "push"], cwd=clone.path)
+    assert "pushed the records to origin" in pushed.stdout
+    assert (origin / "raced").exists(), "the hook never refused a push: no race was injected"
+    head = run(["git", "rev-parse", "HEAD"], cwd=clone.path).stdout.strip()
+    shown = run(["git", "notes", "--ref=reproml", "show", head], cwd=origin).stdout
+    assert "from this job" in shown and "from the other job" in shown
+
+
 def test_forged_malformed_and_misattached_notes_are_named_and_not_counted(lifecycle, tmp_path):
     """Records count only when well formed, about their own commit, and signed by a key in
     .allowed_signers: a hand-appended "match", an edited signed record, a stranger's signed

@@ -7,6 +7,7 @@ from conftest import PROJECT_ROOT, project_module
 environment = project_module("repro.environment")
 launcher = project_module("repro.launcher")
 errors = project_module("repro.errors")
+field = project_module("repro.field")
 rebuild = project_module("repro.rebuild")
 verification = project_module("repro.verification")
 
@@ -166,3 +167,31 @@ def test_the_fingerprint_names_the_cpu_level_and_the_blas_kernel():
     for flags, level in [("sse2", "x86-64-v1"), (v2, "x86-64-v2"), (v3, "x86-64-v3")]:
         info = environment.cpu_info(f"vendor_id\t: GenuineIntel\nflags\t\t: {flags}\n")
         assert info == {"vendor": "GenuineIntel", "isa": level}
+
+
+def test_the_field_summary_names_each_release_that_no_longer_rebuilds_and_why():
+    commit = "a" * 40
+    moved = rebuild.Rebuild(
+        "model@v1.0.0", commit, False, stages={"params": "match", "train": "mismatch"}
+    )
+    assert field.cause(moved) == "stages differ from the committed dvc.lock: train"
+    lost = rebuild.Rebuild("model@v2.0.0", commit, False, error="the DVC remote lacks x\nmore")
+    assert field.cause(lost) == "the DVC remote lacks x"
+    results = [
+        field.FieldResult("model@v1.0.0", "mismatch", field.cause(moved), 12.0),
+        field.FieldResult("model@v2.0.0", "error", field.cause(lost), 0.0),
+        field.FieldResult("model@v3.0.0", "match", "", 10.0),
+    ]
+    text, code = field.summary(results, varied=False)
+    assert code == 1
+    assert text.startswith("field (as released) rebuild of 3 releases:")
+    assert (
+        "error: 2 of 3 releases no longer rebuild: model@v1.0.0 (MISMATCH: stages differ from "
+        "the committed dvc.lock: train); model@v2.0.0 (ERROR: the DVC remote lacks x)"
+    ) in text
+    text, code = field.summary(results[2:], varied=True)
+    assert code == 0 and text.startswith("lab (varied environment) rebuild of 1 release:")
+    assert field.summary([], varied=False) == (
+        "no releases yet: nothing to rebuild (`make release VERSION=v0.1.0` makes one)",
+        0,
+    )

@@ -104,7 +104,7 @@ def summary(results: list[FieldResult], varied: bool) -> tuple[str, int]:
     kind = "lab (varied environment)" if varied else "field (as released)"
     if not results:
         return "no releases yet: nothing to rebuild (`make release VERSION=v0.1.0` makes one)", 0
-    lines = [f"{kind} rebuild of {len(results)} releases:"]
+    lines = [f"{kind} rebuild of {len(results)} release{'s' if len(results) != 1 else ''}:"]
     for item in results:
         lines.append(
             f"  {item.release:<24} {item.result.upper():<11} {item.seconds:7.1f} s"
