@@ -129,9 +129,15 @@ def gitlab(tmp_path_factory, gitlab_ci_local):
     return {**releases, "runner": gitlab_ci_local}
 
 
-def gitlab_checkout(releases: dict, path: Path) -> Project:
-    """What a GitLab runner checks out: a full clone of origin (GIT_DEPTH 0), tags included."""
-    run(["git", "clone", "-q", str(releases["origin"]), str(path)], cwd=path.parent)
+def gitlab_checkout(releases: dict, path: Path, own_origin: bool = False) -> Project:
+    """What a GitLab runner checks out: a full clone of origin (GIT_DEPTH 0), tags included.
+    With ``own_origin``, of a copy of origin, so the records a faulty run pushes stay there."""
+    origin = releases["origin"]
+    if own_origin:
+        copy = path.parent / "origin.git"
+        run(["git", "clone", "-q", "--bare", str(origin), str(copy)], cwd=path.parent)
+        origin = copy
+    run(["git", "clone", "-q", str(origin), str(path)], cwd=path.parent)
     return Project(path)
 
 
@@ -209,7 +215,7 @@ def commit_fault(checkout: Project, message: str) -> None:
     ],
 )
 def test_gitlab_each_injected_fault_fails_its_job(gitlab, tmp_path, job, fault):
-    checkout = gitlab_checkout(gitlab, tmp_path / "checkout")
+    checkout = gitlab_checkout(gitlab, tmp_path / "checkout", own_origin=True)
     package = next(checkout.path.glob("*/repro")).parent
     v1_model = object_path(gitlab["remote"], released_model_md5(checkout, "model@v1.0.0"))
     expected = {
@@ -249,6 +255,7 @@ def test_gitlab_each_injected_fault_fails_its_job(gitlab, tmp_path, job, fault):
             output,
         ), output
         assert re.search(r"model@v2\.0\.0 +MATCH", output), output
+        assert "pushed the records to origin" in output  # a failed run still publishes them
     if job == "reproduce" and "missing" in fault:
         assert "model@v1.0.0: MISSING models/model.pkl" in output, output
     if fault == "committed dvc.lock with another model md5":
@@ -264,26 +271,19 @@ def github(tmp_path_factory):
     return two_releases(tmp_path_factory.mktemp("github"), "github")
 
 
-def github_context(releases: dict) -> dict:
-    return {
+def run_github(releases: dict, workdir: Path, workflow: str, **options) -> dict:
+    """Run a generated workflow of the project with CI's variables and secrets."""
+    path = releases["project"].path / ".github" / "workflows" / workflow
+    context = {
         "vars": {"DVC_REMOTE_IN_CI": "true"},
         "secrets": {"REPROML_SIGNING_KEY": releases["key"].read_text()},
     }
-
-
-def workflow_file(releases: dict, name: str) -> Path:
-    return releases["project"].path / ".github" / "workflows" / name
+    return run_workflow(path, releases["origin"], workdir, releases["env"], context, **options)
 
 
 @pytest.mark.xdist_group("github-ci")
 def test_github_ci_jobs_run_step_by_step_and_the_gate_sees_every_release(github, tmp_path):
-    runs = run_workflow(
-        workflow_file(github, "ci.yml"),
-        github["origin"],
-        tmp_path,
-        github["env"],
-        github_context(github),
-    )
+    runs = run_github(github, tmp_path, "ci.yml")
     for name in ("check", "consistency", "reproduce"):
         assert all(job.passed for job in runs[name]), runs[name][0].output
     reproduce = runs["reproduce"][0].output
@@ -304,15 +304,7 @@ def test_github_gate_in_a_default_checkout_fails_by_name_never_passes_on_nothing
     github, tmp_path, options, named
 ):
     """The same job with actions/checkout's defaults: check-releases must not pass."""
-    runs = run_workflow(
-        workflow_file(github, "ci.yml"),
-        github["origin"],
-        tmp_path,
-        github["env"],
-        github_context(github),
-        jobs=["reproduce"],
-        checkout_options=options,
-    )
+    runs = run_github(github, tmp_path, "ci.yml", jobs=["reproduce"], checkout_options=options)
     job = runs["reproduce"][0]
     gate = next(step for step in job.steps if step.command == "make check-releases")
     assert gate.returncode not in (0, None), job.output
@@ -326,13 +318,7 @@ def test_github_gate_in_a_default_checkout_fails_by_name_never_passes_on_nothing
 def test_github_field_rebuild_workflow_rebuilds_each_release_in_a_matrix_and_reports(
     github, tmp_path
 ):
-    runs = run_workflow(
-        workflow_file(github, "field-rebuild.yml"),
-        github["origin"],
-        tmp_path,
-        github["env"],
-        github_context(github),
-    )
+    runs = run_github(github, tmp_path, "field-rebuild.yml")
     assert runs["releases"][0].passed, runs["releases"][0].output
     assert runs["releases"][0].outputs == {"releases": '["model@v1.0.0", "model@v2.0.0"]'}
     rebuilt = runs["rebuild"]

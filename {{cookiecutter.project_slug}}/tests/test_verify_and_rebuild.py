@@ -191,6 +191,11 @@ def test_the_field_summary_names_each_release_that_no_longer_rebuilds_and_why():
     ) in text
     text, code = field.summary(results[2:], varied=True)
     assert code == 0 and text.startswith("lab (varied environment) rebuild of 1 release:")
+    other_cpu = field.FieldResult("model@v3.0.0", "equivalent", "kernel moved bytes", 9.0)
+    assert field.summary([other_cpu], varied=False)[1] == 1
+    other_cpu.equivalent_passes = True  # --accept-equivalent: passes, still shown as such
+    text, code = field.summary([other_cpu], varied=False)
+    assert code == 0 and "EQUIVALENT" in text
     assert field.summary([], varied=False) == (
         "no releases yet: nothing to rebuild (`make release VERSION=v0.1.0` makes one)",
         0,

@@ -83,7 +83,22 @@ def _rebuild(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.record(), indent=2, sort_keys=True))
     print(rebuild.report(outcome))
-    return rebuild.exit_code(outcome, accept_equivalent=args.accept_equivalent)
+    code = rebuild.exit_code(outcome, accept_equivalent=args.accept_equivalent)
+    return _publish_records(code) if args.push and args.record else code
+
+
+def _publish_records(code: int) -> int:
+    """Push the records whatever the rebuild found: a CI job that fails still publishes them,
+    and a push that fails fails the job (GitLab only warns about after_script)."""
+    from . import records, registry
+    from .errors import RecordsError
+
+    try:
+        print(records.push(registry.repo_root()))
+    except RecordsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return code or 1
+    return code
 
 
 def _field_rebuild(args: argparse.Namespace) -> int:
@@ -103,7 +118,7 @@ def _field_rebuild(args: argparse.Namespace) -> int:
     )
     text, code = field.summary(results, args.vary)
     print(text, file=sys.stderr if code else sys.stdout)
-    return code
+    return _publish_records(code) if args.push and args.record else code
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -338,6 +353,7 @@ def parser() -> argparse.ArgumentParser:
         "--no-record", dest="record", action="store_false", help="do not keep a git note"
     )
     rebuild.add_argument("--timeout", type=float, help="seconds before dvc repro is cut off")
+    rebuild.add_argument("--push", action="store_true", help="then push the records to origin")
     rebuild.add_argument(
         "--accept-equivalent",
         action="store_true",
@@ -348,6 +364,7 @@ def parser() -> argparse.ArgumentParser:
     field = commands.add_parser("field-rebuild", help="rebuild every release as it was released")
     field.add_argument("--release", action="append", help="only this version or tag (repeatable)")
     field.add_argument("--list", action="store_true", help="print the release tags as JSON")
+    field.add_argument("--push", action="store_true", help="then push the records to origin")
     field.add_argument("--vary", action="store_true", help="the lab variant: vary TZ, locale, ...")
     field.add_argument("--timeout", type=float, help="seconds before each dvc repro is cut off")
     field.add_argument(

@@ -23,10 +23,12 @@ class FieldResult:
     result: str
     cause: str
     seconds: float
+    # EQUIVALENT passes when asked (--accept-equivalent) but is still shown as such.
+    equivalent_passes: bool = False
 
     @property
     def passed(self) -> bool:
-        return self.result == "match"
+        return self.result == "match" or (self.result == "equivalent" and self.equivalent_passes)
 
 
 def release_tags(repo: Path, wanted: list[str] | None = None) -> list[registry.Release]:
@@ -91,11 +93,12 @@ def rebuild_releases(
             print(f"error: {error}", flush=True)
             continue
         print(rebuild.report(outcome), flush=True)
-        result = outcome.result
-        if result == "equivalent" and accept_equivalent:
-            result = "match"
-        found = "" if result == "match" else cause(outcome)
-        results.append(FieldResult(release.tag, result, found, outcome.timings.get("total", 0.0)))
+        found = FieldResult(
+            release.tag, outcome.result, "", outcome.timings.get("total", 0.0), accept_equivalent
+        )
+        if outcome.result != "match":
+            found.cause = cause(outcome)
+        results.append(found)
     return results
 
 

@@ -191,6 +191,8 @@ class Rebuilder:
         self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
         self.worktree = self.scratch / repo.name
         self.env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+        if self.env.get("UV_CACHE_DIR"):  # relative (CI's cache inside the project): ours
+            self.env["UV_CACHE_DIR"] = str(Path(self.env["UV_CACHE_DIR"]).absolute())
         venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
         self.env["PATH"] = os.pathsep.join([str(venv_bin), self.env.get("PATH", "")])
         self.dvc = [str(venv_bin / "dvc")]
