@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Step:
     command: str
     returncode: int | None  # None: skipped
     output: str
+    seconds: float = 0.0
 
 
 @dataclass
@@ -145,6 +147,7 @@ def run_job(
         with tempfile.NamedTemporaryFile("r", suffix=".github_output") as outputs:
             step_env = {key: str(expand(v, scope)) for key, v in (step.get("env") or {}).items()}
             command = expand(step["run"], scope)
+            start = time.perf_counter()
             done = subprocess.run(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", command],
                 cwd=clone,
@@ -157,7 +160,8 @@ def run_job(
             )
         if "id" in step:
             step_outputs[step["id"]] = {"outputs": written}
-        result.steps.append(Step(command, done.returncode, done.stdout + done.stderr))
+        seconds = time.perf_counter() - start
+        result.steps.append(Step(command, done.returncode, done.stdout + done.stderr, seconds))
         failed = failed or done.returncode != 0
     result.outputs = {
         key: str(expand(value, {**context, "steps": step_outputs}))
