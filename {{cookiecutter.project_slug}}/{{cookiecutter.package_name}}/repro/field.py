@@ -52,10 +52,9 @@ def cause(outcome: rebuild.Rebuild) -> str:
 
 
 def _lost_objects(
-    repo: Path, release: registry.Release, varied: bool, record: bool
+    repo: Path, release: registry.Release, lost: list[str], varied: bool, record: bool
 ) -> FieldResult | None:
     """A release the remote can no longer serve: a failed rebuild, kept as a record."""
-    lost = registry.check_releases([release.tag])[release.tag]
     if not lost:
         return None
     error = "the DVC remote lacks what this release needs: " + ", ".join(lost)
@@ -78,10 +77,13 @@ def rebuild_releases(
     timeout: float | None = None,
 ) -> list[FieldResult]:
     find_uv()  # no uv fails the run once, not once per release
+    chosen = release_tags(repo, wanted)
+    # One question to the remote for every release, before any rebuild.
+    missing = registry.check_releases([release.tag for release in chosen])
     results = []
-    for release in release_tags(repo, wanted):
+    for release in chosen:
         print(f"== {release.tag} ({release.commit[:12]})", flush=True)
-        lost = _lost_objects(repo, release, varied, record)
+        lost = _lost_objects(repo, release, missing[release.tag], varied, record)
         if lost:
             print(f"error: {lost.cause}", flush=True)
             results.append(lost)
