@@ -402,8 +402,60 @@ def test_every_job_that_reads_history_or_tags_checks_out_all_of_it(baked):
             if isinstance(job, dict) and "script" in job:
                 runs = " ".join(job["script"])
                 if re.search(r"check-releases|rebuild|report", runs):
-                    assert job.get("extends") == ".with-remote", name
+                    extends = job.get("extends")
+                    assert extends == ".with-remote" or (
+                        pipeline[extends]["extends"] == ".with-remote"
+                    ), name
         assert pipeline[".with-remote"]["variables"]["GIT_DEPTH"] == "0"
+
+
+KEY_SECRET = "REPROML_SIGNING_KEY"
+KEY_ENVIRONMENT = "reproml-records"
+
+
+def test_the_signing_key_reaches_no_pull_request_or_tag_push_job(baked):
+    """The key goes only to jobs of the protected environment that run on the default branch
+    or on a schedule: never to code under review (pull requests) or on any pushed tag."""
+    project, answers = baked
+    if answers["ci"] == "github":
+        for file, workflow in workflows(project).items():
+            triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+            for name, job in workflow["jobs"].items():
+                text = yaml.safe_dump(job)
+                if f"secrets.{KEY_SECRET}" not in text:
+                    continue
+                assert job.get("environment") == KEY_ENVIRONMENT, (file, name)
+                assert "make signing-key" not in text, (file, name)  # no key left on disk
+                if "pull_request" in triggers or "push" in triggers:
+                    condition = job["if"]
+                    assert "github.event_name == 'push'" in condition, (file, name)
+                    assert "github.ref == 'refs/heads/main'" in condition, (file, name)
+                else:
+                    assert set(triggers) <= {"schedule", "workflow_dispatch"}, (file, name)
+                for step in job["steps"]:  # the key is given to the signing steps only
+                    if KEY_SECRET in str(step.get("env", {})):
+                        assert re.fullmatch(r"make (field-)?rebuild", step["run"]), step
+                assert KEY_SECRET not in str(job.get("env", {})), (file, name)
+    elif answers["ci"] == "gitlab":
+        pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+        assert KEY_SECRET not in str(pipeline.get("variables", {}))
+        signing_jobs = {
+            name
+            for name, job in pipeline.items()
+            if isinstance(job, dict) and "script" in job and job.get("extends") == ".with-key"
+        }
+        assert signing_jobs == {"reproduce", "field-rebuild"}
+        assert pipeline[".with-key"]["environment"]["name"] == KEY_ENVIRONMENT
+        for name in signing_jobs:
+            rules = " ".join(rule["if"] for rule in pipeline[name]["rules"])
+            assert (
+                "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in rules
+                or '$CI_PIPELINE_SOURCE == "schedule"' in rules
+            ), name
+        for name, job in pipeline.items():
+            if isinstance(job, dict) and "script" in job and name not in signing_jobs:
+                assert "PUSH_RECORDS" not in str(job.get("variables", {})), name
+                assert "make signing-key" not in job["script"], name
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):

@@ -3,6 +3,8 @@
 A mixed-type table (string categories, `NA`, a string label that is not the last column, an
 id column, a year) goes through `make data`, `make repro`, a fresh clone and `make rebuild`,
 as CSV and as Parquet; then a custom estimator class is trained from a YAML file alone.
+Last, bad input through the real commands (`make data`, `predict`, a model file, `make rebuild`
+and `make release`): each refused by name, with nothing half-written and nothing lost.
 """
 
 import csv
@@ -252,3 +254,288 @@ def test_prepared_parquet_is_byte_identical_on_every_shipped_python(tmp_path):
     if len(digests) < 2:
         pytest.skip("fewer than two shipped Pythons on this machine")
     assert len(set(digests.values())) == 1, digests
+
+
+# ---- bad input fails closed: named errors, nothing half-written, nothing lost ------------
+
+FORMULA_LABELS = ("=1+2", "@low")
+FORMULA_IDS = [
+    '=HYPERLINK("http://evil.example","x")',
+    "+SUM(1,2)",
+    "-12",
+    "-1.5",
+    "@cmd",
+    "\tlead",
+    "7",
+    "-2+3+cmd|' /C calc'!A0",
+]
+
+
+def formula_table(path) -> None:
+    """Labels that a spreadsheet would run as formulas; x1 decides them."""
+    rng = np.random.default_rng(5)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["visit_id", "x1", "x2", "label"])
+        for index in range(200):
+            x1, x2 = (round(float(v), 4) for v in rng.normal(0, 1, 2))
+            writer.writerow([f"v{index:04d}", x1, x2, FORMULA_LABELS[x1 + 0.1 * x2 <= 0]])
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """One trained, committed project for the fail-closed tests below (they restore it)."""
+    root = tmp_path_factory.mktemp("guarded")
+    project = Project(bake(root / "bake", project_slug="guarded", package_name="guarded"))
+    project.make("setup")
+    formula_table(root / "formulas.csv")
+    project.make("data", env={"SRC": str(root / "formulas.csv"), "TARGET": "label"})
+    project.make("params")
+    project.make("repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "Formulas")
+    return project
+
+
+def back_to_the_commit(project: Project) -> None:
+    run(["git", "checkout", "--", "."], cwd=project.path)
+    run(["git", "clean", "-fdq", "--", "conf", "data"], cwd=project.path)
+    project.dvc("checkout", "--force")
+    assert project.status_is_clean()
+
+
+def state(project: Project) -> tuple[str, dict]:
+    """What a refused command must leave alone: git's view, and every file's bytes under
+    conf/ and data/ (hidden partial or set-aside files included)."""
+    porcelain = run(["git", "status", "--porcelain"], cwd=project.path).stdout
+    files = {
+        str(path.relative_to(project.path)): path.read_bytes()
+        for folder in ("conf", "data")
+        for path in sorted((project.path / folder).rglob("*"))
+        if path.is_file()
+    }
+    return porcelain, files
+
+
+def refused(result, *needles: str) -> None:
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+guarded_group = pytest.mark.xdist_group("guarded")
+
+
+@guarded_group
+def test_make_data_never_deletes_or_replaces_a_file_it_did_not_create(guarded, tmp_path):
+    project = guarded
+    mine = project.path / "data/raw/visits.csv"
+    mine.write_text("visit,x,label\n1,2,a\n2,3,b\n")
+    other = tmp_path / "visits.csv"
+    formula_table(other)
+    try:
+        before = state(project)
+        url = f"http://127.0.0.1:{closed_port()}/visits.csv"
+        for src in (url, str(other)):
+            result = project.make("data", env={"SRC": src, "TARGET": "label"}, check=False)
+            refused(result, "data/raw/visits.csv already exists", "FORCE=1")
+            assert state(project) == before
+        # FORCE=1 lets the import try; it fails, and the file it set aside comes back.
+        env = {"SRC": url, "TARGET": "label", "FORCE": "1"}
+        refused(project.make("data", env=env, check=False), "dvc import-url")
+        assert state(project) == before
+
+        # The file already in place is brought under DVC as it is.
+        project.make("data", env={"SRC": "data/raw/visits.csv", "TARGET": "label"})
+        assert mine.read_bytes() == before[1]["data/raw/visits.csv"]
+        assert (project.path / "data/raw/visits.csv.dvc").is_file()
+        # Now tracked: replaced only with FORCE=1.
+        env = {"SRC": str(other), "TARGET": "label"}
+        refused(project.make("data", env=env, check=False), "visits.csv.dvc", "FORCE=1")
+        project.make("data", env={**env, "FORCE": "1"})
+        assert mine.read_bytes() == other.read_bytes()
+        hidden = {path.name for path in (project.path / "data/raw").glob(".*")}
+        assert hidden == {".gitignore"}, hidden  # nothing partial or set aside is left
+    finally:
+        back_to_the_commit(project)
+    assert not mine.exists()
+
+
+@guarded_group
+def test_a_repeated_column_name_is_named_where_the_table_is_read(guarded, tmp_path):
+    project = guarded
+    twice = tmp_path / "twice.csv"
+    twice.write_text("a,b,a,label\n1,2,3,x\n4,5,6,y\n")
+    before = state(project)
+    result = project.make("data", env={"SRC": str(twice), "TARGET": "label"}, check=False)
+    refused(result, "twice.csv: the column name 'a' (columns 1 and 3) appears more than once")
+    assert "Fix: rename" in result.stderr
+    assert state(project) == before
+
+    # The pipeline's own read (data.py): the tracked table, its header edited.
+    raw = project.path / "data/raw/formulas.csv"
+    text = raw.read_text()
+    try:
+        raw.unlink()  # DVC may have linked it to the cache: never write through the link
+        raw.write_text(text.replace("visit_id,x1,x2", "x1,x1,x2", 1))
+        prepare = [".venv/bin/python", "-m", "guarded", "stage", "prepare"]
+        result = run(prepare, cwd=project.path, check=False)
+        refused(result, "the column name 'x1' (columns 1 and 2) appears more than once")
+        assert (
+            state(project)[1]["data/prepared/train.parquet"]
+            == before[1]["data/prepared/train.parquet"]
+        )
+    finally:
+        back_to_the_commit(project)
+
+
+def predict(project: Project, rows, out, check: bool = False):
+    command = [".venv/bin/python", "-m", "guarded", "predict", str(rows), str(out)]
+    return run(command, cwd=project.path, check=check)
+
+
+def rows_to_predict(path, ids: list[str]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["visit_id", "x1", "x2"])
+        for index, name in enumerate(ids):
+            writer.writerow([name, 3.0 if index % 2 == 0 else -3.0, 0.0])
+
+
+@guarded_group
+def test_predict_refuses_to_write_over_its_input_or_into_a_directory(guarded, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows_to_predict(rows, ["a", "b"])
+    original = rows.read_bytes()
+    (tmp_path / "link.csv").symlink_to(rows)
+    (tmp_path / "outputs").mkdir()
+    for out, needle in [
+        (rows, "is the input file"),
+        (tmp_path / "link.csv", "is the input file"),
+        (tmp_path / "outputs", "is a directory"),
+    ]:
+        refused(predict(guarded, rows, out), f"{out}: {needle}", "Fix:")
+    assert rows.read_bytes() == original
+    assert not list(tmp_path.rglob("*.partial")) and not list((tmp_path / "outputs").iterdir())
+    predict(guarded, rows, tmp_path / "outputs" / "predictions.csv", check=True)
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["predictions.csv"]
+
+
+@guarded_group
+def test_predictions_are_safe_to_open_in_a_spreadsheet(guarded, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = tmp_path / "rows.csv"
+    rows_to_predict(rows, FORMULA_IDS)
+    predict(guarded, rows, tmp_path / "out.csv", check=True)
+    lines = list(csv.reader((tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()))
+    assert lines[0] == ["visit_id", "prediction"]
+    assert [line[0] for line in lines[1:]] == [
+        '\'=HYPERLINK("http://evil.example","x")',
+        "'+SUM(1,2)",
+        "-12",
+        "-1.5",
+        "'@cmd",
+        "'\tlead",
+        "7",
+        "'-2+3+cmd|' /C calc'!A0",
+    ]
+    assert [line[1] for line in lines[1:]] == ["'=1+2", "'@low"] * 4
+
+    table = pa.table({"visit_id": ["\rcr", "-7"], "x1": [3.0, -3.0], "x2": [0.0, 0.0]})
+    pq.write_table(table, tmp_path / "rows.parquet")
+    predict(guarded, tmp_path / "rows.parquet", tmp_path / "out2.csv", check=True)
+    with (tmp_path / "out2.csv").open(encoding="utf-8", newline="") as handle:
+        assert list(csv.reader(handle))[1:] == [["'\rcr", "'=1+2"], ["-7", "'@low"]]
+
+
+@guarded_group
+def test_a_nested_target_is_refused_before_anything_runs(guarded):
+    project = guarded
+    notes = project.path / "notes.txt"
+    notes.write_text("a file the payload would truncate\n")
+    (project.path / "conf/model/payload.yaml").write_text(
+        "_target_: sklearn.linear_model.LogisticRegression\n"
+        "C: 1.0\n"
+        "class_weight:\n"
+        "  _target_: builtins.open\n"
+        "  _args_: [notes.txt, w]\n"
+    )
+    config = project.path / "conf/config.yaml"
+    params = (project.path / "params.yaml").read_bytes()
+    try:
+        config.write_text(config.read_text().replace("model: logreg", "model: payload"))
+        result = project.make("params", check=False)
+        refused(result, "model.class_weight._target_: 'builtins.open'", "_allowed_targets_")
+        assert (project.path / "params.yaml").read_bytes() == params
+        # Through training too: an experiment composes its own params.yaml.
+        result = project.dvc("exp", "run", "-S", "model=payload", check=False)
+        assert result.returncode != 0
+        assert "model.class_weight._target_" in result.stdout + result.stderr
+        assert notes.read_text() == "a file the payload would truncate\n"
+    finally:
+        notes.unlink()
+        back_to_the_commit(project)
+
+
+@guarded_group
+def test_a_meta_estimator_with_a_nested_estimator_trains(guarded):
+    """BaggingClassifier over LogisticRegression, whose class_weight is a declared class."""
+    project = guarded
+    (project.path / "conf/model/bagging.yaml").write_text(
+        "_target_: sklearn.ensemble.BaggingClassifier\n"
+        "_allowed_targets_: [collections.OrderedDict]\n"
+        "n_estimators: 5\n"
+        "estimator:\n"
+        "  _target_: sklearn.linear_model.LogisticRegression\n"
+        "  C: 0.5\n"
+        "  class_weight: {_target_: collections.OrderedDict}\n"
+    )
+    config = project.path / "conf/config.yaml"
+    try:
+        config.write_text(config.read_text().replace("model: logreg", "model: bagging"))
+        project.make("params")
+        model = yaml.safe_load((project.path / "params.yaml").read_text())["model"]
+        assert model["estimator"]["C"] == 0.5
+        project.make("repro")
+        verified = json.loads((project.path / "reports/verify.json").read_text())
+        assert verified["result"] == "match"
+        record = json.loads((project.path / "models/model.json").read_text())
+        assert "BaggingClassifier" in json.dumps(record)
+    finally:
+        back_to_the_commit(project)
+
+
+@guarded_group
+def test_a_revision_or_version_that_looks_like_an_option_is_refused(guarded):
+    project = guarded
+
+    def refs() -> str:
+        listed = ["git", "for-each-ref", "--format=%(refname) %(objectname)"]
+        return (
+            run(listed, cwd=project.path).stdout
+            + run(["git", "worktree", "list"], cwd=project.path).stdout
+        )
+
+    before = refs(), state(project)
+    result = project.make("rebuild", "REV=--vary", check=False)
+    refused(result, "REV='--vary' is not a revision", "REBUILD_ARGS")
+    assert "rebuild of" not in result.stdout
+    result = project.make("release", "VERSION=--help", check=False)
+    refused(result, "VERSION='--help' is not a version")
+    assert "usage:" not in result.stdout
+    result = project.make("promote", "VERSION=v1.0.0", "STAGE=--force", check=False)
+    refused(result, "STAGE='--force' is not a stage")
+    direct = [".venv/bin/python", "-m", "guarded", "rebuild", "--", "-x"]
+    assert run(direct, cwd=project.path, check=False).returncode == 2
+    assert (refs(), state(project)) == before

@@ -275,6 +275,10 @@ def test_forged_malformed_and_misattached_notes_are_named_and_not_counted(lifecy
         (v2, json.dumps({**forged, "signature": stranger_signature})),
         (v1, json.dumps(edited)),
         (v1, rebuild_line),  # a copy
+        # Copies in other spellings: the signature covers the canonical payload, not bytes.
+        (v1, json.dumps(signed)),
+        (v1, " " + rebuild_line),
+        (v1, json.dumps({**signed, "signature": signed["signature"].replace("\n", "\n\n")})),
     ]
     for commit, line in notes:
         clone.git("notes", "--ref=reproml", "append", "-m", line, commit)
@@ -335,7 +339,9 @@ def test_every_command_takes_a_release_as_v1_0_0_and_as_model_at_v1_0_0(lifecycl
     assert "provenance does NOT" not in clone.make("provenance", "REV=model@v1.0.0").stdout
     rolled = clone.make("rollback", "VERSION=model@v1.0.0").stdout
     assert "success, hash-verified" in rolled
-    clone.make("promote", "VERSION=model@v1.0.0", "STAGE=staging")
+    # A stage assignment is a signed claim: the releaser's key, as CI would hand it over.
+    key = {"REPROML_SIGNING_KEY": (lifecycle["root"] / "keys" / "releaser").read_text()}
+    clone.make("promote", "VERSION=model@v1.0.0", "STAGE=staging", env=key)
     assert registry_view(clone)["v1.0.0"] == {"staging"}
     rebuilt = clone.make("rebuild", "REV=v1.0.0").stdout
     assert "rebuild of v1.0.0" in rebuilt and ": MATCH" in rebuilt
@@ -425,7 +431,7 @@ def test_the_registry_reads_tags_exactly_as_gto_does(lifecycle, tmp_path):
     clone = Project(tmp_path / "clone")
     run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
     clone.make("setup")
-    gto = str(clone.path / ".venv/bin/gto")
+    key = {"REPROML_SIGNING_KEY": (lifecycle["root"] / "keys" / "releaser").read_text()}
     steps = [
         ["assign", "model", "--version", "v1.0.0", "--stage", "staging"],
         ["deprecate", "model", "v2.0.0", "prod"],
@@ -434,12 +440,8 @@ def test_the_registry_reads_tags_exactly_as_gto_does(lifecycle, tmp_path):
     ]
     assert registry_view(clone) == gto_view(clone) == {"v1.0.0": set(), "v2.0.0": {"prod"}}
     for number, step in enumerate(steps):
-        identity = {
-            f"GIT_{who}_{what}": value
-            for who in ("AUTHOR", "COMMITTER")
-            for what, value in (("NAME", "t"), ("EMAIL", "t@example.com"))
-        }
-        run([gto, *step], cwd=clone.path, env=identity)
+        made = clone.make("gto", f"ARGS={' '.join(step)}", env=key).stdout
+        assert re.search(r"made model\S+, signed", made), made
         assert registry_view(clone) == gto_view(clone), step
         if number == 2:
             assert "v1.0.0" not in registry_view(clone)
@@ -481,16 +483,17 @@ def test_a_hand_made_tag_with_an_honest_statement_is_not_a_release(lifecycle):
             cwd=project.path,
         )
         listing = project.make("registry").stdout
-        assert re.search(
-            r"model@v9\.0\.0 .* provenance BROKEN: model@v9\.0\.0 is not signed", listing
-        ), listing
+        assert re.search(r"^ +model@v9\.0\.0 is not signed", listing, re.M), listing
+        assert "model@v9.0.0 " not in listing.split("ignored")[0]  # not listed as a release
         shown = project.make("provenance", "REV=v9.0.0", check=False).stdout
+        assert "NOT a verified release" in shown
         listed = shown.split("provenance does NOT check out:", 1)[1].splitlines()
         problems = [line for line in listed if line.startswith("  - ")]
         assert len(problems) == 1 and "is not signed" in problems[0], problems
         for target in ("promote", "rollback"):
             refused = project.make(target, "VERSION=v9.0.0", check=False)
-            assert refused.returncode != 0 and "does not check out" in refused.stderr, target
+            assert refused.returncode != 0, target
+            assert "model@v9.0.0 is not a verified release" in refused.stderr, target
         after = set(run(["git", "tag"], cwd=project.path).stdout.split())
         assert after == before | {"model@v9.0.0"}
     finally:
@@ -592,7 +595,15 @@ def test_hand_edits_to_a_statement_or_a_tag_hash_are_detected(lifecycle):
             checked = project.make("provenance", "REV=v1.0.0", check=False)
             assert checked.returncode != 0, what
             assert "provenance does NOT check out" in checked.stdout, what
-            assert re.search(r"full provenance:\s+1/2", project.make("report").stdout), what
+            report = project.make("report").stdout
+            assert re.search(r"full provenance:\s+1/2", report), what
+            # The broken release's records (its rebuild, its rollback) no longer count.
+            assert "2 releases (1 verified, 1 broken)" in report, report
+            assert re.search(r"reproduction success, field:\s+0/0", report), report
+            assert re.search(r"rollback success:\s+0/0", report), report
+            if what == "statement":
+                field = project.make("field-rebuild", "RELEASE=v1.0.0").stdout
+                assert "model@v1.0.0: NOT VERIFIED, not rebuilt: provenance BROKEN" in field
             refused = project.make("rollback", "VERSION=v1.0.0", check=False)
             assert refused.returncode != 0 and "does not check out" in refused.stderr, what
     finally:
@@ -675,3 +686,202 @@ def test_gc_after_an_experiment_keeps_it_and_does_not_refuse(lifecycle):
         assert (cache / experiment_model[:2] / experiment_model[2:]).exists()
     finally:
         restore_committed_state(project)
+
+
+# ---- an attacker who can push branches and tags, but holds no key --------------------------
+
+
+def tag_list(project: Project) -> set[str]:
+    return set(run(["git", "tag"], cwd=project.path).stdout.split())
+
+
+def attack_commit(project: Project, evidence: Path) -> str:
+    """A commit whose first stage command first tries to reach the signing key: git's
+    ``user.signingkey``, the environment (CI's ``REPROML_SIGNING_KEY``) and HOME, all written
+    to ``evidence`` (outside the project), then the key itself copied."""
+    dvc_yaml = project.path / "dvc.yaml"
+    steal = (
+        f"(git config user.signingkey; env; ls -a ~; cat ~/.ssh/* ~/.gitconfig) > {evidence} "
+        f'2>&1; cp "$(git config user.signingkey)" {evidence}.key; exit 1; '
+    )
+    dvc_yaml.write_text(re.sub(r"cmd: ", f"cmd: {steal}", dvc_yaml.read_text(), count=1))
+    commit_all(project, "Faster training (honest)")
+    return run(["git", "rev-parse", "HEAD"], cwd=project.path).stdout.strip()
+
+
+def test_an_unsigned_release_never_runs_where_a_key_is_and_a_rebuild_sees_no_key(
+    lifecycle, tmp_path
+):
+    project = lifecycle["project"]
+    secret = (lifecycle["root"] / "keys" / "releaser").read_text()
+    key_path = run(["git", "config", "user.signingkey"], cwd=project.path).stdout.strip()
+    evidence = tmp_path / "evidence"
+    before = tag_list(project)
+    try:
+        attack_commit(project, evidence)
+        message = tag_message(project, "model@v2.0.0").replace("v2.0.0", "v5.0.0")
+        (tmp_path / "message.txt").write_text(message)
+        project.git("tag", "-a", "model@v5.0.0", "-F", str(tmp_path / "message.txt"), "HEAD")
+        key = {"REPROML_SIGNING_KEY": secret}
+        field = project.make("field-rebuild", "RELEASE=v5.0.0", env=key, check=False)
+        output = field.stdout + field.stderr
+        assert "model@v5.0.0: NOT VERIFIED, not rebuilt: model@v5.0.0 is not signed" in output
+        assert not evidence.exists() and not Path(f"{evidence}.key").exists()
+        listed = project.make("release-list", env=key)
+        assert "model@v5.0.0" not in listed.stdout and "model@v5.0.0" in listed.stderr
+        assert tag_list(project) == before | {"model@v5.0.0"}
+
+        # Rebuilt on purpose (`make rebuild` of any revision): the code runs, the key is out
+        # of its reach (git config, environment, HOME).
+        rebuilt = project.make("rebuild", "REV=model@v5.0.0", env=key, check=False)
+        assert rebuilt.returncode != 0 and evidence.exists(), rebuilt.stdout
+        seen = evidence.read_text()
+        assert "HOME=" in seen and f"HOME={Path.home()}" not in seen, seen
+        for secret_part in (key_path, secret.splitlines()[1], "REPROML_SIGNING_KEY"):
+            assert secret_part not in seen, secret_part
+        assert not Path(f"{evidence}.key").exists()
+        assert tag_list(project) == before | {"model@v5.0.0"}
+    finally:
+        run(["git", "tag", "-d", "model@v5.0.0"], cwd=project.path, check=False)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def test_ci_key_signs_records_that_count_but_a_release_it_signs_is_refused(lifecycle, tmp_path):
+    """CI's key is listed as `make signing-key` says (namespaces="reproml-record")."""
+    project = lifecycle["project"]
+    ci = new_key(tmp_path / "keys", "ci")
+    releaser = run(["git", "config", "user.signingkey"], cwd=project.path).stdout.strip()
+    said = project.make("signing-key", env={"REPROML_SIGNING_KEY": ci.read_text()}).stdout
+    line = re.search(r"^  (ci@reproml namespaces=\"reproml-record\" ssh-ed25519 \S+)$", said, re.M)
+    project.git("config", "user.signingkey", releaser)  # signing-key pointed git at CI's key
+    allowed = project.path / ".allowed_signers"
+    try:
+        allowed.write_text(allowed.read_text() + line.group(1) + "\n")
+        commit_all(project, "CI may sign records")
+        project.git("commit", "-q", "--allow-empty", "-m", "released by CI's key")
+        (tmp_path / "m.txt").write_text(tag_message(project, "model@v2.0.0"))
+        project.git(
+            "-c", f"user.signingkey={ci}", "tag", "-s", "-a", "model@v6.0.0",
+            "-F", str(tmp_path / "m.txt"), "HEAD",
+        )  # fmt: skip
+        listing = project.make("registry").stdout
+        assert re.search(
+            r"model@v6\.0\.0: signed by ci@reproml, whose key \.allowed_signers does not allow "
+            r"to sign releases",
+            listing,
+        ), listing
+        refused = project.make("rollback", "VERSION=v6.0.0", check=False)
+        assert refused.returncode != 0 and "is not a verified release" in refused.stderr
+
+        key = {"REPROML_SIGNING_KEY": ci.read_text()}
+        rebuilt = project.make("field-rebuild", "RELEASE=v1.0.0", env=key)
+        assert re.search(r"model@v1\.0\.0 +MATCH", rebuilt.stdout), rebuilt.stdout
+        report = project.make("report").stdout
+        assert re.search(r"records signed by:.*ci@reproml \(1\)", report), report
+        assert re.search(r"reproduction success, field:\s+2/2", report), report
+    finally:
+        run(["git", "tag", "-d", "model@v6.0.0"], cwd=project.path, check=False)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        restore_committed_state(project)
+
+
+def test_an_openpgp_signed_tag_in_ssh_mode_is_not_a_release(lifecycle, tmp_path):
+    """git would verify it with gpg, whatever gpg.format says; the project counts only SSH."""
+    project = lifecycle["project"]
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = {"GNUPGHOME": str(gnupg)}
+    generate = ["--quick-gen-key", "M <m@example.com>", "ed25519", "sign", "never"]
+    run(["gpg", "--batch", "--passphrase", "", *generate], cwd=tmp_path, env=env)
+    listed = run(["gpg", "--list-keys", "--with-colons"], cwd=tmp_path, env=env).stdout
+    fingerprint = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    try:
+        project.git("commit", "-q", "--allow-empty", "-m", "signed with OpenPGP")
+        (tmp_path / "m.txt").write_text(tag_message(project, "model@v2.0.0"))
+        run(
+            [
+                *("git", "-c", "gpg.format=openpgp", "-c", f"user.signingkey={fingerprint}"),
+                *("tag", "-s", "-a", "model@v7.0.0", "-F", str(tmp_path / "m.txt"), "HEAD"),
+            ],
+            cwd=project.path,
+            env=env,
+        )
+        listing = project.make("registry", env=env).stdout
+        assert "model@v7.0.0: signed with OpenPGP, but this project counts only SSH" in listing
+        refused = project.make("promote", "VERSION=v7.0.0", env=env, check=False)
+        assert refused.returncode != 0 and "is not a verified release" in refused.stderr
+    finally:
+        run(["git", "tag", "-d", "model@v7.0.0"], cwd=project.path, check=False)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")
+
+
+def tag_object(project: Project, target: str, kind: str, name: str) -> str:
+    """A tag object written by hand, as anyone can push one."""
+    text = f"object {target}\ntype {kind}\ntag {name}\ntagger x <x@x> 1900000000 +0000\n\nx\n"
+    written = run(
+        ["git", "hash-object", "-t", "tag", "-w", "--stdin"], cwd=project.path, input=text
+    )
+    return written.stdout.strip()
+
+
+def test_stray_tags_neither_stop_nor_shadow_the_registry_and_are_named(lifecycle, tmp_path):
+    """Unsigned tags pushed by anyone: a stage, a deprecation, a second version on a released
+    commit and a counter-suffixed copy of a release on another commit."""
+    project = lifecycle["project"]
+    v1 = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=project.path).stdout.strip()
+    before = tag_list(project)
+    stray = {
+        "model#prod#9": v1,
+        "model@deprecated": v1,
+        "model@v9.9.9": v1,
+        "model@v1.0.0#1": "HEAD",
+    }
+    try:
+        project.git("commit", "-q", "--allow-empty", "-m", "another commit")
+        for tag, commit in stray.items():
+            project.git("tag", "-a", tag, "-m", "pushed by anyone", commit)
+        # A tag of a tag: git peels it, and GTO would read the inner object's own name.
+        inner = tag_object(project, v1, "commit", "model#evil#1")
+        project.git("update-ref", "refs/tags/model#dev#1", tag_object(project, inner, "tag", "w"))
+        # A plain tag named like a version, on another commit.
+        project.git("tag", "v1.0.0", "HEAD")
+        assert registry_view(project) == {"v1.0.0": set(), "v2.0.0": {"prod"}}
+        listing = project.make("registry").stdout
+        for tag in stray:
+            assert f"  {tag} is not signed" in listing, listing
+        assert "model#dev#1 points at a tag, not at a commit" in listing, listing
+        timed = "REBUILD_ARGS=--no-record --timeout 1"  # which commit is all that matters here
+        rebuilt = project.make("rebuild", "REV=v1.0.0", timed, check=False)
+        assert f"rebuild of v1.0.0 ({v1[:12]})" in rebuilt.stdout, rebuilt.stdout
+        # A CI secret that is no key and no path: named where it is used, never echoed.
+        odd = project.make("registry", env={"REPROML_SIGNING_KEY": "A" * 5000})
+        assert "Traceback" not in odd.stderr and "AAAA" not in odd.stdout + odd.stderr
+        report = project.make("report").stdout
+        assert "Reproducibility report: 2 releases (2 verified, 0 broken)" in report
+        assert "ignored 5 tags" in report
+        assert project.make("release-list").stdout.strip() == '["model@v1.0.0", "model@v2.0.0"]'
+        assert "success, hash-verified" in project.make("rollback", "VERSION=v1.0.0").stdout
+
+        # A promotion still works (its tag never takes a stray tag's name), and is signed.
+        promoted = project.make("promote", "VERSION=v1.0.0", "STAGE=staging").stdout
+        assert registry_view(project)["v1.0.0"] == {"staging"}, promoted
+        made = tag_list(project) - before - set(stray) - {"model#dev#1", "v1.0.0"}
+        assert len(made) == 1, made
+        signed = run(["git", "cat-file", "tag", made.pop()], cwd=project.path).stdout
+        assert "-----BEGIN SSH SIGNATURE-----" in signed
+
+        # A promotion that cannot be signed leaves no tag behind.
+        key = run(["git", "config", "user.signingkey"], cwd=project.path).stdout.strip()
+        project.git("config", "user.signingkey", str(tmp_path / "no-such-key"))
+        try:
+            tags_now = tag_list(project)
+            refused = project.make("promote", "VERSION=v2.0.0", "STAGE=canary", check=False)
+            assert refused.returncode != 0 and "no tag left" in refused.stderr, refused.stderr
+            assert tag_list(project) == tags_now
+        finally:
+            project.git("config", "user.signingkey", key)
+    finally:
+        for tag in tag_list(project) - before:
+            run(["git", "tag", "-d", tag], cwd=project.path, check=False)
+        project.git("reset", "-q", "--hard", "model@v2.0.0")

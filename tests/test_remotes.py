@@ -43,6 +43,7 @@ README_ELSEWHERE = {
     "Environment drift": "no commands; test_end_to_end.py drifts the environment",
     "Continuous integration": "no commands; the CI targets run in the tests",
     "Remotes": "no commands",
+    "Trust model": "no commands; test_registry.py pushes each attack through the real CLI",
     "The environment": "no commands",
     "Keeping up with the template": "needs a cruft-made project; test_tools.py runs it",
 }

@@ -4,9 +4,10 @@ the way actions/checkout makes it (the depth and tags its ``with:`` asks for).
 
 It skips what changes speed or the interpreter but never a result: setup-python (the pinned
 uv and a Python are on PATH) and the cache action. Expressions are the forms the generated
-workflows use: context lookups (``secrets``, ``vars``, ``inputs``, ``matrix``, ``needs``,
-``steps``), string literals, ``==``, ``!=``, ``&&``, ``always()`` and ``fromJSON``. Anything
-else raises, so a workflow that outgrows the runner fails its test rather than being misread.
+workflows use: context lookups (``github``, ``secrets``, ``vars``, ``inputs``, ``matrix``,
+``needs``, ``steps``), string literals, ``==``, ``!=``, ``&&``, ``always()`` and ``fromJSON``.
+Anything else raises, so a workflow that outgrows the runner fails its test rather than being
+misread. The workflow's own ``env:`` reaches every step, under the job's and the step's.
 """
 
 import json
@@ -183,6 +184,8 @@ def run_workflow(
     entry in a clone of its own; returns the runs of each job."""
     workflow = yaml.safe_load(path.read_text())
     context = {"secrets": {}, "vars": {}, "inputs": {}, **(context or {})}
+    workflow_env = {k: str(expand(v, context)) for k, v in (workflow.get("env") or {}).items()}
+    env = {**env, **workflow_env}  # the workflow's env, under each job's and step's own
     chosen = [name for name in workflow["jobs"] if jobs is None or name in jobs]
     runs: dict[str, list[Job]] = {}
     needs_context: dict[str, dict] = {}

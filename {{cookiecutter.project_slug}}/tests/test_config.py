@@ -74,6 +74,45 @@ def test_unknown_estimator_and_out_of_range_split_are_refused():
         config_module.validate(raw)
 
 
+def test_every_nested_target_is_checked_before_anything_is_built(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept\n")
+    logreg = "sklearn.linear_model.LogisticRegression"
+    raw = composed()
+    raw["model"] = {
+        "_target_": logreg,
+        "class_weight": {"_target_": "builtins.open", "_args_": [str(victim), "w"]},
+    }
+    with pytest.raises(errors.ConfigError, match=r"model\.class_weight\._target_: 'builtins"):
+        models.build(config_module.validate(raw))
+    assert victim.read_text() == "kept\n"
+    bagging = {"_target_": "sklearn.ensemble.BaggingClassifier", "n_estimators": 3}
+    raw["model"] = {**bagging, "estimator": {"_target_": logreg, "Cc": 1.0}}
+    with pytest.raises(errors.ConfigError, match=r"model\.estimator\.Cc: .*did you mean C\b"):
+        models.build(config_module.validate(raw))
+    raw["model"] = {**bagging, "estimator": {"_target_": logreg, "C": -1.0}}
+    with pytest.raises(errors.ConfigError, match=r"model\.estimator\.C: "):
+        models.build(config_module.validate(raw))
+    raw["model"] = {**bagging, "estimator": {"_target_": logreg, "C": 2.0}}
+    built = models.build(config_module.validate(raw)).named_steps["model"]
+    assert type(built.estimator).__name__ == "LogisticRegression" and built.estimator.C == 2.0
+
+
+def test_a_declared_target_is_built_and_the_declaration_is_not_a_parameter():
+    raw = composed()
+    raw["model"] = {
+        "_target_": "sklearn.linear_model.LogisticRegression",
+        "class_weight": {"_target_": "collections.OrderedDict"},
+    }
+    with pytest.raises(
+        errors.ConfigError, match=r"not a scikit-learn estimator.*_allowed_targets_"
+    ):
+        models.build(config_module.validate(raw))
+    raw["model"]["_allowed_targets_"] = ["collections.OrderedDict"]
+    built = models.build(config_module.validate(raw)).named_steps["model"]
+    assert built.class_weight == {} and "_allowed_targets_" not in built.get_params()
+
+
 def test_a_column_declared_twice_or_an_undeclared_split_column_is_refused():
     raw = composed()
     first = (raw["data"]["features"]["numeric"] or raw["data"]["features"]["categorical"])[0]

@@ -104,7 +104,7 @@ BAD_TABLES = {
     "header only": (csv_bytes(rows=[]), r"has a header but no rows"),
     "duplicate header": (
         csv_bytes(HEADER + ",city", [r + ",x" for r in GOOD_ROWS]),
-        r"column 'city' appears twice in the header",
+        r"the column name 'city' \(columns 2 and 7\) appears more than once\. Fix: rename",
     ),
     "not UTF-8": (
         csv_bytes(rows=[*GOOD_ROWS, "9,z\xfcrich,1.0,yes,2023-02-02,gold"]).replace(

@@ -262,6 +262,27 @@ def test_prediction_takes_raw_rows_and_refuses_a_tampered_model(config, workspac
         predict.predict(config, rows, workspace / "again.csv")
 
 
+def test_predictions_cannot_run_as_spreadsheet_formulas():
+    predict = project_module("predict")
+    safe = predict.spreadsheet_safe
+    formulas = {"=1+1": "'=1+1", "+A1": "'+A1", "-x": "'-x", "@SUM(A1)": "'@SUM(A1)"}
+    formulas |= {"\tx": "'\tx", "\rx": "'\rx"}
+    assert {cell: safe(cell) for cell in formulas} == formulas
+    numbers_and_text = ["-12", "-1.5", "+3e-2", "id-7", -4, -0.5, True]
+    assert [safe(value) for value in numbers_and_text] == numbers_and_text
+    # A carriage return inside a cell is quoted, so it cannot end the row.
+    assert predict.csv_text([["id", "prediction"], ["\rx", -1]]) == 'id,prediction\n"\'\rx",-1\n'
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path):
+    io = project_module("repro.io")
+    taken = tmp_path / "taken"
+    (taken / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        io.atomic_write_text(taken, "text")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"]
+
+
 MODEL_BYTES = """
 import hashlib, json, sys
 from pathlib import Path

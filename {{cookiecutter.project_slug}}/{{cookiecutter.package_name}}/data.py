@@ -10,6 +10,7 @@ pinned, so the same rows give the same bytes on every run, clone and shipped Pyt
 import codecs
 import csv
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -114,14 +115,28 @@ def _csv_header(path: Path) -> list[str]:
             "UTF-8, e.g. `iconv -f latin1 -t utf-8`."
         ) from None
     names = next(csv.reader([text.removeprefix(codecs.BOM_UTF8.decode()).rstrip("\r\n")]))
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise DataError(
-                f"{path}: column {name!r} appears twice in the header. Fix: rename one of them."
-            )
-        seen.add(name)
+    refuse_duplicate_names(path, names)
     return names
+
+
+def refuse_duplicate_names(path: str | Path, names: list[str]) -> None:
+    """A column name given twice: which column a schema (or arrow) means is then a guess."""
+    counts = Counter(names)
+    duplicated = [name for name in counts if counts[name] > 1]
+    if duplicated:
+        listed = ", ".join(
+            f"{name!r} (columns {_and([str(i + 1) for i, n in enumerate(names) if n == name])})"
+            for name in duplicated
+        )
+        one = len(duplicated) == 1
+        raise DataError(
+            f"{path}: the column name{'' if one else 's'} {listed} appear{'s' if one else ''} "
+            "more than once. Fix: rename the repeated columns so that every name is unique."
+        )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _check_columns(path: Path, names: list[str], schema: DataConfig, with_target: bool) -> None:
@@ -205,9 +220,7 @@ def _read_parquet(path: Path, schema: DataConfig, with_target: bool) -> pa.Table
         empty = path.stat().st_size == 0
         problem = "the file is empty" if empty else f"not a readable Parquet file ({error})"
         raise DataError(f"{path}: {problem}. Fix: give a Parquet file with rows.") from None
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        raise DataError(f"{path}: column {duplicated[0]!r} appears twice. Fix: rename one of them.")
+    refuse_duplicate_names(path, names)
     _check_columns(path, names, schema, with_target)
     table = pq.read_table(path).replace_schema_metadata(None)
     kinds = column_kinds(schema)

@@ -4,10 +4,20 @@ Any scikit-learn-compatible classifier works, a class of this package included: 
 is one YAML file naming the class and its hyperparameters. They are checked against the
 estimator's own parameters (names) and its own constraints (types and ranges), so a typo in
 ``dvc exp run -S model.x=...`` names the key instead of failing deep inside ``fit``.
+
+A parameter may itself be an estimator (``estimator: {_target_: ..., C: 1.0}`` under a
+meta-estimator such as BaggingClassifier). Every ``_target_``, nested ones included, is
+imported and checked before anything is instantiated, because Hydra calls whatever a nested
+``_target_`` names: ``{_target_: builtins.open, _args_: [file, w]}`` would truncate a file.
+A ``_target_`` must be a scikit-learn estimator class (it has ``get_params`` and ``fit``).
+Anything else, a function or another class, is refused unless the model file lists it under
+the top-level key ``_allowed_targets_`` (e.g. ``_allowed_targets_: [mypkg.module.Net]``),
+which is never passed to the estimator.
 """
 
 import difflib
 import inspect
+import logging
 import re
 from typing import Any
 
@@ -17,45 +27,104 @@ from .features import preprocessor
 from .repro.errors import ConfigError
 
 TARGET_KEY = "_target_"
+ALLOWED_TARGETS_KEY = "_allowed_targets_"
 SEED_PARAMETER = "random_state"
 _CONSTRAINT_KEY = re.compile(r"The '(\w+)' parameter")
 
 
-def estimator_class(model: dict[str, Any], source: str = "params.yaml") -> type:
-    """The class ``model._target_`` names, imported."""
-    from hydra.utils import get_class
+def allowed_targets(model: dict[str, Any], source: str = "params.yaml") -> set[str]:
+    """The dotted names the model file declares beyond scikit-learn estimator classes."""
+    allowed = model.get(ALLOWED_TARGETS_KEY, [])
+    if not isinstance(allowed, list) or not all(isinstance(name, str) for name in allowed):
+        raise ConfigError(
+            f"{source}: model.{ALLOWED_TARGETS_KEY}: expected a list of dotted names "
+            f"(module.Class), got {allowed!r}."
+        )
+    return set(allowed)
 
-    target = model[TARGET_KEY]
+
+def _resolve(target: Any, where: str, source: str, allowed: set[str]):
+    """Import what ``target`` names; refuse anything but an estimator class unless declared."""
+    from hydra.utils import get_object
+
+    if not isinstance(target, str):
+        raise ConfigError(f"{source}: {where}: expected a dotted name, got {target!r}.")
+    log = logging.getLogger("hydra.utils")  # it logs the error we are about to report
+    was_disabled = log.disabled
+    log.disabled = True
     try:
-        return get_class(target)
+        found = get_object(target)
     except Exception as error:  # Hydra wraps import and attribute errors alike
         raise ConfigError(
-            f"{source}: model._target_: cannot import {target!r} ({error}). Fix: name a class "
+            f"{source}: {where}: cannot import {target!r} ({error}). Fix: name a class "
             "as module.Class, e.g. sklearn.ensemble.RandomForestClassifier."
         ) from None
+    finally:
+        log.disabled = was_disabled
+    if target in allowed and callable(found):
+        return found
+    if not inspect.isclass(found):
+        problem = f"is a {type(found).__name__}, not a class"
+    elif not (hasattr(found, "get_params") and hasattr(found, "fit")):
+        problem = "is not a scikit-learn estimator (it has no get_params and fit)"
+    else:
+        return found
+    raise ConfigError(
+        f"{source}: {where}: {target!r} {problem}; nothing was run. Fix: name an estimator "
+        f"class, or, if you trust {target!r}, list it in the model file under "
+        f"{ALLOWED_TARGETS_KEY}: [{target}]."
+    )
+
+
+def estimator_class(model: dict[str, Any], source: str = "params.yaml") -> type:
+    """The class ``model._target_`` names, imported."""
+    target = model[TARGET_KEY]
+    return _resolve(target, f"model.{TARGET_KEY}", source, allowed_targets(model, source))
 
 
 def parameter_names(cls: type) -> list[str]:
     getter = getattr(cls, "_get_param_names", None)
     if getter is not None:
         return list(getter())
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
     return [name for name in signature.parameters if name != "self"]
 
 
 def check_hyperparameters(model: dict[str, Any], source: str = "params.yaml") -> type:
-    """Refuse keys the estimator does not take, naming the key and the closest real ones."""
-    cls = estimator_class(model, source)
+    """Import every ``_target_`` of the model, nested ones included, and refuse keys their
+    classes do not take (naming the key and the closest real ones), before anything runs."""
+    return _check_node(model, "model", source, allowed_targets(model, source))
+
+
+def _check_node(node: dict[str, Any], where: str, source: str, allowed: set[str]):
+    cls = _resolve(node.get(TARGET_KEY), f"{where}.{TARGET_KEY}", source, allowed)
     known = parameter_names(cls)
-    for key in model:
-        if key != TARGET_KEY and key not in known:
-            close = difflib.get_close_matches(key, known, n=3)
+    for key, value in node.items():
+        if key == TARGET_KEY or (where == "model" and key == ALLOWED_TARGETS_KEY):
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
+            name = getattr(cls, "__name__", cls)
             raise ConfigError(
-                f"{source}: model.{key}: {cls.__name__} has no parameter {key!r}; {hint}"
+                f"{source}: {where}.{key}: {name} has no parameter {key!r}; {hint}"
                 f"Fix: use one of its parameters ({', '.join(known)})."
             )
+        _check_value(value, f"{where}.{key}", source, allowed)
     return cls
+
+
+def _check_value(value: Any, where: str, source: str, allowed: set[str]) -> None:
+    """Find the ``_target_`` mappings Hydra would call, however deep (lists included)."""
+    if isinstance(value, dict):
+        if TARGET_KEY in value:
+            _check_node(value, where, source, allowed)
+            return
+        for key, item in value.items():
+            _check_value(item, f"{where}.{key}", source, allowed)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(item, f"{where}.{index}", source, allowed)
 
 
 def build(config: ProjectConfig, source: str = "params.yaml"):
@@ -65,13 +134,22 @@ def build(config: ProjectConfig, source: str = "params.yaml"):
     from sklearn.pipeline import Pipeline
 
     cls = check_hyperparameters(config.model, source)
+    model = {key: value for key, value in config.model.items() if key != ALLOWED_TARGETS_KEY}
     extra = {}
-    if SEED_PARAMETER in parameter_names(cls) and SEED_PARAMETER not in config.model:
+    if SEED_PARAMETER in parameter_names(cls) and SEED_PARAMETER not in model:
         extra[SEED_PARAMETER] = config.seed
     # "all": lists and mappings reach the estimator as plain Python, not OmegaConf nodes
     # (which would end up in the pickle).
-    estimator = instantiate(config.model, _convert_="all", **extra)
-    # scikit-learn's own estimators declare their constraints; a team class may not.
+    estimator = instantiate(model, _convert_="all", **extra)
+    _check_constraints(estimator, model, "model", source)
+    return Pipeline(
+        [("preprocess", preprocessor(config.data, config.preprocess)), ("model", estimator)]
+    )
+
+
+def _check_constraints(estimator: Any, node: dict[str, Any], where: str, source: str) -> None:
+    """scikit-learn's own constraints (types, ranges) of ``estimator`` and of the estimators
+    nested in it, named by their key. A team class may declare none."""
     validate = getattr(estimator, "_validate_params", None)
     if validate is not None and hasattr(estimator, "_parameter_constraints"):
         from sklearn.utils._param_validation import InvalidParameterError
@@ -80,8 +158,19 @@ def build(config: ProjectConfig, source: str = "params.yaml"):
             validate()
         except InvalidParameterError as error:
             found = _CONSTRAINT_KEY.search(str(error))
-            key = f"model.{found.group(1)}" if found else "model"
+            key = f"{where}.{found.group(1)}" if found else where
             raise ConfigError(f"{source}: {key}: {error}") from None
-    return Pipeline(
-        [("preprocess", preprocessor(config.data, config.preprocess)), ("model", estimator)]
-    )
+    for key, value in node.items():
+        if key != TARGET_KEY:
+            _nested_constraints(getattr(estimator, str(key), None), value, f"{where}.{key}", source)
+
+
+def _nested_constraints(built: Any, value: Any, where: str, source: str) -> None:
+    if isinstance(value, dict) and TARGET_KEY in value:
+        _check_constraints(built, value, where, source)
+    elif isinstance(value, dict) and isinstance(built, dict):
+        for key, item in value.items():
+            _nested_constraints(built.get(key), item, f"{where}.{key}", source)
+    elif isinstance(value, list) and isinstance(built, list | tuple) and len(value) == len(built):
+        for index, (item, made) in enumerate(zip(value, built, strict=True)):
+            _nested_constraints(made, item, f"{where}.{index}", source)

@@ -159,7 +159,7 @@ def _registry(args: argparse.Namespace) -> int:
     repo = registry.repo_root()
     registry.require_full_history(repo)
     name, _ = registry.artifact(repo)
-    found = registry.releases(repo)
+    found, ignored = registry.registry_view(repo)
     if not found:
         print(f"no releases of {name} yet: `make release VERSION=v0.1.0`")
     for release in found:
@@ -170,6 +170,19 @@ def _registry(args: argparse.Namespace) -> int:
             f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
             f"stages: {stages:<12} {verdict}"
         )
+    if ignored:
+        print(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
+        for _, why in sorted(ignored.items()):
+            print(f"  {why}")
+    return 0
+
+
+def _gto(args: argparse.Namespace) -> int:
+    from . import registry, tags
+
+    repo = registry.repo_root()
+    name, _ = registry.artifact(repo)
+    print(f"made {tags.make_signed(repo, name, args.gto_args)}, signed")
     return 0
 
 
@@ -395,6 +408,12 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("registry", help="list released versions and their stages")
     listing.set_defaults(handler=_registry)
 
+    gto = commands.add_parser(
+        "gto", help="a GTO action that makes a tag (unassign, deprecate, ...), signed"
+    )
+    gto.add_argument("gto_args", nargs=argparse.REMAINDER)
+    gto.set_defaults(handler=_gto)
+
     promote = commands.add_parser("promote", help="assign a stage (prod, staging) to a version")
     promote.add_argument("version")
     promote.add_argument("stage")
@@ -450,8 +469,43 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+# Values that name a revision, version or stage: dest -> (make variable, what, the fix).
+NAMED_VALUES = {
+    "rev": (
+        "REV",
+        "revision",
+        "name a commit, tag or version, e.g. REV=v1.0.0 (options such as --vary go in "
+        "REBUILD_ARGS)",
+    ),
+    "version": ("VERSION", "version", "give a version, e.g. VERSION=v1.2.0"),
+    "stage": ("STAGE", "stage", "give a stage name, e.g. STAGE=prod"),
+    "release": ("RELEASE", "release", "give a version or release tag, e.g. RELEASE=v1.0.0"),
+    "revisions": ("PLOTS_REV", "revision", "name a commit, tag or branch, e.g. PLOTS_REV=main"),
+}
+
+
+def refuse_option_like(args: argparse.Namespace) -> str | None:
+    """What is wrong with a revision, version or stage that is empty or begins with '-'
+    (git, dvc and gto would read it as an option), or None."""
+    for dest, (variable, what, fix) in NAMED_VALUES.items():
+        values = getattr(args, dest, None)
+        for value in [values] if isinstance(values, str) else values or []:
+            if not value or value.startswith("-"):
+                problem = "it is empty" if not value else "it begins with '-', like an option"
+                return f"{variable}={value!r} is not a {what}: {problem}. Fix: {fix}."
+    return None
+
+
 def main(argv: list[str]) -> int:
+    from . import signing
+
+    # CI's key leaves the environment before anything runs, so no child process inherits it.
+    signing.hold_key_from_environment()
     args = parser().parse_args(argv)
+    problem = refuse_option_like(args)
+    if problem:  # a usage error, as argparse's own (exit 2): nothing has run
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         return args.handler(args)
     except ProjectError as error:

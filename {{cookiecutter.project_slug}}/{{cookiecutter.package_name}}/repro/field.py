@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import rebuild, registry
-from .errors import RebuildError
+from .errors import RebuildError, RegistryError
 from .locking import find_uv
 from .records import append_record, utc_now
 
@@ -31,12 +31,33 @@ class FieldResult:
         return self.result == "match" or (self.result == "equivalent" and self.equivalent_passes)
 
 
-def release_tags(repo: Path, wanted: list[str] | None = None) -> list[registry.Release]:
-    """The releases to rebuild: all of them, or those named (``v1.0.0`` or its tag)."""
+def release_tags(
+    repo: Path, wanted: list[str] | None = None
+) -> tuple[list[registry.Release], dict[str, str]]:
+    """The releases to rebuild: all of them, or those named (``v1.0.0`` or its tag), that
+    verify (signature and provenance); and every other release tag with why it is not
+    rebuilt. A tag that does not verify is never checked out: its code could be anyone's."""
     registry.require_full_history(repo)
-    if not wanted:
-        return registry.releases(repo)
-    return [registry.find_release(repo, version) for version in wanted]
+    found, ignored = registry.registry_view(repo)
+    if wanted:
+        name, _ = registry.artifact(repo)
+        names = {tag for version in wanted for tag in (version, f"{name}@{version}")}
+        for version in wanted:
+            if not {version, f"{name}@{version}"} & ({r.tag for r in found} | set(ignored)):
+                raise RegistryError(
+                    f"{version} is not a registered version: `make registry` lists them"
+                )
+        found = [release for release in found if release.tag in names]
+        ignored = {tag: why for tag, why in ignored.items() if tag in names}
+    refused = {tag: why for tag, why in ignored.items() if "@" in tag}
+    verified = []
+    for release in found:
+        problems = registry.check_release(repo, release)
+        if problems:
+            refused[release.tag] = "provenance BROKEN: " + problems[0]
+        else:
+            verified.append(release)
+    return verified, refused
 
 
 def cause(outcome: rebuild.Rebuild) -> str:
@@ -77,10 +98,12 @@ def rebuild_releases(
     timeout: float | None = None,
 ) -> list[FieldResult]:
     find_uv()  # no uv fails the run once, not once per release
-    chosen = release_tags(repo, wanted)
+    chosen, refused = release_tags(repo, wanted)
+    for tag, why in sorted(refused.items()):
+        print(f"== {tag}: NOT VERIFIED, not rebuilt: {why}", flush=True)
     # One question to the remote for every release, before any rebuild.
     missing = registry.check_releases([release.tag for release in chosen])
-    results = []
+    results = [FieldResult(tag, "not verified", why, 0.0) for tag, why in sorted(refused.items())]
     for release in chosen:
         print(f"== {release.tag} ({release.commit[:12]})", flush=True)
         lost = _lost_objects(repo, release, missing[release.tag], varied, record)
@@ -89,7 +112,9 @@ def rebuild_releases(
             results.append(lost)
             continue
         try:
-            outcome = rebuild.rebuild(release.tag, varied=varied, record=record, timeout=timeout)
+            outcome = rebuild.rebuild(
+                release.tag, varied=varied, record=record, timeout=timeout, commit=release.commit
+            )
         except RebuildError as error:
             results.append(FieldResult(release.tag, "error", str(error), 0.0))
             print(f"error: {error}", flush=True)
@@ -105,7 +130,8 @@ def rebuild_releases(
 
 
 def summary(results: list[FieldResult], varied: bool) -> tuple[str, int]:
-    """The table CI prints last, and the exit code: 1 when any release did not rebuild."""
+    """The table CI prints last, and the exit code: 1 when any release did not rebuild. A tag
+    that does not verify is listed, not rebuilt, and fails nothing: anyone can push a tag."""
     kind = "lab (varied environment)" if varied else "field (as released)"
     if not results:
         return "no releases yet: nothing to rebuild (`make release VERSION=v0.1.0` makes one)", 0
@@ -115,7 +141,7 @@ def summary(results: list[FieldResult], varied: bool) -> tuple[str, int]:
             f"  {item.release:<24} {item.result.upper():<11} {item.seconds:7.1f} s"
             + (f"  {item.cause}" if item.cause else "")
         )
-    failed = [item for item in results if not item.passed]
+    failed = [item for item in results if not item.passed and item.result != "not verified"]
     if failed:
         named = "; ".join(
             f"{item.release} ({item.result.upper()}: {item.cause})" for item in failed
@@ -128,5 +154,9 @@ def summary(results: list[FieldResult], varied: bool) -> tuple[str, int]:
 
 
 def release_list(repo: Path) -> list[str]:
-    """Every release tag, for a CI matrix (GitHub: ``fromJSON``)."""
-    return [release.tag for release in release_tags(repo)]
+    """Every release tag that verifies, for a CI matrix (GitHub: ``fromJSON``); the others are
+    named on stderr."""
+    verified, refused = release_tags(repo)
+    for tag, why in sorted(refused.items()):
+        print(f"not verified, not listed: {tag}: {why}", file=sys.stderr)
+    return [release.tag for release in verified]

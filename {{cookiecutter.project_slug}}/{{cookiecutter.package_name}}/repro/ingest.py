@@ -3,7 +3,8 @@
 A local CSV or Parquet file is copied into data/raw/ and tracked with ``dvc add``; a URL or a
 bucket path goes through ``dvc import-url``, so the source's version is pinned in git. The
 schema (conf/data/<name>.yaml) is inferred from the table by pyarrow and is meant to be
-read and edited: it is a starting point, not a verdict. Nothing is left behind on failure.
+read and edited: it is a starting point, not a verdict. Nothing is left behind on failure,
+and a file this run did not create is never deleted, nor replaced without FORCE=1.
 """
 
 import os
@@ -17,7 +18,7 @@ import yaml
 from ..config import DEFAULT_MISSING
 from .commands import run
 from .errors import DataError
-from .io import atomic_write_text
+from .io import atomic_write_text, commit_partial, partial_path
 
 RAW_DIR = Path("data/raw")
 CONF_DATA = Path("conf/data")
@@ -42,7 +43,7 @@ def _read_for_inference(path: Path):
     import pyarrow.parquet as pq
     from pyarrow import csv as arrow_csv
 
-    from ..data import FALSE_VALUES, TRUE_VALUES
+    from ..data import FALSE_VALUES, TRUE_VALUES, refuse_duplicate_names
 
     try:
         if path.suffix.lower() == ".csv":
@@ -54,10 +55,14 @@ def _read_for_inference(path: Path):
                 true_values=TRUE_VALUES,
                 false_values=FALSE_VALUES,
             )
-            return arrow_csv.read_csv(path, convert_options=convert)
-        return pq.read_table(path)
+            table = arrow_csv.read_csv(path, convert_options=convert)
+        else:
+            refuse_duplicate_names(path, pq.read_schema(path).names)
+            table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"{path}: cannot be read as a table: {error}") from None
+    refuse_duplicate_names(path, table.column_names)
+    return table
 
 
 def _kind(name: str, column) -> str:
@@ -138,15 +143,14 @@ def _dvc(*args: str):
     return run(command, env=env)
 
 
-def _undo(*paths: Path) -> None:
-    for path in paths:
-        if path.is_file():
-            path.unlink()
-
-
 def bring_in(source: str, target: str, name: str | None = None, force: bool = False) -> dict:
     """Track ``source`` with DVC under data/raw/ and write conf/data/<name>.yaml; make it the
-    default dataset. Returns what was written."""
+    default dataset. Returns what was written.
+
+    A file in the way that this run did not create (data/raw/<file>, its .dvc file, the
+    schema) is refused unless ``force``; what ``force`` replaces is set aside first and put
+    back if the run fails, and a failure removes only what the run itself created.
+    """
     name = name or dataset_name(source)
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise DataError(f"NAME={name!r}: use lowercase letters, digits and underscores.")
@@ -156,66 +160,83 @@ def bring_in(source: str, target: str, name: str | None = None, force: bool = Fa
     schema_path = CONF_DATA / f"{name}.yaml"
     destination = RAW_DIR / file
     dvc_file = destination.with_name(file + ".dvc")
-    if not force:
-        for existing in (schema_path, dvc_file):
-            if existing.exists():
-                raise DataError(
-                    f"{existing} already exists; nothing was changed. Fix: choose another "
-                    "NAME=, or pass FORCE=1 to replace it."
-                )
+    # Bringing a file already at data/raw/<file> under DVC: it is the source, not in the way.
+    in_place = not is_url(source) and _same_file(Path(source), destination)
+    in_the_way = [
+        path
+        for path in (destination, dvc_file, schema_path)
+        if os.path.lexists(path) and not (path == destination and in_place)
+    ]
+    if in_the_way and not force:
+        one = len(in_the_way) == 1
+        raise DataError(
+            f"{' and '.join(str(path) for path in in_the_way)} already exist{'s' if one else ''}"
+            f"; nothing was changed. Fix: move {'it' if one else 'them'} away, choose another "
+            f"NAME= or file name, or pass FORCE=1 to replace {'it' if one else 'them'}."
+        )
     ignore = RAW_DIR / ".gitignore"
     ignored = ignore.read_bytes() if ignore.is_file() else None
+    existed = {path for path in (destination, dvc_file) if os.path.lexists(path)}
+    set_aside: dict[Path, Path] = {}  # what FORCE=1 replaces, kept until the run succeeds
     try:
+        for path in in_the_way:
+            if path != schema_path:
+                kept = path.with_name(f".{path.name}.before-make-data")
+                os.replace(path, kept)
+                set_aside[path] = kept
         if is_url(source):
-            schema = _import_url(source, destination, dvc_file, target, name, file)
+            schema = _import_url(source, destination, target, name, file)
         else:
-            schema = _add_local(Path(source), destination, dvc_file, target, name, file)
-    except DataError:
+            schema = _add_local(Path(source), destination, in_place, target, name, file)
+    except BaseException:
+        for path in (destination, dvc_file, partial_path(destination)):
+            if os.path.lexists(path) and (path not in existed or path in set_aside):
+                path.unlink()
+        for path, kept in set_aside.items():
+            os.replace(kept, path)
         # DVC may already have listed the file in .gitignore: put it back as it was.
         if ignored is None:
-            _undo(ignore)
+            ignore.unlink(missing_ok=True)
         else:
             ignore.write_bytes(ignored)
         raise
+    for kept in set_aside.values():
+        kept.unlink()
     atomic_write_text(schema_path, schema_text(schema, source))
     config = CONFIG_FILE.read_text(encoding="utf-8")
     atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))
     return {"schema": schema_path, "data": destination, "dvc_file": dvc_file}
 
 
+def _same_file(source: Path, destination: Path) -> bool:
+    try:
+        return source.resolve() == destination.resolve() or source.samefile(destination)
+    except OSError:
+        return False
+
+
 def _add_local(
-    source: Path, destination: Path, dvc_file: Path, target: str, name: str, file: str
+    source: Path, destination: Path, in_place: bool, target: str, name: str, file: str
 ) -> dict:
     if not source.is_file():
         raise DataError(f"{source}: no such file. Fix: give the path of a CSV or Parquet file.")
     schema = infer_schema(source, target, name, file)
-    copied = source.resolve() != destination.resolve()
-    if copied:
+    if not in_place:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(f".{file}.partial")
-        shutil.copyfile(source, partial)
-        os.replace(partial, destination)
+        shutil.copyfile(source, partial_path(destination))
+        commit_partial(destination)
     added = _dvc("add", "-q", str(destination))
     if added.returncode != 0:
-        if copied:
-            _undo(destination)
         raise DataError(f"`dvc add {destination}` failed:\n{added.stdout}{added.stderr}")
     return schema
 
 
-def _import_url(
-    source: str, destination: Path, dvc_file: Path, target: str, name: str, file: str
-) -> dict:
+def _import_url(source: str, destination: Path, target: str, name: str, file: str) -> dict:
     destination.parent.mkdir(parents=True, exist_ok=True)
     imported = _dvc("import-url", "--force", source, str(destination))
     if imported.returncode != 0:
-        _undo(destination, dvc_file)
         raise DataError(
-            f"`dvc import-url {source}` failed; nothing was kept:\n"
+            f"`dvc import-url {source}` failed; data/raw/ is as it was:\n"
             f"{imported.stdout}{imported.stderr}"
         )
-    try:
-        return infer_schema(destination, target, name, file)
-    except DataError:
-        _undo(destination, dvc_file)
-        raise
+    return infer_schema(destination, target, name, file)

@@ -14,17 +14,27 @@ def partial_path(path: str | Path) -> Path:
 
 
 def commit_partial(path: str | Path) -> Path:
-    """Move the finished partial file of ``path`` into place (atomic on one filesystem)."""
+    """Move the finished partial file of ``path`` into place (atomic on one filesystem); if
+    that fails (``path`` is a directory, say), the partial file is removed, not left behind."""
     path = Path(path)
-    os.replace(partial_path(path), path)
+    try:
+        os.replace(partial_path(path), path)
+    except BaseException:
+        partial_path(path).unlink(missing_ok=True)
+        raise
     return path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file, so a killed stage leaves no half file."""
+    """Write ``data`` to ``path`` via a temporary file, so a killed stage leaves no half file,
+    and a failed write leaves no partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial_path(path).write_bytes(data)
+    try:
+        partial_path(path).write_bytes(data)
+    except BaseException:
+        partial_path(path).unlink(missing_ok=True)
+        raise
     return commit_partial(path)
 
 

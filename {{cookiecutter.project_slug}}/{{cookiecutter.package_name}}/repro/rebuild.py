@@ -10,6 +10,7 @@ hashes of every dependency and output.
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,14 +20,14 @@ from pathlib import Path
 
 import yaml
 
-from .commands import git, run
+from .commands import git, git_show, run
 from .dvcfiles import tracked_outputs
-from .errors import RebuildError, RemoteError
+from .errors import ProjectError, RebuildError, RemoteError
 from .hashing import file_digest
 from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from .locking import find_uv
 from .records import append_record, utc_now
-from .remote import probe_remote
+from .remote import fetch_objects
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
 # Stages whose outputs may differ in their last bits on another machine (BLAS kernel, CPU)
@@ -181,7 +182,52 @@ def _describe_machine(machine: dict) -> str:
     return f"{machine.get('platform')}, {cpu.get('vendor', '?')} {cpu.get('isa', '?')}, {blas}"
 
 
+# What a rebuild's processes inherit of ours: locale, paths, uv's and pip's settings, the
+# BLAS/OpenMP and launcher variables that decide model bytes. Nothing else: no token, cloud
+# credential, ssh-agent socket or CI secret reaches the revision's code.
+_INHERITED = re.compile(
+    r"(PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|TMPDIR|TEMP|TMP|USER|LOGNAME|SHELL|SYSTEMROOT|COMSPEC"
+    r"|PATHEXT|UV_\w+|PIP_\w+|SSL_CERT_\w+|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|DVC_NO_ANALYTICS"
+    r"|REPRO_\w+|OPENBLAS_\w+|OMP_\w+|MKL_\w+|PYTHON(?!PATH$)\w*|PYENV_\w+|CI|GCSFS_\w+)"
+)
+_USERINFO = re.compile(r"(://)[^/@\s]+@")
+_SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY", "CREDENTIAL", "USERNAME", "AUTH")
+
+
+def isolated_environment(environ: dict[str, str], home: Path, uv: str) -> dict[str, str]:
+    """The environment a rebuild's processes run in: only ``_INHERITED`` variables (none whose
+    name says it is a secret), a HOME of their own with no git, ssh or DVC configuration, no
+    system git configuration (credential helpers), and uv's cache and interpreters where ours
+    are, so nothing is downloaded again."""
+    env = {
+        key: _USERINFO.sub(r"\1", value)  # index URLs may carry `user:token@`
+        for key, value in environ.items()
+        if _INHERITED.fullmatch(key) and not any(word in key.upper() for word in _SECRET_WORDS)
+    }
+    for variable, command in (("UV_CACHE_DIR", "cache"), ("UV_PYTHON_INSTALL_DIR", "python")):
+        found = run([uv, command, "dir"], env=environ)
+        if found.returncode == 0 and found.stdout.strip():
+            env[variable] = str(Path(found.stdout.strip()).absolute())
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text("", encoding="utf-8")
+    env.update(
+        HOME=str(home),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        DVC_NO_ANALYTICS="1",
+    )
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
 class Rebuilder:
+    """One rebuild, in a repository of its own (not a linked worktree, which would share
+    ``.git/config`` and so the signing key and credential helpers) whose processes get an
+    isolated environment. The revision's data is fetched by this process, with the project's
+    credentials, into the project's DVC cache, and copied, re-hashed, into the rebuild's own
+    cache: the revision's code never sees a credential, and never writes to the project's
+    cache. Records are signed afterwards, here, never in the rebuild."""
+
     def __init__(self, repo: Path, rebuild: Rebuild, uv: str, keep: bool, timeout: float | None):
         self.repo = repo
         self.rebuild = rebuild
@@ -190,9 +236,7 @@ class Rebuilder:
         self.timeout = timeout
         self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
         self.worktree = self.scratch / repo.name
-        self.env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-        if self.env.get("UV_CACHE_DIR"):  # relative (CI's cache inside the project): ours
-            self.env["UV_CACHE_DIR"] = str(Path(self.env["UV_CACHE_DIR"]).absolute())
+        self.env = isolated_environment(dict(os.environ), self.scratch / "home", uv)
         venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
         self.env["PATH"] = os.pathsep.join([str(venv_bin), self.env.get("PATH", "")])
         self.dvc = [str(venv_bin / "dvc")]
@@ -208,18 +252,18 @@ class Rebuilder:
         print(f"      {name} took {self.rebuild.timings[name]:.1f} s", flush=True)
 
     def checkout(self) -> None:
+        # --shared borrows the project's objects (no copy); the clone's config is its own.
         _git(
-            self.repo,
-            "worktree",
-            "add",
-            "--detach",
+            self.scratch,
+            "clone",
             "--quiet",
+            "--no-checkout",
+            "--shared",
+            str(self.repo),
             str(self.worktree),
-            self.rebuild.commit,
         )
-        local_config = self.repo / ".dvc" / "config.local"
-        if local_config.is_file():  # credentials live here, never in the commit
-            shutil.copyfile(local_config, self.worktree / ".dvc" / "config.local")
+        _git(self.worktree, "remote", "remove", "origin")
+        _git(self.worktree, "checkout", "--quiet", "--detach", self.rebuild.commit)
 
     def environment(self) -> None:
         result = run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
@@ -238,57 +282,75 @@ class Rebuilder:
         self.rebuild.environment = found["fingerprint"]
 
     def fetch(self) -> None:
-        cache = self.repo / ".dvc" / "cache"
-        self._dvc("config", "--local", "cache.dir", str(cache))
-        targets = _git(self.worktree, "ls-files", "*.dvc").split()
-        if not targets:
+        """The revision's tracked inputs: what the project's cache lacks is fetched from the
+        remote (by this process), then each file is copied into the rebuild's own cache with
+        its md5 checked, and the revision's DVC checks them out (no network, no credential)."""
+        inputs = self._tracked_inputs()
+        if not inputs:
             return
-        pulled = run([*self.dvc, "pull", *targets], cwd=self.worktree, env=self.env, stream=True)
-        missing = [
-            f"{path} (md5 {md5})"
-            for path, md5 in self._tracked_inputs(targets)
-            if not _cache_object(cache, md5).exists()
-        ]
-        if missing or pulled.returncode != 0:
+        cache = self.repo / ".dvc" / "cache"
+        if self._missing(cache, inputs):
             try:  # a remote that cannot be read is named as such, not as missing data
-                probe_remote(self.worktree)
+                fetch_objects(self.repo, sorted({md5 for _, md5 in inputs}))
             except RemoteError as error:
                 raise RebuildError(f"could not fetch this revision's data: {error}") from None
+        missing = self._missing(cache, inputs)
         if missing:
             raise RebuildError(
                 "data this revision needs is missing from the DVC remote and the local cache:\n"
                 + "\n".join(f"  {line}" for line in missing)
                 + "\nFix: `dvc push` it from a machine or clone that still has it."
             )
-        if pulled.returncode != 0:
-            raise RebuildError(f"`dvc pull` failed:\n{pulled.stdout}")
-        for path, md5 in self._tracked_files(cache, targets):
-            actual = file_digest(self.worktree / path, "md5")
-            if actual != md5:
+        own_cache = self.worktree / ".dvc" / "cache"
+        for path, md5 in self._files(cache, inputs, manifests=True):
+            source, copy = _cache_object(cache, md5), _cache_object(own_cache, md5)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+            actual = None if md5.endswith(".dir") else file_digest(copy, "md5")
+            if actual not in (None, md5):
                 raise RebuildError(
                     f"{path}: its bytes hash to md5 {actual}, but the revision records {md5}. "
-                    f"The cache object {_cache_object(cache, md5)} is corrupted (DVC trusts "
-                    "read-only cache objects without rehashing them). Fix: delete that object "
-                    "and `dvc pull` again."
+                    f"The cache object {source} is corrupted (DVC trusts read-only cache "
+                    "objects without rehashing them). Fix: delete that object and `dvc pull` "
+                    "again."
                 )
+        targets = sorted({dvc_file for dvc_file, _, _ in self._dvc_files()})
+        self._dvc("checkout", "--quiet", *targets)
 
-    def _tracked_files(self, cache: Path, targets: list[str]) -> list[tuple[str, str]]:
-        """Every file behind the targets with its recorded md5, directories expanded."""
+    def _dvc_files(self) -> list[tuple[str, str, str]]:
+        """``(.dvc file, tracked path, md5)`` for every output of the revision's .dvc files."""
+        listed = _git(self.repo, "ls-tree", "-r", "-z", "--name-only", self.rebuild.commit)
+        found = []
+        for name in (name for name in listed.split("\0") if name.endswith(".dvc")):
+            text = git_show(self.repo, self.rebuild.commit, name) or ""
+            found += [(name, path, md5) for path, md5 in tracked_outputs(text, name)]
+        return found
+
+    def _tracked_inputs(self) -> list[tuple[str, str]]:
+        return [(path, md5) for _, path, md5 in self._dvc_files()]
+
+    def _files(self, cache: Path, inputs, manifests: bool = False) -> list[tuple[str, str]]:
+        """Every file behind the inputs with its md5, directories expanded from their manifest
+        in ``cache`` (and the manifests themselves, if asked)."""
         files = []
-        for path, md5 in self._tracked_inputs(targets):
-            if md5.endswith(".dir"):
-                manifest = json.loads(_cache_object(cache, md5).read_text(encoding="utf-8"))
-                files += [(f"{path}/{entry['relpath']}", entry["md5"]) for entry in manifest]
-            else:
+        for path, md5 in inputs:
+            if not md5.endswith(".dir"):
+                files.append((path, md5))
+                continue
+            manifest = json.loads(_cache_object(cache, md5).read_text(encoding="utf-8"))
+            files += [(f"{path}/{entry['relpath']}", entry["md5"]) for entry in manifest]
+            if manifests:
                 files.append((path, md5))
         return files
 
-    def _tracked_inputs(self, targets: list[str]) -> list[tuple[str, str]]:
-        inputs = []
-        for target in targets:
-            text = (self.worktree / target).read_text(encoding="utf-8")
-            inputs += tracked_outputs(text, target)
-        return inputs
+    def _missing(self, cache: Path, inputs) -> list[str]:
+        present = [(p, m) for p, m in inputs if _cache_object(cache, m).exists()]
+        absent = [f"{p} (md5 {m})" for p, m in inputs if not _cache_object(cache, m).exists()]
+        return absent + [
+            f"{path} (md5 {md5})"
+            for path, md5 in self._files(cache, present)
+            if not _cache_object(cache, md5).exists()
+        ]
 
     def _dvc(self, *args: str) -> None:
         result = run([*self.dvc, *args], cwd=self.worktree, env=self.env)
@@ -367,23 +429,44 @@ class Rebuilder:
         if self.keep:
             print(f"kept the worktree at {self.worktree}")
             return
-        git(self.repo, "worktree", "remove", "--force", str(self.worktree))
         shutil.rmtree(self.scratch, ignore_errors=True)
-        git(self.repo, "worktree", "prune")
 
 
 def resolve(repo: Path, ref: str) -> str:
-    """The commit ``ref`` names: a commit, a tag, or a released version (``v1.0.0`` for the
-    tag ``<artifact>@v1.0.0``, as `make provenance` takes it)."""
+    """The commit ``ref`` names: a released version (``v1.0.0``, or its tag ``model@v1.0.0``:
+    the release that verifies, never another ref of that name anyone could push), a commit, a
+    tag or a branch. A short name that several refs carry, pointing at different commits, is
+    refused rather than guessed."""
+    from . import registry
+
     if not ref or ref.startswith("-") or any(ord(char) < 32 for char in ref):
         raise RebuildError(f"{ref!r} is not a revision: give a commit, tag or version like v1.0.0")
-    candidates = [ref]
+    try:
+        found, _ = registry.registry_view(repo)
+    except ProjectError:
+        found = []  # no artifact declared, or no trusted branch: plain git names only
+    release = next((r for r in found if ref in (r.version, r.tag)), None)
+    if release:
+        return release.commit
     artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}
-    candidates += [f"{name}@{ref}" for name in artifacts]
-    for candidate in candidates:
-        found = git(repo, "rev-parse", "--verify", "--quiet", candidate + "^{commit}")
-        if found.returncode == 0:
-            return found.stdout.strip()
+    names = [f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/{ref}"]
+    names += [f"refs/tags/{name}@{ref}" for name in artifacts]
+    commits = {}
+    for name in names:
+        peeled = git(repo, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        if peeled.returncode == 0:
+            commits[name] = peeled.stdout.strip()
+    if len(set(commits.values())) > 1:
+        listed = ", ".join(f"{name} ({commit[:12]})" for name, commit in commits.items())
+        raise RebuildError(
+            f"{ref!r} names several refs that point at different commits: {listed}. Fix: name "
+            "one in full, e.g. REV=refs/tags/<name>, or give the commit."
+        )
+    if commits:
+        return next(iter(commits.values()))
+    found_commit = git(repo, "rev-parse", "--verify", "--quiet", ref + "^{commit}")
+    if found_commit.returncode == 0:
+        return found_commit.stdout.strip()
     raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
 
 
@@ -393,10 +476,12 @@ def rebuild(
     keep: bool = False,
     record: bool = True,
     timeout: float | None = None,
+    commit: str | None = None,
 ) -> Rebuild:
-    """Rebuild ``ref`` and compare; returns the outcome (also kept as a git note if asked)."""
+    """Rebuild ``ref`` (or, given, ``commit``: a release already resolved and verified) and
+    compare; returns the outcome (also kept as a git note if asked)."""
     repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
-    commit = resolve(repo, ref)
+    commit = commit or resolve(repo, ref)
     outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
     if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
         raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import signing
 from .commands import git
-from .errors import RecordsError, SigningError
+from .errors import RecordsError, RegistryError, SigningError
 
 NOTES_REF = "refs/notes/reproml"
 
@@ -40,11 +40,11 @@ def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
     repo = Path(repo)
     warning = None
     record = dict(record)
-    if signing.mode(repo) != "off":
-        try:
+    try:
+        if signing.mode(repo) != "off":
             record["signature"] = signing.sign_text(repo, _payload(record))
-        except SigningError as error:
-            warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
+    except (SigningError, RegistryError) as error:
+        warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
     line = json.dumps(record, sort_keys=True, separators=(",", ":"))
     _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
     return warning
@@ -79,8 +79,13 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
         return None, f"unknown result {record['result']!r}"
     if record["revision"] != commit:
         return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
-    if kind == "rebuild" and not isinstance(record["timings"].get("total", 0.0), int | float):
-        return None, "rebuild record with a non-numeric total time"
+    if kind == "rebuild":
+        total = record["timings"].get("total")
+        if not isinstance(total, int | float) or isinstance(total, bool):
+            return None, "rebuild record without a numeric total time"
+        for key in ("environment", "stages"):
+            if not isinstance(record.get(key, {}), dict):
+                return None, f"rebuild record whose {key!r} is not an object"
     if signing.mode(repo) == "off":
         return record, None
     if not isinstance(record.get("signature"), str):
@@ -92,7 +97,9 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
 
 
 def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
-    """The valid records of ``commit``'s note, and one line for each line that is not."""
+    """The valid records of ``commit``'s note, and one line for each line that is not. A
+    record counts once: copies are found by what the signature covers (the canonical
+    payload), so the same record spelled with other spaces, key order or armour is a copy."""
     shown = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "show", commit, check=False)
     if shown.returncode != 0:
         return [], []
@@ -100,16 +107,17 @@ def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
     for number, line in enumerate(shown.stdout.splitlines(), start=1):
         if not line.strip():
             continue
-        if line in seen:
-            problem = f"a copy of line {seen[line]} (a record counts once)"
-            skipped.append(f"{NOTES_REF} note on {commit[:12]}, line {number}: {problem}")
-            continue
-        seen[line] = number
+        where = f"{NOTES_REF} note on {commit[:12]}, line {number}"
         record, problem = check_record(Path(repo), line, commit)
         if record is None:
-            skipped.append(f"{NOTES_REF} note on {commit[:12]}, line {number}: {problem}")
-        else:
-            records.append(record)
+            skipped.append(f"{where}: {problem}")
+            continue
+        payload = _payload({k: v for k, v in record.items() if k != "signed_by"})
+        if payload in seen:
+            skipped.append(f"{where}: a copy of line {seen[payload]} (a record counts once)")
+            continue
+        seen[payload] = number
+        records.append(record)
     return records, skipped
 
 

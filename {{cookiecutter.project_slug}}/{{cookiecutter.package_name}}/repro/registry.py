@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from . import provenance, signing
-from .commands import git_environment, run
+from . import provenance, signing, tags
+from .commands import run
 from .dvcfiles import tracked_outputs
 from .errors import RegistryError, RemoteError
 from .hashing import file_digest
@@ -106,26 +106,16 @@ def artifact(repo: Path, commit: str | None = None) -> tuple[str, str]:
     return models[0]
 
 
-def releases(repo: Path) -> list[Release]:
-    """Every active release of the artifact, oldest version first, with its stages, as GTO
-    itself reads the tags: deregistered versions (``model@v1.0.0!``), unassigned stages
-    (``model#prod!#3``) and a deprecated artifact are honoured exactly as `gto show` does."""
-    from gto import api
-    from gto.exceptions import ArtifactNotFound, GTOException
-
+def registry_view(repo: Path) -> tuple[list[Release], dict[str, str]]:
+    """Every active release of the artifact, oldest version first, with its registry stages,
+    as GTO reads the tags that count (``tags.py``): deregistered versions, unassigned stages
+    and a deprecated artifact are honoured exactly as `gto show` does. Also every tag of the
+    artifact that does not count (unsigned, or signed by a key that may not sign it), with
+    the reason: those are shown to no one as releases or stages."""
     name, _ = artifact(repo)
-    try:
-        shown = api.show(str(repo), name)
-    except ArtifactNotFound:
-        return []  # no tag of this artifact yet
-    except GTOException as error:
-        raise RegistryError(
-            f"GTO cannot read the release tags of {name}: {error}\n"
-            "Fix: delete the offending tag (`git tag -d <tag>`, and on origin "
-            "`git push origin :refs/tags/<tag>`)."
-        ) from None
+    found_tags = tags.artifact_tags(repo, name)
     found = []
-    for entry in shown:
+    for entry in tags.gto_show(repo, name, found_tags):
         registrations = entry.get("registrations") or []
         if not entry.get("is_active", True) or not registrations:
             continue
@@ -140,16 +130,26 @@ def releases(repo: Path) -> list[Release]:
                 sorted(stages),
             )
         )
-    return sorted(
+    ordered = sorted(
         found,
         key=lambda r: [int(p) if p.isdigit() else -1 for p in re.split(r"[.-]", r.version[1:])],
     )
+    return ordered, found_tags.ignored
+
+
+def releases(repo: Path) -> list[Release]:
+    return registry_view(repo)[0]
 
 
 def find_release(repo: Path, version: str) -> Release:
-    for release in releases(repo):
+    found, ignored = registry_view(repo)
+    for release in found:
         if version in (release.version, release.tag):
             return release
+    name, _ = artifact(repo)
+    for tag in (version, f"{name}@{version}"):
+        if tag in ignored:
+            raise RegistryError(f"{tag} is not a verified release: {ignored[tag]}")
     raise RegistryError(f"{version} is not a registered version: `make registry` lists them")
 
 
@@ -203,12 +203,21 @@ def record_path(repo: Path, commit: str = "HEAD") -> str:
 
 def statement_for(rev: str) -> tuple[str, dict, list[str]]:
     """``(title, statement, problems)`` for a version, a release tag, or any commit. A commit
-    that was never released gets a statement built from its files, without run times."""
+    that was never released gets a statement built from its files, without run times; a tag
+    that does not count as a release shows its statement, with why it does not count."""
     repo = repo_root()
-    _, path = artifact(repo)
-    try:
-        release = find_release(repo, rev)
-    except RegistryError:
+    name, path = artifact(repo)
+    found, ignored = registry_view(repo)
+    release = next((r for r in found if rev in (r.version, r.tag)), None)
+    unverified = next((tag for tag in (rev, f"{name}@{rev}") if tag in ignored), None)
+    if release is None and unverified:
+        commit = resolve_commit(repo, unverified)
+        release = Release(unverified, unverified.partition("@")[2], commit, "")
+        _, statement = tag_statement(repo, unverified)
+        problems = [ignored[unverified]]
+        problems += [p for p in check_release(repo, release) if p != ignored[unverified]]
+        return f"{unverified} (commit {commit[:12]}, NOT a verified release)", statement, problems
+    if release is None:
         commit = resolve_commit(repo, rev)
         facts = _facts(repo, commit, path)
         statement = provenance.build_statement(facts, f"git+file://{repo}", "", "")
@@ -325,15 +334,13 @@ def release(version: str) -> Release:
         facts, source, started, utc_now(), artifact=name, release=tag
     )
     message = provenance.tag_message(f"Release {name} {version}", statement)
-    created = run(
-        [_tool("gto"), "register", name, commit, "--version", version, "--message", message],
-        repo,
-        env=git_environment(repo),
-    )
-    if created.returncode != 0:
-        raise RegistryError(f"`gto register` failed: {created.stdout}{created.stderr}")
     # GTO's tag names and format, git's signature (scmrepo, which GTO uses, cannot sign).
-    signing.sign(repo, tag, commit, message)
+    try:
+        tags.make_signed(
+            repo, name, ["register", name, commit, "--version", version, "-m", message]
+        )
+    except RegistryError as error:
+        raise RegistryError(f"release {tag} {error}") from None
     return find_release(repo, version)
 
 
@@ -343,22 +350,18 @@ def promote(version: str, stage: str) -> str:
     target = find_release(repo, version)
     problems = check_release(repo, target)
     if problems:
-        raise RegistryError(f"{target.tag} cannot be promoted: its provenance does not check out")
-    created = run(
-        [_tool("gto"), "assign", name, "--version", target.version, "--stage", stage],
-        repo,
-        env=git_environment(repo),
-    )
-    if created.returncode != 0:
-        raise RegistryError(f"`gto assign` failed: {created.stdout}{created.stderr}")
-    return f"{name}#{stage}"
+        raise RegistryError(
+            f"{target.tag} cannot be promoted: its provenance does not check out: {problems[0]}"
+        )
+    action = ["assign", name, "--version", target.version, "--stage", stage]
+    return tags.make_signed(repo, name, action)
 
 
 def rollback(version: str, out_dir: Path | None = None) -> Path:
     """Materialise a registered version's model outside the workspace, hash-verified."""
     repo = repo_root()
     target = find_release(repo, version)
-    name, path = artifact(repo, target.commit)
+    _, path = artifact(repo, target.commit)
     start = time.perf_counter()
     result, detail, destination = "failure", "", None
     try:
@@ -369,22 +372,12 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
         out = (out_dir or repo / "build" / "rollback" / target.tag.replace("@", "-")).resolve()
         with tempfile.TemporaryDirectory() as scratch:
             fetched = Path(scratch) / Path(path).name
-            got = run(
-                [
-                    _tool("dvc"),
-                    "artifacts",
-                    "get",
-                    str(repo),
-                    name,
-                    "--rev",
-                    target.version,
-                    "-o",
-                    str(fetched),
-                ],
-                repo,
-            )
+            # `dvc get` at the release's commit, not `dvc artifacts get --rev <version>`: that
+            # resolves the version through GTO over every tag, where a stray tag shadows it.
+            command = [_tool("dvc"), "get", str(repo), path, "--rev", target.commit]
+            got = run([*command, "-o", str(fetched)], repo)
             if got.returncode != 0:
-                raise RegistryError(f"`dvc artifacts get` failed: {got.stderr.strip()}")
+                raise RegistryError(f"`dvc get` failed: {got.stderr.strip()}")
             actual = file_digest(fetched)
             if actual != fields["model-sha256"]:
                 raise RegistryError(

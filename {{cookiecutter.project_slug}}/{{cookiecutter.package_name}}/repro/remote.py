@@ -55,6 +55,25 @@ print(json.dumps({
     for md5 in wanted
 }))
 """
+# Fetch objects (directories: the manifest, then its files) into this checkout's DVC cache.
+_REMOTE_FETCH = """
+import json, sys
+from dvc.repo import Repo
+from dvc_data.hashfile.hash_info import HashInfo
+from dvc_data.hashfile.tree import Tree
+repo = Repo(".")
+wanted = json.load(sys.stdin)
+repo.cloud.pull([HashInfo("md5", md5) for md5 in wanted])
+local = repo.cache.local
+files = [
+    info
+    for md5 in wanted
+    if md5.endswith(".dir") and local.exists(md5)
+    for _, _, info in Tree.load(local, HashInfo("md5", md5))
+]
+if files:
+    repo.cloud.pull(files)
+"""
 REMOTE_PROBE_SECONDS = float(os.environ.get("REPRO_REMOTE_TIMEOUT", "30"))
 _CREDENTIAL_ERRORS = ("Credential", "Auth", "Permission", "Forbidden", "AccessDenied", "Signature")
 # What each kind of remote reads its credentials from: .dvc/config.local, or the environment.
@@ -115,6 +134,16 @@ def remote_lacks(repo: Path, md5s: set[str]) -> dict[str, list[str] | None]:
     if found.returncode != 0:
         raise RemoteError(f"could not query the DVC remote: {found.stderr.strip()[-500:]}")
     return json.loads(found.stdout)
+
+
+def fetch_objects(repo: Path, md5s: list[str]) -> None:
+    """Bring these objects from the DVC remote into ``repo``'s cache, with this environment's
+    DVC and ``repo``'s credentials (a rebuild's own checkout never gets them). What the remote
+    lacks is simply not fetched: the caller checks its cache afterwards and names it."""
+    probe_remote(repo)
+    fetched = run([sys.executable, "-c", _REMOTE_FETCH], cwd=repo, input=json.dumps(md5s))
+    if fetched.returncode != 0:
+        raise RemoteError(f"could not fetch from the DVC remote: {fetched.stderr.strip()[-500:]}")
 
 
 # ---- credentials for CI, from its secrets ------------------------------------------------

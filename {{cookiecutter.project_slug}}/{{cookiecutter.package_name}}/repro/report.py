@@ -36,15 +36,23 @@ def _p95(values: list[float]) -> float:
 
 def measures(repo: Path) -> dict:
     registry.require_full_history(repo)
-    releases = registry.releases(repo)
-    released = {release.commit: release for release in releases}
+    releases, ignored = registry.registry_view(repo)
+    provenance = {release.tag: registry.check_release(repo, release) for release in releases}
+    # Only records about releases that verify (signature and provenance) count: a record about
+    # a broken release, or about any other commit, says nothing about what was released.
+    verified = {r.commit: r for r in releases if not provenance[r.tag]}
     records, skipped = all_records(repo)
-    rebuilds = [r for r in records if r.get("kind") == "rebuild"]
-    rollbacks = [r for r in records if r.get("kind") == "rollback"]
-    field = [r for r in rebuilds if r["revision"] in released and not r["varied_environment"]]
+    counted = [
+        r
+        for r in records
+        if r["revision"] in verified
+        and (r.get("kind") != "rollback" or r.get("release") == verified[r["revision"]].tag)
+    ]
+    rebuilds = [r for r in counted if r.get("kind") == "rebuild"]
+    rollbacks = [r for r in counted if r.get("kind") == "rollback"]
+    field = [r for r in rebuilds if not r["varied_environment"]]
     lab = [r for r in rebuilds if r["varied_environment"]]
     timed = [r for r in rebuilds if r["result"] in ("match", "equivalent", "mismatch")]
-    provenance = {release.tag: registry.check_release(repo, release) for release in releases}
 
     environments: dict[str, dict] = {}
     for record in rebuilds:
@@ -78,7 +86,11 @@ def measures(repo: Path) -> dict:
     totals = [r["timings"]["total"] for r in timed]
     return {
         "releases": len(releases),
-        "with_full_provenance": sum(not problems for problems in provenance.values()),
+        "verified_releases": len(verified),
+        "broken_releases": len(releases) - len(verified),
+        "with_full_provenance": len(verified),
+        "records_not_counted": len(records) - len(counted),
+        "ignored_tags": ignored,
         "field": _rate(field),
         # The portable level: predictions and metrics the same on another machine.
         "field_portable": _rate(field, accepted=("match", "equivalent")),
@@ -101,7 +113,7 @@ def measures(repo: Path) -> dict:
             "fingerprints": [environments[key] for key in consistent],
         },
         "per_release": per_release,
-        "signers": dict(collections.Counter(r["signed_by"] for r in records if "signed_by" in r)),
+        "signers": dict(collections.Counter(r["signed_by"] for r in counted if "signed_by" in r)),
         "skipped_records": skipped,
     }
 
@@ -121,7 +133,8 @@ def _seconds(value: float | None) -> str:
 def format_report(data: dict) -> str:
     time = data["time_to_reproduce"]
     lines = [
-        f"Reproducibility report: {data['releases']} releases",
+        f"Reproducibility report: {data['releases']} releases "
+        f"({data['verified_releases']} verified, {data['broken_releases']} broken)",
         "  releases with full provenance:       "
         + _percent(data["with_full_provenance"], data["releases"]),
         f"  reproduction success, field:         {_rate_line(data['field'])}"
@@ -158,6 +171,14 @@ def format_report(data: dict) -> str:
             "  records signed by:                   "
             + ", ".join(f"{who} ({count})" for who, count in sorted(data["signers"].items()))
         )
+    if data["records_not_counted"]:
+        lines.append(
+            f"  {data['records_not_counted']} valid records are about commits that are not "
+            "verified releases (HEAD rebuilds, broken releases): not counted"
+        )
+    if data["ignored_tags"]:
+        lines.append(f"  ignored {len(data['ignored_tags'])} tags (not releases or stages):")
+        lines += [f"    {why}" for _, why in sorted(data["ignored_tags"].items())]
     if data["skipped_records"]:
         lines.append(f"  skipped {len(data['skipped_records'])} records (not counted):")
         lines += [f"    {line}" for line in data["skipped_records"]]
