@@ -695,6 +695,15 @@ def tag_list(project: Project) -> set[str]:
     return set(run(["git", "tag"], cwd=project.path).stdout.split())
 
 
+def back_to_v2(project: Project, *tags: str) -> None:
+    """Put the lifecycle project back as the fixture left it: the tags a test made deleted,
+    main at v2, the workspace as committed."""
+    for tag in tags:
+        run(["git", "tag", "-d", tag], cwd=project.path, check=False)
+    project.git("reset", "-q", "--hard", "model@v2.0.0")
+    restore_committed_state(project)
+
+
 def attack_commit(project: Project, evidence: Path) -> str:
     """A commit whose first stage command first tries to reach the signing key: git's
     ``user.signingkey``, the environment (CI's ``REPROML_SIGNING_KEY``) and HOME, all written
@@ -742,9 +751,7 @@ def test_an_unsigned_release_never_runs_where_a_key_is_and_a_rebuild_sees_no_key
         assert not Path(f"{evidence}.key").exists()
         assert tag_list(project) == before | {"model@v5.0.0"}
     finally:
-        run(["git", "tag", "-d", "model@v5.0.0"], cwd=project.path, check=False)
-        project.git("reset", "-q", "--hard", "model@v2.0.0")
-        restore_committed_state(project)
+        back_to_v2(project, "model@v5.0.0")
 
 
 def test_ci_key_signs_records_that_count_but_a_release_it_signs_is_refused(lifecycle, tmp_path):
@@ -781,9 +788,7 @@ def test_ci_key_signs_records_that_count_but_a_release_it_signs_is_refused(lifec
         assert re.search(r"records signed by:.*ci@reproml \(1\)", report), report
         assert re.search(r"reproduction success, field:\s+2/2", report), report
     finally:
-        run(["git", "tag", "-d", "model@v6.0.0"], cwd=project.path, check=False)
-        project.git("reset", "-q", "--hard", "model@v2.0.0")
-        restore_committed_state(project)
+        back_to_v2(project, "model@v6.0.0")
 
 
 def test_an_openpgp_signed_tag_in_ssh_mode_is_not_a_release(lifecycle, tmp_path):
@@ -812,8 +817,7 @@ def test_an_openpgp_signed_tag_in_ssh_mode_is_not_a_release(lifecycle, tmp_path)
         refused = project.make("promote", "VERSION=v7.0.0", env=env, check=False)
         assert refused.returncode != 0 and "is not a verified release" in refused.stderr
     finally:
-        run(["git", "tag", "-d", "model@v7.0.0"], cwd=project.path, check=False)
-        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        back_to_v2(project, "model@v7.0.0")
 
 
 def tag_object(project: Project, target: str, kind: str, name: str) -> str:
@@ -882,6 +886,4 @@ def test_stray_tags_neither_stop_nor_shadow_the_registry_and_are_named(lifecycle
         finally:
             project.git("config", "user.signingkey", key)
     finally:
-        for tag in tag_list(project) - before:
-            run(["git", "tag", "-d", tag], cwd=project.path, check=False)
-        project.git("reset", "-q", "--hard", "model@v2.0.0")
+        back_to_v2(project, *(tag_list(project) - before))
