@@ -736,7 +736,7 @@ def test_an_unsigned_release_never_runs_where_a_key_is_and_a_rebuild_sees_no_key
         output = field.stdout + field.stderr
         assert "model@v5.0.0: NOT VERIFIED, not rebuilt: model@v5.0.0 is not signed" in output
         assert not evidence.exists() and not Path(f"{evidence}.key").exists()
-        listed = project.make("release-list", env=key)
+        listed = project.make("--no-print-directory", "release-list", env=key)
         assert "model@v5.0.0" not in listed.stdout and "model@v5.0.0" in listed.stderr
         assert tag_list(project) == before | {"model@v5.0.0"}
 
@@ -864,7 +864,10 @@ def test_stray_tags_neither_stop_nor_shadow_the_registry_and_are_named(lifecycle
         report = project.make("report").stdout
         assert "Reproducibility report: 2 releases (2 verified, 0 broken)" in report
         assert "ignored 5 tags" in report
-        assert project.make("release-list").stdout.strip() == '["model@v1.0.0", "model@v2.0.0"]'
+        assert (
+            project.make("--no-print-directory", "release-list").stdout.strip()
+            == '["model@v1.0.0", "model@v2.0.0"]'
+        )
         assert "success, hash-verified" in project.make("rollback", "VERSION=v1.0.0").stdout
 
         # A promotion still works (its tag never takes a stray tag's name), and is signed.

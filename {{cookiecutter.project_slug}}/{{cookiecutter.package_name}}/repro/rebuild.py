@@ -453,7 +453,7 @@ def resolve(repo: Path, ref: str) -> str:
     names += [f"refs/tags/{name}@{ref}" for name in artifacts]
     commits = {}
     for name in names:
-        peeled = git(repo, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        peeled = git(repo, "rev-parse", "--verify", "--quiet", name + "^{commit}")
         if peeled.returncode == 0:
             commits[name] = peeled.stdout.strip()
     if len(set(commits.values())) > 1:

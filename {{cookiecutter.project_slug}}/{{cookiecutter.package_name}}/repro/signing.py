@@ -46,8 +46,14 @@ _KIND_NAMES = {"ssh": "SSH", "gpg": "OpenPGP", "x509": "X.509"}
 # ---- the trust root: the default branch ----------------------------------------------------
 
 _trusted: dict[Path, tuple[str, Path]] = {}
-_scratch = Path(tempfile.mkdtemp(prefix="reproml-trust-"))
-atexit.register(shutil.rmtree, _scratch, True)
+_scratch: list[Path] = []  # made on first use: most commands never verify or sign anything
+
+
+def _scratch_dir() -> Path:
+    if not _scratch:
+        _scratch.append(Path(tempfile.mkdtemp(prefix="reproml-trust-")))
+        atexit.register(shutil.rmtree, _scratch[0], True)
+    return _scratch[0]
 
 
 def default_branch(repo: Path) -> str:
@@ -111,7 +117,7 @@ def _trusted_state(repo: Path) -> tuple[str, Path]:
                 f"{where}: [tool.reproml] release_signing = {chosen!r} is not one of "
                 f"{', '.join(MODES)}"
             )
-        allowed = _scratch / f"allowed_signers-{len(_trusted)}"
+        allowed = _scratch_dir() / f"allowed_signers-{len(_trusted)}"
         listed = git(repo, "show", f"{ref}:{ALLOWED_SIGNERS}")
         allowed.write_text(listed.stdout if listed.returncode == 0 else "", encoding="utf-8")
         _trusted[repo] = (chosen, allowed)
@@ -344,7 +350,7 @@ def create_signed_tag(repo: Path, tag: str, commit: str, message: str) -> None:
     """Create ``tag`` (annotated, ``message``) on ``commit``, signed; refuse, leaving no tag,
     if it cannot be signed or its signature would not count."""
     chosen = mode(repo)
-    message_file = _scratch / "tag-message"
+    message_file = _scratch_dir() / "tag-message"
     message_file.write_text(message, encoding="utf-8")
     sign = ["-s"] if chosen != "off" else []
     with _key_file(repo) as held:

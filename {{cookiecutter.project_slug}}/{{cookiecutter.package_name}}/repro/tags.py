@@ -65,7 +65,7 @@ def artifact_tags(repo: Path, name: str) -> ArtifactTags:
             tags.signers[tag] = who
         # Fully peeled (a tag of a tag of a commit): the placeholder of an ignored tag must
         # be a plain commit, or GTO would read the inner tag object as a tag of its own.
-        peeled = git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+        peeled = git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}" + "^{commit}")
         if peeled.returncode == 0:
             tags.found[tag] = (target, peeled.stdout.strip())
         else:
