@@ -761,6 +761,7 @@ def test_ci_key_signs_records_that_count_but_a_release_it_signs_is_refused(lifec
     releaser = run(["git", "config", "user.signingkey"], cwd=project.path).stdout.strip()
     said = project.make("signing-key", env={"REPROML_SIGNING_KEY": ci.read_text()}).stdout
     line = re.search(r"^  (ci@reproml namespaces=\"reproml-record\" ssh-ed25519 \S+)$", said, re.M)
+    assert line, said
     project.git("config", "user.signingkey", releaser)  # signing-key pointed git at CI's key
     allowed = project.path / ".allowed_signers"
     try:

@@ -8,6 +8,7 @@ is configured, so a fresh CI runner can still write notes and tags.
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -93,12 +94,22 @@ def git_show(repo: Path, commit: str, path: str) -> str | None:
     return shown.stdout if shown.returncode == 0 else None
 
 
-def secret_file(repo: Path, name: str, text: str) -> Path:
-    """``text`` in ``.git/<name>`` (CI keys): never committed, readable by this user only."""
-    git_dir = Path(run(["git", "rev-parse", "--absolute-git-dir"], cwd=repo).stdout.strip())
-    path = git_dir / name
+def owner_only_file(path: Path, text: str) -> Path:
+    """``text`` (a key) in a new file at ``path`` that only this user can read, created so
+    (``O_EXCL``, mode 0600) that it is never readable by others, not even for a moment."""
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text.strip() + "\n")
     return path
+
+
+def secret_file(repo: Path, name: str, text: str) -> Path:
+    """``text`` in ``.git/<name>`` (CI keys): never committed, readable by this user only."""
+    git_dir = Path(run(["git", "rev-parse", "--absolute-git-dir"], cwd=repo).stdout.strip())
+    return owner_only_file(git_dir / name, text)
+
+
+def console_script(name: str) -> str:
+    """A console script of this environment (dvc, gto), whatever PATH says."""
+    return str(Path(sys.executable).parent / name)

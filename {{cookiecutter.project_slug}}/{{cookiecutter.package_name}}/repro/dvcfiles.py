@@ -16,6 +16,19 @@ def tracked_outputs(text: str, dvc_file: str) -> list[tuple[str, str]]:
     ]
 
 
+def tracked_at(repo: Path, commit: str) -> list[tuple[str, str, str]]:
+    """``(.dvc file, tracked path, md5)`` of every output of every ``.dvc`` file ``commit``
+    holds, read from git (no checkout needed)."""
+    from .commands import git_show, run  # tools only: stages import this module too
+
+    listed = run(["git", "ls-tree", "-r", "-z", "--name-only", commit], cwd=repo).stdout
+    found = []
+    for name in (name for name in listed.split("\0") if name.endswith(".dvc")):
+        text = git_show(repo, commit, name) or ""
+        found += [(name, path, md5) for path, md5 in tracked_outputs(text, name)]
+    return found
+
+
 def recorded_md5(path: str | Path) -> str | None:
     """The md5 DVC recorded for ``path`` in ``<path>.dvc``, if that file tracks it and the
     size it records is the file's size (a cheap sign the record is current)."""

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import rebuild, registry
+from . import rebuild, registry, tags
 from .errors import RebuildError, RegistryError
 from .locking import find_uv
 from .records import append_record, utc_now
@@ -40,16 +40,19 @@ def release_tags(
     registry.require_full_history(repo)
     found, ignored = registry.registry_view(repo)
     if wanted:
-        name, _ = registry.artifact(repo)
-        names = {tag for version in wanted for tag in (version, f"{name}@{version}")}
+        names = set()
         for version in wanted:
-            if not {version, f"{name}@{version}"} & ({r.tag for r in found} | set(ignored)):
+            named = registry.tags_for_version(repo, version)
+            if not set(named) & ({r.tag for r in found} | set(ignored)):
                 raise RegistryError(
                     f"{version} is not a registered version: `make registry` lists them"
                 )
+            names.update(named)
         found = [release for release in found if release.tag in names]
         ignored = {tag: why for tag, why in ignored.items() if tag in names}
-    refused = {tag: why for tag, why in ignored.items() if "@" in tag}
+    # Of the tags that do not count, those that would register a version: the releases that
+    # are not rebuilt (stage and deprecation tags are no releases at all).
+    refused = {tag: why for tag, why in ignored.items() if tags.registers_a_version(tag)}
     verified = []
     for release in found:
         problems = registry.check_release(repo, release)

@@ -56,12 +56,13 @@ def _read_for_inference(path: Path):
                 false_values=FALSE_VALUES,
             )
             table = arrow_csv.read_csv(path, convert_options=convert)
-        else:
+        else:  # before reading: arrow's own error for a repeated name names no column
             refuse_duplicate_names(path, pq.read_schema(path).names)
             table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"{path}: cannot be read as a table: {error}") from None
-    refuse_duplicate_names(path, table.column_names)
+    if path.suffix.lower() == ".csv":
+        refuse_duplicate_names(path, table.column_names)
     return table
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from .commands import git, git_show, run
-from .dvcfiles import tracked_outputs
+from .commands import git, run
+from .dvcfiles import tracked_at
 from .errors import ProjectError, RebuildError, RemoteError
 from .hashing import file_digest
 from .launcher import PACKAGE, PROJECT_ROOT, VARIED_UMASK, varied_environment
@@ -285,7 +285,8 @@ class Rebuilder:
         """The revision's tracked inputs: what the project's cache lacks is fetched from the
         remote (by this process), then each file is copied into the rebuild's own cache with
         its md5 checked, and the revision's DVC checks them out (no network, no credential)."""
-        inputs = self._tracked_inputs()
+        tracked = tracked_at(self.repo, self.rebuild.commit)
+        inputs = [(path, md5) for _, path, md5 in tracked]
         if not inputs:
             return
         cache = self.repo / ".dvc" / "cache"
@@ -314,20 +315,7 @@ class Rebuilder:
                     "objects without rehashing them). Fix: delete that object and `dvc pull` "
                     "again."
                 )
-        targets = sorted({dvc_file for dvc_file, _, _ in self._dvc_files()})
-        self._dvc("checkout", "--quiet", *targets)
-
-    def _dvc_files(self) -> list[tuple[str, str, str]]:
-        """``(.dvc file, tracked path, md5)`` for every output of the revision's .dvc files."""
-        listed = _git(self.repo, "ls-tree", "-r", "-z", "--name-only", self.rebuild.commit)
-        found = []
-        for name in (name for name in listed.split("\0") if name.endswith(".dvc")):
-            text = git_show(self.repo, self.rebuild.commit, name) or ""
-            found += [(name, path, md5) for path, md5 in tracked_outputs(text, name)]
-        return found
-
-    def _tracked_inputs(self) -> list[tuple[str, str]]:
-        return [(path, md5) for _, path, md5 in self._dvc_files()]
+        self._dvc("checkout", "--quiet", *sorted({dvc_file for dvc_file, _, _ in tracked}))
 
     def _files(self, cache: Path, inputs, manifests: bool = False) -> list[tuple[str, str]]:
         """Every file behind the inputs with its md5, directories expanded from their manifest
@@ -344,13 +332,13 @@ class Rebuilder:
         return files
 
     def _missing(self, cache: Path, inputs) -> list[str]:
-        present = [(p, m) for p, m in inputs if _cache_object(cache, m).exists()]
-        absent = [f"{p} (md5 {m})" for p, m in inputs if not _cache_object(cache, m).exists()]
-        return absent + [
-            f"{path} (md5 {md5})"
-            for path, md5 in self._files(cache, present)
-            if not _cache_object(cache, md5).exists()
+        """Inputs, then files of directory inputs, that ``cache`` lacks."""
+        absent = [(p, m) for p, m in inputs if not _cache_object(cache, m).exists()]
+        present = [entry for entry in inputs if entry not in absent]
+        absent += [
+            (p, m) for p, m in self._files(cache, present) if not _cache_object(cache, m).exists()
         ]
+        return [f"{path} (md5 {md5})" for path, md5 in absent]
 
     def _dvc(self, *args: str) -> None:
         result = run([*self.dvc, *args], cwd=self.worktree, env=self.env)
@@ -445,7 +433,8 @@ def resolve(repo: Path, ref: str) -> str:
         found, _ = registry.registry_view(repo)
     except ProjectError:
         found = []  # no artifact declared, or no trusted branch: plain git names only
-    release = next((r for r in found if ref in (r.version, r.tag)), None)
+    names = registry.tags_for_version(repo, ref) if found else ()
+    release = next((r for r in found if r.tag in names), None)
     if release:
         return release.commit
     artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}

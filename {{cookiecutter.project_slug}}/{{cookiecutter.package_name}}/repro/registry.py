@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from . import provenance, signing, tags
-from .commands import run
-from .dvcfiles import tracked_outputs
+from .commands import console_script, run
+from .dvcfiles import tracked_at
 from .errors import RegistryError, RemoteError
 from .hashing import file_digest
 from .records import append_record, utc_now
@@ -40,11 +40,6 @@ class Release:
     commit: str
     created: str
     stages: list[str] = field(default_factory=list)
-
-
-def _tool(name: str) -> str:
-    """A console script of this environment (dvc, gto), whatever PATH says."""
-    return str(Path(sys.executable).parent / name)
 
 
 def repo_root() -> Path:
@@ -141,13 +136,20 @@ def releases(repo: Path) -> list[Release]:
     return registry_view(repo)[0]
 
 
+def tags_for_version(repo: Path, version: str) -> tuple[str, str]:
+    """The release tags ``version`` may name: itself (``model@v1.0.0``) or ``model@<version>``
+    (``v1.0.0``), as every command takes a release."""
+    name, _ = artifact(repo)
+    return version, f"{name}@{version}"
+
+
 def find_release(repo: Path, version: str) -> Release:
     found, ignored = registry_view(repo)
+    names = tags_for_version(repo, version)
     for release in found:
-        if version in (release.version, release.tag):
+        if release.tag in names:
             return release
-    name, _ = artifact(repo)
-    for tag in (version, f"{name}@{version}"):
+    for tag in names:
         if tag in ignored:
             raise RegistryError(f"{tag} is not a verified release: {ignored[tag]}")
     raise RegistryError(f"{version} is not a registered version: `make registry` lists them")
@@ -206,10 +208,11 @@ def statement_for(rev: str) -> tuple[str, dict, list[str]]:
     that was never released gets a statement built from its files, without run times; a tag
     that does not count as a release shows its statement, with why it does not count."""
     repo = repo_root()
-    name, path = artifact(repo)
+    _, path = artifact(repo)
     found, ignored = registry_view(repo)
-    release = next((r for r in found if rev in (r.version, r.tag)), None)
-    unverified = next((tag for tag in (rev, f"{name}@{rev}") if tag in ignored), None)
+    names = tags_for_version(repo, rev)
+    release = next((r for r in found if r.tag in names), None)
+    unverified = next((tag for tag in names if tag in ignored), None)
     if release is None and unverified:
         commit = resolve_commit(repo, unverified)
         release = Release(unverified, unverified.partition("@")[2], commit, "")
@@ -240,7 +243,7 @@ def gate_clean_tree(repo: Path) -> str | None:
 
 
 def gate_pipeline_up_to_date(repo: Path) -> str | None:
-    status = run([_tool("dvc"), "status", "--json"], repo)
+    status = run([console_script("dvc"), "status", "--json"], repo)
     stale = json.loads(status.stdout or "{}") if status.returncode == 0 else None
     if stale is None or stale:
         detail = ", ".join(sorted(stale)) if stale else status.stderr.strip()
@@ -374,7 +377,7 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
             fetched = Path(scratch) / Path(path).name
             # `dvc get` at the release's commit, not `dvc artifacts get --rev <version>`: that
             # resolves the version through GTO over every tag, where a stray tag shadows it.
-            command = [_tool("dvc"), "get", str(repo), path, "--rev", target.commit]
+            command = [console_script("dvc"), "get", str(repo), path, "--rev", target.commit]
             got = run([*command, "-o", str(fetched)], repo)
             if got.returncode != 0:
                 raise RegistryError(f"`dvc get` failed: {got.stderr.strip()}")
@@ -433,10 +436,7 @@ def _cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
         for out in stage.get("outs") or []:
             if out["path"] not in uncached_paths and out.get("md5"):
                 objects[out["md5"]] = out["path"]
-    tracked = run(["git", "ls-tree", "-r", "--name-only", commit], repo).stdout.split()
-    for dvc_file in (name for name in tracked if name.endswith(".dvc")):
-        text = run(["git", "show", f"{commit}:{dvc_file}"], repo).stdout
-        objects.update({md5: path for path, md5 in tracked_outputs(text, dvc_file)})
+    objects.update({md5: path for _, path, md5 in tracked_at(repo, commit)})
     return objects
 
 
@@ -499,7 +499,7 @@ def gc() -> list[str]:
         "--all-experiments",
         "--force",
     ]
-    planned = run([_tool("dvc"), "gc", *flags, "--dry"], repo)
+    planned = run([console_script("dvc"), "gc", *flags, "--dry"], repo)
     if planned.returncode != 0:
         raise RegistryError(f"`dvc gc --dry` failed: {planned.stderr.strip()}")
     doomed = re.findall(r"files/md5/([0-9a-f]{2})/([0-9a-f.a-z]+)", planned.stdout + planned.stderr)
@@ -514,7 +514,7 @@ def gc() -> list[str]:
             + "\n".join(f"  {path}" for path in endangered)
             + "\nFix: `dvc push --all-commits` (then `make gc` again)."
         )
-    done = run([_tool("dvc"), "gc", *flags], repo)
+    done = run([console_script("dvc"), "gc", *flags], repo)
     if done.returncode != 0:
         raise RegistryError(f"`dvc gc` failed: {done.stderr.strip()}")
     return [f"{a}{b}" for a, b in doomed]

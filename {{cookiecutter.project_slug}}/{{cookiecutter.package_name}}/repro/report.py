@@ -86,9 +86,9 @@ def measures(repo: Path) -> dict:
     totals = [r["timings"]["total"] for r in timed]
     return {
         "releases": len(releases),
-        "verified_releases": len(verified),
-        "broken_releases": len(releases) - len(verified),
+        # A release verifies exactly when its provenance is full (signature included).
         "with_full_provenance": len(verified),
+        "broken_releases": len(releases) - len(verified),
         "records_not_counted": len(records) - len(counted),
         "ignored_tags": ignored,
         "field": _rate(field),
@@ -134,7 +134,7 @@ def format_report(data: dict) -> str:
     time = data["time_to_reproduce"]
     lines = [
         f"Reproducibility report: {data['releases']} releases "
-        f"({data['verified_releases']} verified, {data['broken_releases']} broken)",
+        f"({data['with_full_provenance']} verified, {data['broken_releases']} broken)",
         "  releases with full provenance:       "
         + _percent(data["with_full_provenance"], data["releases"]),
         f"  reproduction success, field:         {_rate_line(data['field'])}"

@@ -26,7 +26,7 @@ import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 
-from .commands import git, run, secret_file
+from .commands import git, owner_only_file, run, secret_file
 from .errors import RegistryError, SigningError
 
 ALLOWED_SIGNERS = ".allowed_signers"
@@ -124,11 +124,6 @@ def _trusted_state(repo: Path) -> tuple[str, Path]:
     return _trusted[repo]
 
 
-def forget_trusted_state() -> None:
-    """Read the default branch again (after a commit to it, in a long-lived process)."""
-    _trusted.clear()
-
-
 def mode(repo: Path) -> str:
     """The project's choice on its default branch: ``ssh`` (default), ``gpg`` or ``off``."""
     return _trusted_state(repo)[0]
@@ -204,8 +199,8 @@ def _gpg_signer(repo: Path, payload: bytes, signature: bytes):
     if checked.returncode != 0 or valid is None:
         return None, "its OpenPGP signature does not verify"
     fingerprints = {valid[2].upper(), valid[-1].upper()}  # the signing key and its primary
-    for fingerprint in fingerprints & set(pinned):
-        return pinned[fingerprint], None
+    if fingerprints & set(pinned):
+        return pinned[min(fingerprints & set(pinned))], None
     if any(line[1] in ("TRUST_FULLY", "TRUST_ULTIMATE") for line in status):
         good = next((line for line in status if line[1] == "GOODSIG"), valid)
         return " ".join(good[3:]) or valid[2], None
@@ -296,18 +291,14 @@ def hold_key_from_environment() -> None:
 
 
 @contextmanager
-def _key_file(repo: Path):
-    """The private key to sign with, as a path: the held key, written owner-only into a
-    temporary folder for the duration of one call, or git's configured ``user.signingkey``."""
+def _held_key_file():
+    """The held key as a path, written owner-only into a temporary folder for the duration of
+    one call (None without a held key: git's configured ``user.signingkey`` signs)."""
     if _held_key is None:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="reproml-key-") as scratch:
-        path = Path(scratch) / "key"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(_held_key)
-        yield str(path)
+        yield str(owner_only_file(Path(scratch) / "key", _held_key))
 
 
 def _config(repo: Path, key: str, default: str = "") -> str:
@@ -331,7 +322,7 @@ def _ssh_key_file(repo: Path, scratch: Path) -> str:
 def sign_text(repo: Path, text: str) -> str:
     """An armored signature of ``text`` by this repository's signing key (records only)."""
     chosen = mode(repo)
-    with tempfile.TemporaryDirectory() as scratch, _key_file(repo) as held:
+    with tempfile.TemporaryDirectory() as scratch, _held_key_file() as held:
         if chosen == "ssh":
             key = held or _ssh_key_file(repo, Path(scratch))
             command = ["ssh-keygen", "-Y", "sign", "-q", "-n", RECORD_NAMESPACE, "-f", key]
@@ -353,7 +344,7 @@ def create_signed_tag(repo: Path, tag: str, commit: str, message: str) -> None:
     message_file = _scratch_dir() / "tag-message"
     message_file.write_text(message, encoding="utf-8")
     sign = ["-s"] if chosen != "off" else []
-    with _key_file(repo) as held:
+    with _held_key_file() as held:
         options = ["-c", f"gpg.format={FORMATS.get(chosen, 'ssh')}"]
         if held and chosen == "ssh":
             options += ["-c", f"user.signingkey={held}"]

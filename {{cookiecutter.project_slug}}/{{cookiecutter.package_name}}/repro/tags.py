@@ -12,14 +12,13 @@ never blocks them and a failed one leaves nothing behind.
 
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import signing
-from .commands import git, run
+from .commands import console_script, git, run
 from .errors import RegistryError
 
 # GTO needs an identity to make a tag in the scratch repository; the signed tag the project
@@ -47,6 +46,13 @@ def _parse(tag: str) -> dict:
     from gto.tag import parse_name
 
     return parse_name(tag, raise_on_fail=False) or {}
+
+
+def registers_a_version(tag: str) -> bool:
+    """Whether GTO reads ``tag`` as a version's registration (``model@v1.0.0``, ``...#2``)."""
+    from gto.constants import Action
+
+    return _parse(tag).get("action") == Action.REGISTER
 
 
 def artifact_tags(repo: Path, name: str) -> ArtifactTags:
@@ -116,17 +122,15 @@ def gto_show(repo: Path, name: str, tags: ArtifactTags) -> list[dict]:
             ) from None
 
 
-def gto_tool() -> str:
-    return str(Path(sys.executable).parent / "gto")
-
-
 def make_signed(repo: Path, name: str, action: list[str]) -> str:
     """Run a GTO action that creates a tag (``register``, ``assign``, ``unassign``,
     ``deregister``, ``deprecate``) over the tags that count, then create that tag, signed, in
     ``repo``. Returns the tag's name; on any failure no tag is left."""
     tags = artifact_tags(repo, name)
     with gto_repository(repo, tags) as scratch:
-        made = run([gto_tool(), *action, "--repo", str(scratch)], cwd=repo, env=_gto_env())
+        made = run(
+            [console_script("gto"), *action, "--repo", str(scratch)], cwd=repo, env=_gto_env()
+        )
         if made.returncode != 0:
             said = (made.stdout + made.stderr).strip()
             raise RegistryError(f"`gto {' '.join(action)}` failed, no tag left: {said}")
