@@ -25,7 +25,7 @@ $(UV):
 bootstrap: .venv/.synced ## Install uv and the template's locked tools
 
 test: bootstrap ## Every tier: hook units, the bake matrix, end-to-end projects
-	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 --dist loadgroup --durations=40 $(PYTEST_ARGS)
 
 test-fast: bootstrap ## Tiers 1 and 2 only
 	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
@@ -42,11 +42,12 @@ locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 demo-tables: bootstrap ## Rewrite the shipped demo tables with the package's own writer
 	UV=$(UV) $(VENV_PYTHON) scripts/update_demo_tables.py
 
-bench: bootstrap ## Bake time, pipeline overhead, the scale run (10^4..10^6 rows), CI caches cold/warm
+bench: bootstrap ## Bake time, pipeline overhead, the scale run (10^4..10^6 rows), CI caches, model families
 	UV=$(UV) $(VENV_PYTHON) bench/bake.py
 	UV=$(UV) $(VENV_PYTHON) bench/repro_overhead.py
 	UV=$(UV) $(VENV_PYTHON) bench/scale.py
 	UV=$(UV) $(VENV_PYTHON) bench/ci_cache.py
+	UV=$(UV) $(VENV_PYTHON) bench/families.py
 
 clean: ## Remove the demo and the environments (keeps the uv cache)
 	rm -rf build .venv .bootstrap

@@ -43,6 +43,10 @@ PROJECT_ROOT_NAMES = frozenset(["conf", "data", "models", "metrics", "plots", "t
 LOCKS_GLOB = "{{cookiecutter.project_slug}}/.locks/*/uv.lock"
 LOCKED_NAME = re.compile(r'^name = "([^"]+)"$', re.MULTILINE)
 QUOTES = "\"'`"
+PROJECT_DIR = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
+# Read as text: a model file may hold Jinja (torch_mlp names the package), so not as YAML.
+DATA_TASK = re.compile(r"^task: *(\w+) *$", re.MULTILINE)
+MODEL_TASKS = re.compile(r"^_by_task_:\n((?:[ ]+\w+:.*\n)+)", re.MULTILINE)
 # What baking needs beside cookiecutter, and the one command that installs each. The hook
 # runs DVC and the data writer from the project's own locked environment, made with uv.
 BAKE_REQUIREMENTS = {
@@ -152,6 +156,28 @@ def _remote_url_rules(remote: str, url: str) -> list[str]:
     return []
 
 
+def dataset_task(dataset: str) -> str | None:
+    found = DATA_TASK.search((PROJECT_DIR / "conf" / "data" / f"{dataset}.yaml").read_text())
+    return found.group(1) if found else None
+
+
+def model_tasks(model: str) -> list[str]:
+    """The tasks a model family has a class for (its ``_by_task_`` keys)."""
+    found = MODEL_TASKS.search((PROJECT_DIR / "conf" / "model" / f"{model}.yaml").read_text())
+    return re.findall(r"^[ ]+(\w+):", found.group(1), re.MULTILINE) if found else []
+
+
+def _task_rules(dataset: str, model: str) -> list[str]:
+    task = dataset_task(dataset)
+    if task is None or task in model_tasks(model):
+        return []
+    fitting = [name for name in CHOICES["model"] if task in model_tasks(name)]
+    return [
+        f"model: {model!r} has no class for {task}, the task of dataset={dataset!r}. "
+        f"Fix: pick one of {', '.join(fitting)}."
+    ]
+
+
 def validate(answers: dict) -> list[str]:
     """Every rule ``answers`` break, each naming the key, the value and the fix."""
     problems = []
@@ -178,6 +204,7 @@ def validate(answers: dict) -> list[str]:
     if not problems:
         problems.extend(_package_rules(answers["package_name"]))
     problems.extend(_remote_url_rules(answers["dvc_remote"], answers["dvc_remote_url"]))
+    problems.extend(_task_rules(answers["dataset"], answers["model"]))
     return problems
 
 

@@ -37,13 +37,34 @@ class BakeError(Exception):
     """A post-generation step failed; the message says which and why."""
 
 
-def lock_set_name(python_version: str, remote: str) -> str:
-    return f"py{python_version}-{remote}"
+# The model families whose library is not scikit-learn. Each has lock sets of its own, so
+# only the chosen family's library is in the baked lock (and networks.py only with torch).
+MODEL_LIBRARIES = {
+    "lightgbm": "lightgbm",
+    "xgboost": "xgboost",
+    "catboost": "catboost",
+    "torch_mlp": "torch",
+}
+NETWORKS_MODULE = "networks.py"
+
+
+def network_files(answers: dict) -> list[str]:
+    """The network's module and model file: only a torch_mlp bake has torch to import."""
+    return [f"{answers['package_name']}/{NETWORKS_MODULE}", "conf/model/torch_mlp.yaml"]
+
+
+def lock_set_name(python_version: str, remote: str, model: str = "logreg") -> str:
+    library = MODEL_LIBRARIES.get(model)
+    return f"py{python_version}-{remote}" + (f"-{library}" if library else "")
 
 
 def install_locks(project: Path, answers: dict) -> None:
     """Move the pre-resolved locks for this Python and remote into place, renamed."""
-    source = project / LOCKS_DIR / lock_set_name(answers["python_version"], answers["dvc_remote"])
+    source = (
+        project
+        / LOCKS_DIR
+        / lock_set_name(answers["python_version"], answers["dvc_remote"], answers["model"])
+    )
     if not source.is_dir():
         raise BakeError(f"the template ships no locks for {source.name}: run `make locks` in it")
     for name in LOCK_FILES:
@@ -58,10 +79,14 @@ def install_locks(project: Path, answers: dict) -> None:
 
 
 def remove_unchosen(project: Path, answers: dict) -> None:
-    """Drop the dataset configs and CI files that the answers did not pick."""
+    """Drop the dataset configs, CI files and the network files that the answers did not
+    pick (networks.py imports torch, which only the torch_mlp lock has)."""
     for config in (project / "conf" / "data").glob("*.yaml"):
         if config.stem != answers["dataset"]:
             config.unlink()
+    if MODEL_LIBRARIES.get(answers["model"]) != "torch":
+        for path in network_files(answers):
+            (project / path).unlink()
     for provider, name in CI_FILES.items():
         if provider != answers["ci"]:
             path = project / name

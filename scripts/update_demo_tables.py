@@ -24,7 +24,7 @@ def write_tables(target: Path) -> list[Path]:
     """Every offered demo table, written by the package's own code into ``target``."""
     written = []
     with tempfile.TemporaryDirectory() as scratch:
-        project = render_without_hooks(Path(scratch), "3.11", "local")
+        project = render_without_hooks(Path(scratch), "3.11", "local", "logreg")
         demo_data = project_setup.import_project_module(
             project, "lock_placeholder", "repro.demo_data"
         )

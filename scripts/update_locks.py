@@ -1,4 +1,4 @@
-"""Resolve the lock set of every (Python minor, DVC remote) pair the template offers.
+"""Resolve the lock set of every (Python minor, DVC remote, model library) the template offers.
 
 Baked projects install from these files and never resolve, so this is the only place the
 template talks to the package index. Run it (``make locks``) after changing the baked
@@ -24,13 +24,14 @@ from interpreters import find_interpreter  # noqa: E402
 LOCKS = TEMPLATE / "{{cookiecutter.project_slug}}" / project_setup.LOCKS_DIR
 
 
-def render_without_hooks(output: Path, python_version: str, remote: str) -> Path:
-    """The project's files, rendered for one pair, before any hook has run."""
+def render_without_hooks(output: Path, python_version: str, remote: str, model: str) -> Path:
+    """The project's files, rendered for one lock set, before any hook has run."""
     context = {
         "project_slug": project_setup.LOCK_PLACEHOLDER_SLUG,
         "package_name": "lock_placeholder",
         "python_version": python_version,
         "dvc_remote": remote,
+        "model": model,
     }
     return Path(
         cookiecutter(
@@ -43,9 +44,9 @@ def render_without_hooks(output: Path, python_version: str, remote: str) -> Path
     )
 
 
-def update_pair(python_version: str, remote: str) -> Path:
+def update_set(python_version: str, remote: str, model: str) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
-        project = render_without_hooks(Path(scratch), python_version, remote)
+        project = render_without_hooks(Path(scratch), python_version, remote, model)
         sys.path.insert(0, str(project))
         try:
             from lock_placeholder.repro import locking
@@ -59,7 +60,7 @@ def update_pair(python_version: str, remote: str) -> Path:
             for name in [n for n in sys.modules if n.split(".")[0] == "lock_placeholder"]:
                 del sys.modules[name]
             os.environ.pop("UV_PYTHON", None)
-        target = LOCKS / project_setup.lock_set_name(python_version, remote)
+        target = LOCKS / project_setup.lock_set_name(python_version, remote, model)
         target.mkdir(parents=True, exist_ok=True)
         for name in project_setup.LOCK_FILES:
             shutil.copyfile(project / name, target / name)
@@ -70,11 +71,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--python", nargs="*", default=answer_rules.CHOICES["python_version"])
     parser.add_argument("--remote", nargs="*", default=answer_rules.CHOICES["dvc_remote"])
+    parser.add_argument("--model", nargs="*", default=lock_models())
     args = parser.parse_args(argv)
     for python_version in args.python:
         for remote in args.remote:
-            print(f"locked {update_pair(python_version, remote).relative_to(TEMPLATE)}")
+            for model in args.model:
+                target = update_set(python_version, remote, model)
+                print(f"locked {target.relative_to(TEMPLATE)}", flush=True)
     return 0
+
+
+def lock_models() -> list[str]:
+    """One model family per distinct lock set: the scikit-learn ones share one."""
+    models = answer_rules.CHOICES["model"]
+    return [models[0], *project_setup.MODEL_LIBRARIES]
 
 
 if __name__ == "__main__":

@@ -36,28 +36,54 @@ def default_answers() -> dict:
     return answers
 
 
-def matrix(primary: tuple[str, ...], cycled: tuple[str, ...]) -> list[dict]:
+def matrix(
+    primary: tuple[str, ...], cycled: tuple[str, ...], choices: dict | None = None
+) -> list[dict]:
     """The full product of ``primary`` options; the others are cycled through the rows, since
-    they do not interact with the primary ones (each value still appears at least once)."""
+    they do not interact with the primary ones (each value still appears at least once).
+    ``choices`` narrows an option's values. A model that has no class for its row's dataset
+    task (ridge on a classification table) gets a dataset of a task it has."""
+    choices = {**CHOICES, **(choices or {})}
     rows = [{}]
     for key in primary:
-        rows = [{**row, key: value} for row in rows for value in CHOICES[key]]
+        rows = [{**row, key: value} for row in rows for value in choices[key]]
     for shift, key in enumerate(cycled, start=1):
-        values = CHOICES[key]
+        values = choices[key]
         for index, row in enumerate(rows):
             # Each cycled option advances by one more step per block of rows, so options with
             # the same number of values do not stay paired (ci=github with one dataset only).
             row[key] = values[(index + shift * (index // len(values))) % len(values)]
-    assert all(len(rows) >= len(CHOICES[key]) for key in cycled)
-    return rows
+    assert all(len(rows) >= len(choices[key]) for key in cycled)
+    rows = [fit_task(row) for row in rows]
+    return [row for index, row in enumerate(rows) if row not in rows[:index]]
 
 
-def model_target(name: str) -> str:
-    """The estimator class a shipped model file (conf/model/<name>.yaml) names."""
-    import yaml
+def fit_task(row: dict) -> dict:
+    """``row`` with a dataset whose task its model has a class for."""
+    import answer_rules
 
-    conf = TEMPLATE / "{{cookiecutter.project_slug}}" / "conf" / "model" / f"{name}.yaml"
-    return yaml.safe_load(conf.read_text())["_target_"]
+    if "dataset" not in row or "model" not in row:
+        return row
+    tasks = answer_rules.model_tasks(row["model"])
+    if answer_rules.dataset_task(row["dataset"]) in tasks:
+        return row
+    dataset = next(name for name in CHOICES["dataset"] if answer_rules.dataset_task(name) in tasks)
+    return {**row, "dataset": dataset}
+
+
+def model_target(name: str, task: str = "classification") -> str:
+    """The estimator class a shipped model file (conf/model/<name>.yaml) names for a task."""
+    import answer_rules
+
+    text = (answer_rules.PROJECT_DIR / "conf" / "model" / f"{name}.yaml").read_text()
+    block = answer_rules.MODEL_TASKS.search(text).group(1)
+    return dict(line.strip().split(": ", 1) for line in block.splitlines())[task]
+
+
+def dataset_task(name: str) -> str:
+    import answer_rules
+
+    return answer_rules.dataset_task(name)
 
 
 def chosen_model(project: Path) -> str:
@@ -118,3 +144,25 @@ def output_dir(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     return out
+
+
+# Run order for `make test` (two workers): the longest units first, so neither worker is left
+# with one long test at the end; the many short tier 1 and 2 tests fill in last.
+LONGEST_FIRST = (
+    "test_model_families.py",
+    "test_ci.py",
+    "test_registry.py",
+    "test_end_to_end.py",
+    "test_remotes.py",
+    "test_own_data.py",
+    "test_tools.py",
+    "test_regression.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

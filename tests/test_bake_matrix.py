@@ -17,6 +17,7 @@ from conftest import (
     TEMPLATE,
     bake,
     baked_module,
+    dataset_task,
     default_answers,
     matrix,
     model_target,
@@ -24,9 +25,17 @@ from conftest import (
     row_id,
     run,
 )
+from project_setup import MODEL_LIBRARIES, lock_set_name, network_files
 
-ROWS = matrix(("python_version", "dvc_remote"), ("dataset", "model", "ci", "license"))
-DATASET_ROWS = {"breast_cancer": 569, "wine": 178, "digits": 1797, "churn": 2000}
+# Every family but the network, whose torch build is a download of several GB per Python:
+# test_model_families.py bakes it once, and test_lock_sets checks every lock set it has.
+BAKED_MODELS = [name for name in CHOICES["model"] if name != "torch_mlp"]
+ROWS = matrix(
+    ("python_version", "dvc_remote"),
+    ("dataset", "model", "ci", "license"),
+    {"model": BAKED_MODELS},
+)
+DATASET_ROWS = {"breast_cancer": 569, "wine": 178, "digits": 1797, "churn": 2000, "diabetes": 442}
 EXTRAS = {"local": "", "s3": "[s3]", "gcs": "[gs]", "azure": "[azure]", "ssh": "[ssh]"}
 RENDERED_FILES = {
     ".allowed_signers",
@@ -83,7 +92,14 @@ def expected_tree(answers: dict) -> set[str]:
         }
         | copied_tree("{{cookiecutter.package_name}}", answers["package_name"])
         | copied_tree("tests", "tests")
-    )
+    ) - unchosen_network(answers)
+
+
+def unchosen_network(answers: dict) -> set[str]:
+    """networks.py imports torch, so only a torch_mlp bake has it and its model file."""
+    if MODEL_LIBRARIES.get(answers["model"]) == "torch":
+        return set()
+    return set(network_files(answers))
 
 
 @pytest.fixture(scope="module", params=ROWS, ids=[row_id(row) for row in ROWS])
@@ -118,7 +134,8 @@ def test_plain_files_are_copied_byte_for_byte(baked):
     `{{` legitimately, e.g. in an f-string)."""
     project, answers = baked
     source = TEMPLATE / "{{cookiecutter.project_slug}}"
-    for name in copied_tree("{{cookiecutter.package_name}}", answers["package_name"]):
+    copied = copied_tree("{{cookiecutter.package_name}}", answers["package_name"])
+    for name in copied - unchosen_network(answers):
         original = source / "{{cookiecutter.package_name}}" / name.split("/", 1)[1]
         assert (project / name).read_bytes() == original.read_bytes(), name
 
@@ -158,7 +175,9 @@ def test_hydra_composes_to_the_committed_params(baked):
     assert params.compose(project / "conf") == committed
     composed = yaml.safe_load(committed)
     assert composed["data"]["name"] == answers["dataset"]
-    assert composed["model"]["_target_"] == model_target(answers["model"])
+    assert composed["model"]["_target_"] == model_target(
+        answers["model"], dataset_task(answers["dataset"])
+    )
     baked_module(project, "config").validate(composed)
 
 
@@ -169,6 +188,21 @@ def test_dvc_composes_the_same_bytes_as_make_params(baked, tmp_path):
     out = tmp_path / "params.yaml"
     compose_and_dump(out, str(project / "conf"), None, "config", str(project), [])
     assert out.read_bytes() == (project / "params.yaml").read_bytes()
+
+
+@pytest.mark.parametrize("model", ["logreg", *MODEL_LIBRARIES])
+def test_every_lock_set_holds_its_familys_library_and_no_other(model):
+    """Every (Python, remote) pair has a lock set per library, torch's included (the bakes
+    above install all but torch's), each with the chosen library alone."""
+    libraries = {"lightgbm", "xgboost-cpu", "catboost", "torch", "skorch"}
+    wanted = {"lightgbm": {"lightgbm"}, "xgboost": {"xgboost-cpu"}, "catboost": {"catboost"}}
+    wanted["torch_mlp"] = {"torch", "skorch"}
+    for python_version in CHOICES["python_version"]:
+        for remote in CHOICES["dvc_remote"]:
+            name = lock_set_name(python_version, remote, model)
+            runtime = TEMPLATE / "{{cookiecutter.project_slug}}/.locks" / name / "runtime.lock"
+            pinned = set(re.findall(r"^([a-z0-9-]+)==", runtime.read_text(), re.MULTILINE))
+            assert pinned & libraries == wanted.get(model, set()), name
 
 
 def test_locks_agree_with_pyproject(baked):

@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import UV, bake, chosen_model, matrix, model_target, project_package, row_id, run
+from conftest import (
+    CHOICES,
+    UV,
+    bake,
+    chosen_model,
+    dataset_task,
+    model_target,
+    project_package,
+    row_id,
+    run,
+)
 from interpreters import find_interpreter
+from project_setup import MODEL_LIBRARIES
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +54,19 @@ TARGETS_RUN_END_TO_END = {
     "remote-credentials",
 }
 
-ROWS = matrix(("dataset", "model"), ("python_version",))
+# Every demo table once, with every scikit-learn family and every Python among them. The bake
+# matrix (tier 2) bakes every Python x remote pair, and test_model_families.py trains the
+# other libraries' families on both tasks.
+ROWS = [
+    {"dataset": "breast_cancer", "model": "logreg", "python_version": "3.11"},
+    {"dataset": "wine", "model": "random_forest", "python_version": "3.12"},
+    {"dataset": "digits", "model": "hist_gb", "python_version": "3.13"},
+    {"dataset": "churn", "model": "random_forest", "python_version": "3.11"},
+    {"dataset": "diabetes", "model": "hist_gb", "python_version": "3.12"},
+]
+assert {row["model"] for row in ROWS} | {"ridge"} == {
+    name for name in CHOICES["model"] if name not in MODEL_LIBRARIES
+}
 
 
 class Project:
@@ -139,7 +162,7 @@ def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_pat
     assert list(lock["stages"]) == ["params", "prepare", "train", "evaluate", "verify"]
     assert json.loads((project.path / "reports" / "verify.json").read_text())["result"] == "match"
     trained = lock["stages"]["train"]["params"]["params.yaml"]["model"]["_target_"]
-    assert trained == model_target(row["model"])
+    assert trained == model_target(row["model"], dataset_task(row["dataset"]))
 
     project.dvc("repro", "--force")
     assert project.lock() == first

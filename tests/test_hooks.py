@@ -168,15 +168,17 @@ def test_install_locks_without_a_lock_set_names_the_fix(tmp_path):
         project_setup.install_locks(tmp_path, answers)
 
 
-def test_every_offered_pair_has_a_shipped_lock_set():
+def test_every_offered_answer_set_has_a_shipped_lock_set():
     locks = TEMPLATE / "{{cookiecutter.project_slug}}" / project_setup.LOCKS_DIR
     shipped = {path.name for path in locks.iterdir()}
     expected = {
-        project_setup.lock_set_name(python, remote)
+        project_setup.lock_set_name(python, remote, model)
         for python in answer_rules.CHOICES["python_version"]
         for remote in answer_rules.CHOICES["dvc_remote"]
+        for model in answer_rules.CHOICES["model"]
     }
     assert shipped == expected
+    assert len(shipped) == 15 * (1 + len(project_setup.MODEL_LIBRARIES))
 
 
 def test_default_remote_is_a_local_directory_outside_the_project(tmp_path):

@@ -37,7 +37,8 @@ README_FLOW = (
 README_ELSEWHERE = {
     "Where things live": "no commands",
     "Bring your own data": "placeholders; test_own_data.py runs it with real tables",
-    "Bring your own model": "no commands; test_own_data.py trains a custom estimator",
+    "Bring your own model": "test_model_families.py runs make add-library; test_own_data.py "
+    "trains a custom estimator",
     "Change a parameter": "opens $EDITOR; test_end_to_end.py edits conf and recomposes",
     "Run experiments": "slow sweep; test_end_to_end.py runs exp run and the queue",
     "Environment drift": "no commands; test_end_to_end.py drifts the environment",

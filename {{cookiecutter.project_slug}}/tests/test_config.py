@@ -1,6 +1,7 @@
 """params.yaml: composed from conf/, checked against the schema, guarded against staleness;
 models from conf/model/*.yaml, checked against the estimator itself."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,43 @@ config_module = project_module("config")
 models = project_module("models")
 params = project_module("repro.params")
 errors = project_module("repro.errors")
-MODEL_FILES = sorted((PROJECT_ROOT / "conf" / "model").glob("*.yaml"))
+TASK = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["data"]["task"]
+
+
+def usable(model_file: Path) -> bool:
+    """A model file with a class for this project's task, from a library its lock has (the
+    bake locks only the chosen family's library)."""
+    model = yaml.safe_load(model_file.read_text())
+    target = model.get("_by_task_", {}).get(TASK) or model["_target_"]
+    return "${" not in target and importlib.util.find_spec(target.rsplit(".", 1)[0]) is not None
+
+
+MODEL_FILES = [
+    path for path in sorted((PROJECT_ROOT / "conf/model").glob("*.yaml")) if usable(path)
+]
+OTHER_TASK_FILES = [
+    path
+    for path in sorted((PROJECT_ROOT / "conf/model").glob("*.yaml"))
+    if TASK not in yaml.safe_load(path.read_text()).get("_by_task_", {TASK: None})
+]
+# Classes of this project's task for the tests that write a model by hand: a linear model and
+# its strength parameter, a meta-estimator, and a class with a parameter that takes a dict.
+BY_HAND = {
+    "classification": {
+        "linear": "sklearn.linear_model.LogisticRegression",
+        "strength": "C",
+        "bagging": "sklearn.ensemble.BaggingClassifier",
+        "dict_owner": "sklearn.linear_model.LogisticRegression",
+        "dict_key": "class_weight",
+    },
+    "regression": {
+        "linear": "sklearn.linear_model.Ridge",
+        "strength": "alpha",
+        "bagging": "sklearn.ensemble.BaggingRegressor",
+        "dict_owner": "sklearn.ensemble.HistGradientBoostingRegressor",
+        "dict_key": "monotonic_cst",
+    },
+}[TASK]
 
 
 def composed(overrides=()) -> dict:
@@ -41,6 +78,22 @@ def test_every_model_file_composes_validates_and_builds(model_file):
     assert type(estimator) is models.estimator_class(config.model)
     if "random_state" in estimator.get_params():
         assert estimator.get_params()["random_state"] == config.seed
+
+
+@pytest.mark.parametrize("model_file", OTHER_TASK_FILES, ids=[p.stem for p in OTHER_TASK_FILES])
+def test_a_model_without_a_class_for_the_task_is_refused_with_the_fix(model_file):
+    with pytest.raises(errors.ConfigError, match=rf"no class for the task '{TASK}'.*Fix: pick"):
+        params.compose(PROJECT_ROOT / "conf", [f"model={model_file.stem}"])
+
+
+def test_a_classifier_on_a_regression_table_and_back_is_refused():
+    raw = composed()
+    other = {"classification": "sklearn.linear_model.Ridge"}.get(
+        TASK, "sklearn.linear_model.LogisticRegression"
+    )
+    raw["model"] = {"_target_": other}
+    with pytest.raises(errors.ConfigError, match=rf"but the dataset's task is {TASK}.*Fix"):
+        models.build(config_module.validate(raw))
 
 
 def test_wrong_type_names_the_key():
@@ -77,32 +130,36 @@ def test_unknown_estimator_and_out_of_range_split_are_refused():
 def test_every_nested_target_is_checked_before_anything_is_built(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("kept\n")
-    logreg = "sklearn.linear_model.LogisticRegression"
+    linear, strength, key = BY_HAND["linear"], BY_HAND["strength"], BY_HAND["dict_key"]
     raw = composed()
     raw["model"] = {
-        "_target_": logreg,
-        "class_weight": {"_target_": "builtins.open", "_args_": [str(victim), "w"]},
+        "_target_": BY_HAND["dict_owner"],
+        key: {"_target_": "builtins.open", "_args_": [str(victim), "w"]},
     }
-    with pytest.raises(errors.ConfigError, match=r"model\.class_weight\._target_: 'builtins"):
+    with pytest.raises(errors.ConfigError, match=rf"model\.{key}\._target_: 'builtins"):
         models.build(config_module.validate(raw))
     assert victim.read_text() == "kept\n"
-    bagging = {"_target_": "sklearn.ensemble.BaggingClassifier", "n_estimators": 3}
-    raw["model"] = {**bagging, "estimator": {"_target_": logreg, "Cc": 1.0}}
-    with pytest.raises(errors.ConfigError, match=r"model\.estimator\.Cc: .*did you mean C\b"):
+    bagging = {"_target_": BY_HAND["bagging"], "n_estimators": 3}
+    raw["model"] = {**bagging, "estimator": {"_target_": linear, strength + "c": 1.0}}
+    with pytest.raises(
+        errors.ConfigError, match=rf"model\.estimator\.{strength}c: .*did you mean {strength}\b"
+    ):
         models.build(config_module.validate(raw))
-    raw["model"] = {**bagging, "estimator": {"_target_": logreg, "C": -1.0}}
-    with pytest.raises(errors.ConfigError, match=r"model\.estimator\.C: "):
+    raw["model"] = {**bagging, "estimator": {"_target_": linear, strength: -1.0}}
+    with pytest.raises(errors.ConfigError, match=rf"model\.estimator\.{strength}: "):
         models.build(config_module.validate(raw))
-    raw["model"] = {**bagging, "estimator": {"_target_": logreg, "C": 2.0}}
+    raw["model"] = {**bagging, "estimator": {"_target_": linear, strength: 2.0}}
     built = models.build(config_module.validate(raw)).named_steps["model"]
-    assert type(built.estimator).__name__ == "LogisticRegression" and built.estimator.C == 2.0
+    assert type(built.estimator).__name__ == linear.rsplit(".", 1)[1]
+    assert getattr(built.estimator, strength) == 2.0
 
 
 def test_a_declared_target_is_built_and_the_declaration_is_not_a_parameter():
     raw = composed()
+    key = BY_HAND["dict_key"]
     raw["model"] = {
-        "_target_": "sklearn.linear_model.LogisticRegression",
-        "class_weight": {"_target_": "collections.OrderedDict"},
+        "_target_": BY_HAND["dict_owner"],
+        key: {"_target_": "collections.OrderedDict"},
     }
     with pytest.raises(
         errors.ConfigError, match=r"not a scikit-learn estimator.*_allowed_targets_"
@@ -110,7 +167,7 @@ def test_a_declared_target_is_built_and_the_declaration_is_not_a_parameter():
         models.build(config_module.validate(raw))
     raw["model"]["_allowed_targets_"] = ["collections.OrderedDict"]
     built = models.build(config_module.validate(raw)).named_steps["model"]
-    assert built.class_weight == {} and "_allowed_targets_" not in built.get_params()
+    assert getattr(built, key) == {} and "_allowed_targets_" not in built.get_params()
 
 
 def test_a_column_declared_twice_or_an_undeclared_split_column_is_refused():

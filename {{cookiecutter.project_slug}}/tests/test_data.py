@@ -29,6 +29,7 @@ SCHEMA = {
     "name": "people",
     "file": "people.csv",
     "target": "label",
+    "task": "classification",
     "label": "string",
     "features": {
         "numeric": ["income"],
@@ -175,6 +176,7 @@ def test_prepared_tables_are_byte_identical_across_processes(tmp_path):
             "name": "people",
             "file": "people.csv",
             "target": "churn",
+            "task": "classification",
             "label": "string",
             "features": {
                 "numeric": ["tenure_months", "monthly_charges", "age", "year"],

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import PACKAGE, PROJECT_ROOT, project_module
 
-determinism = project_module("repro.launcher")
+launcher = project_module("repro.launcher")
 stages = project_module("stages")
 
 LOADED_MODULES = """
@@ -65,7 +65,7 @@ def run_and_trace(workspace, *argv):
         capture_output=True,
         text=True,
         check=True,
-        env=determinism.pinned_environment(dict(os.environ)),
+        env=launcher.pinned_environment(dict(os.environ)),
     )
     *printed, last = result.stdout.strip().splitlines()
     report = json.loads(last)
@@ -138,8 +138,8 @@ def test_entry_point_pins_the_environment_before_work_starts():
     )
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert seen.pop("interpreter") == sys.executable
-    assert seen == determinism.PINNED_ENV
-    hostile[determinism.OPT_OUT_VARIABLE] = "as-is"
+    assert seen == launcher.PINNED_ENV
+    hostile[launcher.OPT_OUT_VARIABLE] = "as-is"
     result = subprocess.run(
         [sys.executable, "-m", PACKAGE, "env"],
         cwd=PROJECT_ROOT,

@@ -13,6 +13,8 @@ from conftest import PACKAGE, PROJECT_ROOT, project_module, require_pulled_data
 
 models = project_module("repro.artifacts")
 errors = project_module("repro.errors")
+plots_module = project_module("plots")
+PLOTS = (*plots_module.CLASSIFICATION_PLOTS, *plots_module.REGRESSION_PLOTS, "importance")
 splits = project_module("splits")
 stages = project_module("stages")
 
@@ -37,18 +39,25 @@ def two_runs(module_workspace):
     return first, second
 
 
+def task(workspace) -> str:
+    return project_module("config").load_params(workspace / "params.yaml").data.task
+
+
 def test_pipeline_outputs_are_byte_identical_across_runs(two_runs):
     first, second = two_runs
     assert first == second
-    plots = {"confusion", "roc", "precision_recall", "calibration", "importance"}
-    expected = {"train", "test", "model", "model_record", "metrics", "verify_report", *plots}
+    expected = {"train", "test", "model", "model_record", "metrics", "verify_report", *PLOTS}
     assert set(first) == expected
 
 
-def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs):
+def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs, module_workspace):
     text = two_runs[0]["metrics"].decode()
     metrics = json.loads(text)
     assert list(metrics) == sorted(metrics)
+    if task(module_workspace) == "regression":
+        assert set(metrics) - {"mape"} == {"rmse", "mae", "r2", "n_test"}
+        assert 0.0 < metrics["r2"] <= 1.0 and 0 < metrics["mae"] <= metrics["rmse"]
+        return
     assert set(metrics) == {
         "accuracy",
         "f1_macro",
@@ -65,10 +74,9 @@ def test_verify_report_matches_at_every_level_and_holds_no_paths(two_runs, modul
     report = json.loads(two_runs[0]["verify_report"])
     assert report["result"] == "match"
     levels = [check["level"] for check in report["checks"]]
-    assert levels == ["strict", "portable", "metrics"] + ["strict"] * 5
+    assert levels == ["strict", "portable", "metrics"] + ["strict"] * len(PLOTS)
     assert {check["artifact"] for check in report["checks"][3:]} == {
-        f"plots/{name}.csv"
-        for name in ("confusion", "roc", "precision_recall", "calibration", "importance")
+        f"plots/{name}.csv" for name in PLOTS
     }
     assert all(check["result"] == "match" for check in report["checks"])
     assert str(module_workspace) not in two_runs[0]["verify_report"].decode()
@@ -82,8 +90,31 @@ def _table(data: bytes) -> list[dict]:
     return list(csv.DictReader(io.StringIO(data.decode())))
 
 
+def test_the_other_tasks_plots_are_written_without_rows(two_runs, module_workspace):
+    mine = task(module_workspace)
+    for name in plots_module.not_drawn(mine):
+        assert two_runs[0][name].decode().count("\n") == 1, name  # the header only
+    # One row per test row (calibration and the curves may be empty without scores).
+    predictions = "predicted_actual" if mine == "regression" else "confusion"
+    n_test = json.loads(two_runs[0]["metrics"])["n_test"]
+    assert two_runs[0][predictions].decode().count("\n") == 1 + n_test
+
+
+def test_regression_tables_cover_every_test_row_and_decile(two_runs, module_workspace):
+    if task(module_workspace) != "regression":
+        pytest.skip("a classification project: its curves are checked below")
+    n_test = json.loads(two_runs[0]["metrics"])["n_test"]
+    predicted = _table(two_runs[0]["predicted_actual"])
+    assert len(predicted) == n_test == len(_table(two_runs[0]["residuals"]))
+    deciles = _table(two_runs[0]["error_by_decile"])
+    assert [int(row["decile"]) for row in deciles] == list(range(1, len(deciles) + 1))
+    assert sum(int(row["rows"]) for row in deciles) == n_test
+
+
 def test_curves_are_on_the_grid_for_each_class_and_bounded(two_runs, module_workspace):
     config = project_module("config").load_params(module_workspace / "params.yaml")
+    if config.data.task == "regression":
+        pytest.skip("a regression project has no class curves")
     classes = json.loads(two_runs[0]["metrics"])["per_class"]
     drawn = 1 if len(classes) == 2 else len(classes)
     for name, x, y in (("roc", "fpr", "tpr"), ("precision_recall", "recall", "precision")):
@@ -128,6 +159,18 @@ def test_split_is_stratified_disjoint_and_complete():
     assert again.tolist() == train.tolist()
     other, _ = splits.stratified(codes, 0.2, seed=8)
     assert other.tolist() != train.tolist()
+
+
+def test_a_regression_target_is_stratified_by_its_deciles():
+    values = np.random.default_rng(6).exponential(50.0, 400)
+    bins = splits.target_bins(values)
+    assert bins.min() == 0 and bins.max() == splits.STRATA - 1
+    assert np.bincount(bins).tolist() == [40] * 10
+    assert splits.target_bins(values[::-1]).tolist() == bins[::-1].tolist()
+    _, test = splits.stratified(bins, 0.25, seed=3)
+    assert np.bincount(bins[test]).tolist() == [10] * 10
+    ties = splits.target_bins(np.repeat([1.0, 2.0], 50))  # ties share a bin
+    assert ties.tolist() == [0] * 50 + [1] * 50
 
 
 def test_group_split_keeps_every_group_on_one_side():
@@ -254,8 +297,12 @@ def test_prediction_takes_raw_rows_and_refuses_a_tampered_model(config, workspac
     out = predict.predict(config, rows, workspace / "predictions.csv")
     predicted = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
     assert len(predicted) == 5
-    known = {row[header.index(config.data.target)] for row in csv.reader(raw[1:])}
-    assert {row["prediction"] for row in predicted} <= known
+    if config.data.task == "regression":
+        numbers = [float(row["prediction"]) for row in predicted]  # numbers, not labels
+        assert np.isfinite(numbers).all()
+    else:
+        known = {row[header.index(config.data.target)] for row in csv.reader(raw[1:])}
+        assert {row["prediction"] for row in predicted} <= known
     model_file = workspace / config.paths.model
     model_file.write_bytes(model_file.read_bytes() + b"\0")
     with pytest.raises(errors.ModelFileError, match="refusing to load"):
@@ -284,7 +331,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path):
 
 
 MODEL_BYTES = """
-import hashlib, json, sys
+import hashlib, importlib.util, json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from importlib import import_module
@@ -299,7 +346,8 @@ params = yaml.safe_load(Path(sys.argv[3]).read_text())
 names, columns = demo_data.churn_columns(400, seed=3)
 demo_data.write_csv(Path(sys.argv[4]) / "mixed.csv", names, columns)
 mixed = {
-    "name": "mixed", "file": "mixed.csv", "target": "churn", "label": "string",
+    "name": "mixed", "file": "mixed.csv", "target": "churn",
+    "task": "classification", "label": "string",
     "features": {"numeric": ["tenure_months", "monthly_charges", "age", "support_calls"],
                  "categorical": ["region", "plan", "contract"],
                  "boolean": ["paperless_billing", "has_partner"], "datetime": ["signup_date"]},
@@ -307,11 +355,24 @@ mixed = {
 }
 tables = {"numeric": (params["data"], str(Path(sys.argv[1]) / params["paths"]["raw_data"])),
           "mixed": (mixed, str(Path(sys.argv[4]) / "mixed.csv"))}
+def model_for(model_file, task):
+    # The model file with its class for task; None without one, or without its library.
+    model = yaml.safe_load(model_file.read_text())
+    if "_by_task_" in model:
+        if task not in model["_by_task_"]:
+            return None
+        model["_target_"] = model["_by_task_"][task]
+    if importlib.util.find_spec(model["_target_"].rsplit(".", 1)[0]) is None:
+        return None
+    return model
 digests = {}
 for model_file in sorted(Path(sys.argv[5]).glob("*.yaml")):
     for kind, (schema, raw) in tables.items():
+        model = model_for(model_file, schema["task"])
+        if model is None:
+            continue
         for encoding in ("onehot", "ordinal"):
-            values = {**params, "data": schema, "model": yaml.safe_load(model_file.read_text())}
+            values = {**params, "data": schema, "model": model}
             values["preprocess"] = {**params["preprocess"], "categorical_encoding": encoding}
             config = config_module.validate(values)
             table = data.read_raw(raw, config.data)
@@ -348,5 +409,6 @@ def test_model_bytes_are_canonical_for_every_model_and_data_kind(tmp_path):
         return json.loads(result.stdout)
 
     first = digests("1", "UTC")
-    assert len(first) == 4 * len(list((PROJECT_ROOT / "conf" / "model").glob("*.yaml")))
+    # Every usable model file on the project's table and on the mixed classification table.
+    assert {key.split("/")[1] for key in first} == {"numeric", "mixed"}
     assert digests("2", "Pacific/Chatham") == first

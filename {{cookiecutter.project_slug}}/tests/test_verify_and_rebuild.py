@@ -39,10 +39,42 @@ def test_pickle_differences_point_into_the_stream():
 
 def test_predictions_compare_label_flips_and_scores():
     probe = np.random.default_rng(1).normal(size=(30, 3))
-    same = verification.compare_predictions(fitted_forest(1), fitted_forest(1), probe)
+    same = verification.compare_predictions(
+        fitted_forest(1), fitted_forest(1), probe, "classification"
+    )
     assert (same["result"], same["label_flips"], same["max_abs_delta"]) == ("match", 0, 0.0)
-    other = verification.compare_predictions(fitted_forest(1), fitted_forest(5), probe)
+    other = verification.compare_predictions(
+        fitted_forest(1), fitted_forest(5), probe, "classification"
+    )
     assert other["result"] == "mismatch" and other["max_abs_delta"] > 0
+
+
+class Shifted:
+    """A regressor whose predictions are another's plus ``shift``."""
+
+    def __init__(self, model, shift):
+        self.model, self.shift = model, shift
+
+    def predict(self, features):
+        return self.model.predict(features) + self.shift
+
+
+def test_regression_predictions_compare_within_a_relative_tolerance():
+    from sklearn.linear_model import Ridge
+
+    features = np.random.default_rng(2).normal(size=(40, 3))
+    model = Ridge().fit(features, 1000.0 * features[:, 0] + 5000.0)
+    tolerance = verification.prediction_tolerance(model.predict(features))
+    assert tolerance > verification.PORTABLE_TOLERANCE  # relative to predictions near 5000
+    close = verification.compare_predictions(
+        model, Shifted(model, tolerance / 2), features, "regression"
+    )
+    assert close["result"] == "match" and 0 < close["max_abs_delta"] <= close["tolerance"]
+    far = verification.compare_predictions(
+        model, Shifted(model, tolerance * 2), features, "regression"
+    )
+    assert far["result"] == "mismatch"
+    assert "tolerance" in verification.format_table([far])
 
 
 def test_metrics_differences_are_listed_by_key():

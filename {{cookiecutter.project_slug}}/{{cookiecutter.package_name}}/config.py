@@ -18,7 +18,10 @@ import yaml
 from .repro.errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
-LABEL_TYPES = ("string", "integer", "boolean")
+TASKS = ("classification", "regression")
+# A regression target is `number` (read as float64); a class label is one of the others.
+LABEL_TYPES = ("string", "integer", "boolean", "number")
+REGRESSION_LABEL = "number"
 SPLIT_KINDS = ("stratified", "group", "time")
 NUMERIC_IMPUTERS = ("mean", "median", "most_frequent")
 CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
@@ -43,6 +46,9 @@ class DataConfig:
     name: str
     file: str
     target: str
+    # classification or regression: required, so a schema never trains the wrong kind of
+    # model by default. `make data` infers it from the target and says how to change it.
+    task: str
     label: str = "string"
     features: FeatureColumns = field(default_factory=FeatureColumns)
     # Columns read but never used as features (ids); a group split may still use one.
@@ -73,10 +79,15 @@ class PathsConfig:
     model: str
     model_record: str
     metrics: str
+    # Plot tables: evaluate writes every one; the other task's are a header without rows,
+    # which DVC does not draw (see plots.py).
     confusion: str
     roc: str
     precision_recall: str
     calibration: str
+    predicted_actual: str
+    residuals: str
+    error_by_decile: str
     importance: str
     verify_report: str
     params_check: str
@@ -127,6 +138,13 @@ def validate(raw: Any, source: str = PARAMS_FILE) -> ProjectConfig:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ProjectConfig), rest)
         missing = sorted(OmegaConf.missing_keys(merged))
+        if "data.task" in missing:
+            raise ConfigError(
+                f"{source}: data.task: missing; a schema declares what its target is. Fix: add "
+                f"`task: classification` or `task: regression` to conf/data/"
+                f"{OmegaConf.select(merged, 'data.name', default='<name>')}.yaml and run "
+                "`make params`."
+            )
         if missing:
             raise ConfigError(f"{source}: missing required keys: {', '.join(missing)}")
     except OmegaConfBaseException as error:
@@ -141,6 +159,7 @@ def validate(raw: Any, source: str = PARAMS_FILE) -> ProjectConfig:
 
 def _check_choices(config: ProjectConfig, source: str) -> None:
     choices = [
+        ("data.task", config.data.task, TASKS),
         ("data.label", config.data.label, LABEL_TYPES),
         ("split.kind", config.split.kind, SPLIT_KINDS),
         ("preprocess.numeric_impute", config.preprocess.numeric_impute, NUMERIC_IMPUTERS),
@@ -153,10 +172,28 @@ def _check_choices(config: ProjectConfig, source: str) -> None:
     for key, value, allowed in choices:
         if value not in allowed:
             raise ConfigError(f"{source}: {key}: {value!r} is not one of {', '.join(allowed)}")
+    _check_label_fits_task(config.data, source)
     if not 0.0 < config.split.test_size < 1.0:
         raise ConfigError(
             f"{source}: split.test_size: must be between 0 and 1, got {config.split.test_size}"
         )
+
+
+def _check_label_fits_task(data: DataConfig, source: str) -> None:
+    """A regression target is a number, a class label is not: the two keys must agree."""
+    regression = data.task == "regression"
+    if regression == (data.label == REGRESSION_LABEL):
+        return
+    if regression:
+        problem = f"task: regression needs label: {REGRESSION_LABEL}, got {data.label!r}"
+        fix = f"set label: {REGRESSION_LABEL}, or task: classification"
+    else:
+        problem = f"label: {REGRESSION_LABEL} is a regression target, but task is {data.task!r}"
+        others = ", ".join(label for label in LABEL_TYPES if label != REGRESSION_LABEL)
+        fix = f"set task: regression, or label to the type of the classes ({others})"
+    raise ConfigError(
+        f"{source}: data.label: {problem}. Fix: in conf/data/{data.name}.yaml, {fix}."
+    )
 
 
 def _check_columns(config: ProjectConfig, source: str) -> None:

@@ -45,7 +45,12 @@ KIND_TYPES = {
     "boolean": pa.bool_(),
     "datetime": pa.timestamp("us"),
 }
-LABEL_ARROW_TYPES = {"string": pa.string(), "integer": pa.int64(), "boolean": pa.bool_()}
+LABEL_ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "number": pa.float64(),  # a regression target
+}
 HEADER_LIMIT = 1 << 20
 
 
@@ -197,7 +202,12 @@ def _csv_error(
     kind = kinds[column]
     value = re.search(r"invalid value '(.*)'", detail)
     shown = f" such as {value.group(1)!r}" if value else ""
-    if kind == "target":
+    if kind == "target" and schema.task == "regression":
+        fix = (
+            "a regression target must hold numbers: choose a numeric target, or set "
+            "`task: classification` and the label type of the classes (string, integer, boolean)"
+        )
+    elif kind == "target":
         fix = f"set data.label to the type of the labels ({', '.join(LABEL_ARROW_TYPES)})"
     else:
         fix = (
@@ -248,6 +258,8 @@ def _fits(stored: pa.DataType, kind: str, wanted: pa.DataType) -> bool:
         return pa.types.is_timestamp(stored) or pa.types.is_date(stored)
     if pa.types.is_integer(wanted):
         return pa.types.is_integer(stored)
+    if pa.types.is_floating(wanted):  # a regression target: integers are numbers too
+        return pa.types.is_integer(stored) or pa.types.is_floating(stored)
     if pa.types.is_string(wanted):
         return pa.types.is_string(stored) or pa.types.is_large_string(stored)
     return stored == wanted
@@ -272,11 +284,12 @@ def _check_values(path: Path, table: pa.Table, schema: DataConfig, with_target: 
             f"{path}: the target {schema.target!r} is missing in {target.null_count} rows "
             f"(the first is data row {first}). Fix: remove or label those rows."
         )
-    classes = pc.count_distinct(target).as_py()
-    if classes < 2:
+    distinct = pc.count_distinct(target).as_py()
+    if distinct < 2:
+        what = "value; a regression" if schema.task == "regression" else "class; a classifier"
         raise DataError(
-            f"{path}: the target {schema.target!r} has {classes} class; a classifier needs at "
-            "least two. Fix: check the target column, or the rows the file holds."
+            f"{path}: the target {schema.target!r} has {distinct} {what} needs at least two. "
+            "Fix: check the target column, or the rows the file holds."
         )
 
 
@@ -338,7 +351,8 @@ def _shared_strings(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def labels(table: pa.Table, schema: DataConfig) -> np.ndarray:
-    """The target column as numpy: strings stay strings, so classes keep their names."""
+    """The target column as numpy: strings stay strings, so classes keep their names; a
+    regression target is float64."""
     column = table[schema.target]
     if schema.label == "string":
         return _shared_strings(column)

@@ -1,6 +1,7 @@
-"""Classification scores in plain numpy (importing sklearn.metrics would cost the evaluate
-stage a second of start-up for a few sums). Classes keep their names: string labels appear
-as they are in the metrics, the confusion plot and predictions."""
+"""The evaluate stage's scores. Classification in plain numpy (importing sklearn.metrics would
+cost the evaluate stage a second of start-up for a few sums); classes keep their names: string
+labels appear as they are in the metrics, the confusion plot and predictions. Regression
+through sklearn.metrics, whose definitions (R², MAPE) are the ones people compare with."""
 
 import csv
 import io
@@ -36,6 +37,22 @@ def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
         "n_test": int(actual.shape[0]),
         "per_class": per_class,
     }
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
+    """RMSE, MAE and R² in the target's units, and MAPE (a fraction, not a percentage) unless
+    a target is zero, where it is undefined: it is then left out rather than reported as huge."""
+    from sklearn import metrics
+
+    scores = {
+        "rmse": float(metrics.root_mean_squared_error(actual, predicted)),
+        "mae": float(metrics.mean_absolute_error(actual, predicted)),
+        "r2": float(metrics.r2_score(actual, predicted)),
+        "n_test": int(actual.shape[0]),
+    }
+    if not np.any(actual == 0):
+        scores["mape"] = float(metrics.mean_absolute_percentage_error(actual, predicted))
+    return scores
 
 
 def confusion_rows(actual: np.ndarray, predicted: np.ndarray) -> str:

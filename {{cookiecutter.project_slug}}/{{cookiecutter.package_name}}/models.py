@@ -1,7 +1,9 @@
 """Estimators from conf/model/*.yaml, through Hydra's ``_target_`` convention.
 
-Any scikit-learn-compatible classifier works, a class of this package included: a new model
-is one YAML file naming the class and its hyperparameters. They are checked against the
+Any scikit-learn-compatible classifier or regressor works, a class of this package included:
+a new model is one YAML file naming the class and its hyperparameters. A family that has both
+kinds names each under ``_by_task_`` and picks one with ``_target_: ${._by_task_.${data.task}}``,
+so params.yaml always holds the one class that trains. They are checked against the
 estimator's own parameters (names) and its own constraints (types and ranges), so a typo in
 ``dvc exp run -S model.x=...`` names the key instead of failing deep inside ``fit``.
 
@@ -13,9 +15,13 @@ A ``_target_`` must be a scikit-learn estimator class (it has ``get_params`` and
 Anything else, a function or another class, is refused unless the model file lists it under
 the top-level key ``_allowed_targets_`` (e.g. ``_allowed_targets_: [mypkg.module.Net]``),
 which is never passed to the estimator.
+
+What makes each library retrain to the same bytes (seeds, thread counts, deterministic modes)
+is set by the machinery (repro/determinism.py), for the keys the model file leaves unset.
 """
 
 import difflib
+import importlib.util
 import inspect
 import logging
 import re
@@ -24,11 +30,17 @@ from typing import Any
 from . import estimators  # noqa: F401  (the team's classes: a code dependency of train)
 from .config import ProjectConfig
 from .features import preprocessor
+from .repro import determinism
 from .repro.errors import ConfigError
 
 TARGET_KEY = "_target_"
 ALLOWED_TARGETS_KEY = "_allowed_targets_"
-SEED_PARAMETER = "random_state"
+TASK_CLASSES_KEY = "_by_task_"
+# The model file's own keys, never passed to the estimator.
+MODEL_FILE_KEYS = (ALLOWED_TARGETS_KEY, TASK_CLASSES_KEY)
+# Hydra's instantiate keys: read by Hydra, not passed as parameters.
+HYDRA_KEYS = ("_partial_", "_args_", "_recursive_", "_convert_")
+TASK_KINDS = {"classification": "classifier", "regression": "regressor"}
 _CONSTRAINT_KEY = re.compile(r"The '(\w+)' parameter")
 
 
@@ -55,6 +67,13 @@ def _resolve(target: Any, where: str, source: str, allowed: set[str]):
     try:
         found = get_object(target)
     except Exception as error:  # Hydra wraps import and attribute errors alike
+        library = target.split(".")[0]
+        if importlib.util.find_spec(library) is None:
+            raise ConfigError(
+                f"{source}: {where}: {target!r} needs the library {library!r}, which this "
+                f"project's lock does not have. Fix: `make add-library LIBRARY={library}` "
+                "(uv add, re-lock, install), or pick a model whose library is installed."
+            ) from None
         raise ConfigError(
             f"{source}: {where}: cannot import {target!r} ({error}). Fix: name a class "
             "as module.Class, e.g. sklearn.ensemble.RandomForestClassifier."
@@ -83,11 +102,54 @@ def estimator_class(model: dict[str, Any], source: str = "params.yaml") -> type:
 
 
 def parameter_names(cls: type) -> list[str]:
+    """The parameters a class takes by name, plus those its library documents for
+    ``**kwargs`` (LightGBM's parameter list)."""
     getter = getattr(cls, "_get_param_names", None)
     if getter is not None:
-        return list(getter())
-    signature = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
-    return [name for name in signature.parameters if name != "self"]
+        names = list(getter())
+    else:
+        signature = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
+        names = [
+            name
+            for name, parameter in signature.parameters.items()
+            if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
+        ]
+    return names + [name for name in determinism.keyword_parameters(cls) if name not in names]
+
+
+def takes_any_keyword(cls: type) -> bool:
+    """A class with ``**kwargs`` whose library publishes no parameter list (XGBoost): its
+    keys are the library's to check (XGBoost names unused ones when it trains)."""
+    init = cls.__init__ if inspect.isclass(cls) else cls
+    try:
+        parameters = inspect.signature(init).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    has_kwargs = any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
+    return has_kwargs and not determinism.keyword_parameters(cls)
+
+
+def check_task(config: ProjectConfig, source: str = "params.yaml") -> None:
+    """Refuse a model whose class does not fit the dataset's task (a classifier on a
+    regression table), naming the fix."""
+    from sklearn.base import is_classifier, is_regressor
+
+    task = config.data.task
+    cls = estimator_class(config.model, source)
+    try:
+        estimator = cls()
+    except Exception:  # a class that needs arguments: its kind cannot be read here
+        return
+    kinds = {"classifier": is_classifier(estimator), "regressor": is_regressor(estimator)}
+    kind = next((name for name, found in kinds.items() if found), None)
+    if kind is not None and kind != TASK_KINDS[task]:
+        raise ConfigError(
+            f"{source}: model._target_: {cls.__name__} is a {kind}, but the dataset's task is "
+            f"{task} (conf/data/{config.data.name}.yaml: task). Fix: pick a model for {task} "
+            "in conf/config.yaml (defaults: model; ridge, random_forest, hist_gb, lightgbm, "
+            "xgboost, catboost and torch_mlp do regression, logreg only classification), or "
+            "change the task, then run `make params`."
+        )
 
 
 def check_hyperparameters(model: dict[str, Any], source: str = "params.yaml") -> type:
@@ -100,9 +162,9 @@ def _check_node(node: dict[str, Any], where: str, source: str, allowed: set[str]
     cls = _resolve(node.get(TARGET_KEY), f"{where}.{TARGET_KEY}", source, allowed)
     known = parameter_names(cls)
     for key, value in node.items():
-        if key == TARGET_KEY or (where == "model" and key == ALLOWED_TARGETS_KEY):
+        if key == TARGET_KEY or key in HYDRA_KEYS or (where == "model" and key in MODEL_FILE_KEYS):
             continue
-        if key not in known:
+        if key not in known and not takes_any_keyword(cls):
             close = difflib.get_close_matches(str(key), known, n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             name = getattr(cls, "__name__", cls)
@@ -129,22 +191,40 @@ def _check_value(value: Any, where: str, source: str, allowed: set[str]) -> None
 
 def build(config: ProjectConfig, source: str = "params.yaml"):
     """The unfitted pipeline: preprocessing from the schema, then the configured estimator,
-    seeded from the project seed when it takes a ``random_state``."""
+    with the library's determinism settings and the project seed (repro/determinism.py)."""
     from hydra.utils import instantiate
     from sklearn.pipeline import Pipeline
 
     cls = check_hyperparameters(config.model, source)
-    model = {key: value for key, value in config.model.items() if key != ALLOWED_TARGETS_KEY}
-    extra = {}
-    if SEED_PARAMETER in parameter_names(cls) and SEED_PARAMETER not in model:
-        extra[SEED_PARAMETER] = config.seed
+    check_task(config, source)
+    model = {key: value for key, value in config.model.items() if key not in MODEL_FILE_KEYS}
+    extra = determinism.settings(cls, parameter_names(cls), model, config.seed)
+    determinism.prepare_training(cls, config.seed)
     # "all": lists and mappings reach the estimator as plain Python, not OmegaConf nodes
     # (which would end up in the pickle).
-    estimator = instantiate(model, _convert_="all", **extra)
+    estimator = _plain_partials(instantiate(model, _convert_="all", **extra))
     _check_constraints(estimator, model, "model", source)
     return Pipeline(
         [("preprocess", preprocessor(config.data, config.preprocess)), ("model", estimator)]
     )
+
+
+def _plain_partials(estimator: Any) -> Any:
+    """Hydra's ``_partial_`` results are a subclass of functools.partial from Hydra's own
+    internals, so a model pickled with one would need that Hydra to load. Each becomes a plain
+    functools.partial of the same call (its target was checked before anything was built)."""
+    import functools
+
+    if not hasattr(estimator, "get_params"):
+        return estimator
+    changes = {
+        key: functools.partial(value.func, *value.args, **value.keywords)
+        for key, value in estimator.get_params(deep=True).items()
+        if isinstance(value, functools.partial) and type(value) is not functools.partial
+    }
+    if changes:
+        estimator.set_params(**changes)
+    return estimator
 
 
 def _check_constraints(estimator: Any, node: dict[str, Any], where: str, source: str) -> None:
@@ -161,7 +241,7 @@ def _check_constraints(estimator: Any, node: dict[str, Any], where: str, source:
             key = f"{where}.{found.group(1)}" if found else where
             raise ConfigError(f"{source}: {key}: {error}") from None
     for key, value in node.items():
-        if key != TARGET_KEY:
+        if key != TARGET_KEY and key not in HYDRA_KEYS:
             _nested_constraints(getattr(estimator, str(key), None), value, f"{where}.{key}", source)
 
 

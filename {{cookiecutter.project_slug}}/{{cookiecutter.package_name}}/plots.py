@@ -4,6 +4,11 @@ Curves are sampled on fixed grids (101 points), so a file's size does not grow w
 test table and two revisions compare point by point; values are written with six decimals,
 so the files are byte-identical whenever the model's scores are. Multiclass curves are one
 class against the rest; a binary model's curves are those of its positive class.
+
+Each task has its own plots (CLASSIFICATION_PLOTS, REGRESSION_PLOTS; permutation importance is
+both's). evaluate writes every table of both, the other task's as a header without rows, which
+DVC does not draw, so that dvc.yaml and conf/paths stay the same for both tasks and
+`make data` can switch a project from one to the other without touching the pipeline.
 """
 
 import csv
@@ -15,15 +20,82 @@ GRID = np.linspace(0.0, 1.0, 101)
 CALIBRATION_BINS = 10
 IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
+HEADERS = {
+    "confusion": ["actual", "predicted"],
+    "roc": ["class", "fpr", "tpr"],
+    "precision_recall": ["class", "recall", "precision"],
+    "calibration": ["class", "predicted", "observed"],
+    "predicted_actual": ["actual", "predicted"],
+    "residuals": ["predicted", "residual"],
+    "error_by_decile": ["decile", "target_from", "target_to", "rows", "mae", "bias"],
+}
+CLASSIFICATION_PLOTS = ("confusion", "roc", "precision_recall", "calibration")
+REGRESSION_PLOTS = ("predicted_actual", "residuals", "error_by_decile")
+IMPORTANCE_SCORING = {"classification": "accuracy", "regression": "r2"}
 
 
-def _csv(header: list[str], rows: list[list]) -> str:
+def _csv(header: list[str], rows: list[list], exact: bool = False) -> str:
+    """Floats with six decimals, or ``exact`` (the shortest text that reads back to the same
+    bits, for tables that compare predictions)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([f"{value:.6f}" if isinstance(value, float) else value for value in row])
+        writer.writerow(
+            [f"{value:.6f}" if isinstance(value, float) and not exact else value for value in row]
+        )
     return out.getvalue()
+
+
+def not_drawn(task: str) -> dict[str, str]:
+    """The other task's plot tables: a header and no rows (DVC draws nothing for them)."""
+    names = REGRESSION_PLOTS if task == "classification" else CLASSIFICATION_PLOTS
+    return {name: _csv(HEADERS[name], []) for name in names}
+
+
+def predicted_actual_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """Every test row's target and prediction, exactly: the predicted-against-actual plot, and
+    the predictions a rebuild on another machine is compared with (repro/rebuild.py)."""
+    rows = zip(actual.astype(float).tolist(), predicted.astype(float).tolist(), strict=True)
+    return _csv(HEADERS["predicted_actual"], [list(row) for row in rows], exact=True)
+
+
+def residual_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """Residual (actual minus predicted) against the prediction: a pattern means the model
+    misses something systematic."""
+    residuals = actual.astype(float) - predicted.astype(float)
+    rows = zip(predicted.astype(float).tolist(), residuals.tolist(), strict=True)
+    return _csv(HEADERS["residuals"], [list(row) for row in rows])
+
+
+def error_by_decile_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """Mean absolute error and bias (mean of predicted minus actual) in each decile of the
+    target: where in the target's range the model is worse. Tied values share a decile."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"actual": actual.astype(float), "predicted": predicted.astype(float)})
+    frame["decile"] = pd.qcut(frame["actual"], 10, labels=False, duplicates="drop") + 1
+    frame["error"] = frame["predicted"] - frame["actual"]
+    frame["absolute"] = frame["error"].abs()
+    grouped = frame.groupby("decile", sort=True).agg(
+        target_from=("actual", "min"),
+        target_to=("actual", "max"),
+        rows=("actual", "size"),
+        mae=("absolute", "mean"),
+        bias=("error", "mean"),
+    )
+    rows = [
+        [
+            int(decile),
+            float(row.target_from),
+            float(row.target_to),
+            int(row.rows),
+            float(row.mae),
+            float(row.bias),
+        ]
+        for decile, row in grouped.iterrows()
+    ]
+    return _csv(HEADERS["error_by_decile"], rows)
 
 
 def class_scores(model, features) -> tuple[list, np.ndarray | None, bool]:
@@ -53,7 +125,7 @@ def roc_rows(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> st
         fpr, tpr, _ = roc_curve(actual == classes[index], scores[:, index])
         at = np.searchsorted(fpr, GRID, side="right") - 1
         rows += [[str(classes[index]), x, float(y)] for x, y in zip(GRID, tpr[at], strict=True)]
-    return _csv(["class", "fpr", "tpr"], rows)
+    return _csv(HEADERS["roc"], rows)
 
 
 def precision_recall_rows(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> str:
@@ -68,7 +140,7 @@ def precision_recall_rows(actual: np.ndarray, classes: list, scores: np.ndarray 
         at = np.clip(np.searchsorted(recall[order], GRID, side="left"), 0, len(order) - 1)
         values = best_from[at]
         rows += [[str(classes[index]), x, float(y)] for x, y in zip(GRID, values, strict=True)]
-    return _csv(["class", "recall", "precision"], rows)
+    return _csv(HEADERS["precision_recall"], rows)
 
 
 def calibration_rows(
@@ -87,13 +159,13 @@ def calibration_rows(
             [str(classes[index]), float(x), float(y)]
             for x, y in zip(predicted, observed, strict=True)
         ]
-    return _csv(["class", "predicted", "observed"], rows)
+    return _csv(HEADERS["calibration"], rows)
 
 
-def importance_rows(model, features, actual: np.ndarray, seed: int) -> str:
-    """Permutation importance (mean drop in accuracy when one input column is shuffled) on at
-    most IMPORTANCE_ROWS test rows, seeded: every model has it, and it speaks in the table's
-    own column names rather than the encoded ones."""
+def importance_rows(model, features, actual: np.ndarray, seed: int, task: str) -> str:
+    """Permutation importance (mean drop in the score, accuracy or R², when one input column is
+    shuffled) on at most IMPORTANCE_ROWS test rows, seeded: every model has it, and it speaks
+    in the table's own column names rather than the encoded ones."""
     from sklearn.inspection import permutation_importance
 
     rng = np.random.default_rng(seed)
@@ -106,7 +178,7 @@ def importance_rows(model, features, actual: np.ndarray, seed: int) -> str:
         actual[rows],
         n_repeats=IMPORTANCE_REPEATS,
         random_state=seed,
-        scoring="accuracy",
+        scoring=IMPORTANCE_SCORING[task],
     )
     pairs = sorted(
         zip(features.columns, found.importances_mean, strict=True),

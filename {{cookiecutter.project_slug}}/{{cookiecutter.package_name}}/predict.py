@@ -58,7 +58,8 @@ def check_output(rows: str | Path, out: str | Path) -> None:
 
 def predict(config: ProjectConfig, rows: str | Path, out: str | Path) -> Path:
     """Read raw rows (CSV or Parquet, the target optional), write a CSV of their dropped
-    columns (ids, to join on) and one ``prediction`` per row, labels as the classes are named.
+    columns (ids, to join on) and one ``prediction`` per row: a label as the classes are
+    named, or for regression a number (written exactly, as Python writes a float).
     Cells a spreadsheet would run as formulas are written with a leading ``'``."""
     check_output(rows, out)
     model = load_recorded_model(config.paths.model, config.paths.model_record)

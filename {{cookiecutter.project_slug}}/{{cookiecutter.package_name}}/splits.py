@@ -1,6 +1,8 @@
 """Train/test splits, all seeded from the project seed and free of leaks by construction.
 
-- stratified: each class gives ``test_size`` of its rows to the test set;
+- stratified: each class gives ``test_size`` of its rows to the test set; a regression target
+  has no classes, so its rows are stratified by the target's quantile bins (``target_bins``:
+  STRATA bins of about equal size), and train and test cover the target's whole range alike;
 - group: every row of a group (a customer, a patient) lands on the same side;
 - time: every test row is later than every train row.
 """
@@ -12,6 +14,9 @@ import pyarrow.compute as pc
 from .config import DataConfig, SplitConfig
 from .repro.errors import DataError
 
+# Quantile bins a regression target is stratified by (deciles).
+STRATA = 10
+
 
 def class_codes(column: pa.ChunkedArray) -> np.ndarray:
     """Integer codes of a column's values, numbered in sorted value order (so the codes do not
@@ -21,6 +26,14 @@ def class_codes(column: pa.ChunkedArray) -> np.ndarray:
     rank[pc.array_sort_indices(encoded.dictionary).to_numpy()] = np.arange(rank.size)
     # Zero-copy view of the indices: the callers have refused missing values already.
     return rank[encoded.indices.to_numpy()]
+
+
+def target_bins(values: np.ndarray, bins: int = STRATA) -> np.ndarray:
+    """The quantile bin (0, 1, ...; at most ``bins``) of each value. The edges are quantiles of
+    the values, so the bins do not depend on row order; tied values share a bin, so there may
+    be fewer bins, numbered without gaps."""
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    return np.unique(np.searchsorted(edges, values, side="right"), return_inverse=True)[1]
 
 
 def stratified(codes: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +76,9 @@ def split(
     table: pa.Table, schema: DataConfig, config: SplitConfig, seed: int, source: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train and test row indices of ``table`` as the split config says."""
+    if config.kind == "stratified" and schema.task == "regression":
+        values = table[schema.target].to_numpy()
+        return stratified(target_bins(values), config.test_size, seed)
     if config.kind == "stratified":
         return stratified(class_codes(table[schema.target]), config.test_size, seed)
     column = table[config.column]

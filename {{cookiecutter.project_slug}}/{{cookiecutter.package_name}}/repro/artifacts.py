@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .determinism import canonicalize as canonicalize_library_state
 from .dvcfiles import recorded_md5
 from .errors import ModelFileError
 from .hashing import bytes_digest, file_digest
@@ -49,6 +50,7 @@ def canonicalize(model: Any) -> Any:
         elif hasattr(node, "__dict__") and (
             type(node).__module__.startswith("sklearn") or hasattr(node, "get_params")
         ):
+            canonicalize_library_state(node)
             for attribute in list(vars(node)):
                 canonical = VOLATILE_ATTRIBUTES.get((type(node).__name__, attribute))
                 if canonical is DELETE:

@@ -26,11 +26,18 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from .ingest import bring_in
+    from .ingest import bring_in, how_to_change
 
-    written = bring_in(args.source, args.target, name=args.name, force=args.force)
+    written = bring_in(args.source, args.target, args.name, args.force, args.task)
+    choice = written["task"]
     print(f"tracked {written['data']} with DVC ({written['dvc_file']})")
     print(f"wrote {written['schema']} (a starting schema) and made it the default dataset")
+    how = "as TASK= says" if args.task else "inferred"
+    print(f"task: {choice.task} (label: {choice.label}), {how}: the target {args.target!r}")
+    print(f"  {choice.reason}.")
+    print(how_to_change(choice, written["schema"].stem))
+    if choice.warning:
+        print(f"warning: {choice.warning}", file=sys.stderr)
     print(
         f"Next: check the kinds in {written['schema']}, then `make params` and `make repro`; "
         f"commit {written['schema']}, {written['dvc_file']}, conf/config.yaml and params.yaml."
@@ -44,9 +51,15 @@ def _lock(args: argparse.Namespace) -> int:
     if args.check:
         locking.check()
         print("uv.lock, runtime.lock and requirements.lock agree with pyproject.toml")
-    else:
-        for path in locking.update():
-            print(f"wrote {path}")
+        return 0
+    if args.add:
+        locking.add(args.add)
+        print(f"added {args.add} to pyproject.toml's runtime dependencies")
+    for path in locking.update():
+        print(f"wrote {path}")
+    if args.add:
+        locking.sync()
+        print("installed the new lock into .venv (the stages retrain on the next `make repro`)")
     return 0
 
 
@@ -343,10 +356,18 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--target", required=True, help="the column to predict")
     data.add_argument("--name", help="the dataset's name (default: from the file name)")
     data.add_argument("--force", action="store_true", help="replace an existing schema")
+    data.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="what the target is (default: inferred from it, and printed)",
+    )
     data.set_defaults(handler=_data)
 
     lock = commands.add_parser("lock", help="re-lock with uv and rewrite the exported locks")
     lock.add_argument("--check", action="store_true", help="only check that the locks agree")
+    lock.add_argument(
+        "--add", metavar="REQUIREMENT", help="add a runtime library first (e.g. lightgbm==4.7.0)"
+    )
     lock.set_defaults(handler=_lock)
 
     repro = commands.add_parser("repro", help="dvc repro, in this environment")

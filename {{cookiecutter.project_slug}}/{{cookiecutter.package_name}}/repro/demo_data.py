@@ -16,6 +16,8 @@ SKLEARN_LOADERS = {
     "breast_cancer": "load_breast_cancer",
     "wine": "load_wine",
     "digits": "load_digits",
+    # Regression: disease progression a year after baseline, a number from 25 to 346.
+    "diabetes": "load_diabetes",
 }
 MIXED_DATASET = "churn"
 MISSING_MARKER = "NA"
@@ -26,7 +28,8 @@ START_DAY = np.datetime64("2019-01-01")
 
 
 def sklearn_columns(name: str) -> tuple[list[str], dict[str, np.ndarray]]:
-    """A bundled scikit-learn dataset as named columns, the integer target last."""
+    """A bundled scikit-learn dataset as named columns, the target last (class codes as
+    integers; diabetes's disease progression as floats)."""
     from sklearn import datasets
 
     bunch = getattr(datasets, SKLEARN_LOADERS[name])()

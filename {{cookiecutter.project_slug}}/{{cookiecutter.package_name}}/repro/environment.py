@@ -155,10 +155,13 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
 
 def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
     """What identifies an environment for model bytes: the runtime lock, the Python, the
-    platform, the CPU and the BLAS library with its kernel, with one hash over them all."""
+    platform, the CPU and the BLAS library with its kernel (and torch's build, where the
+    project has torch), with one hash over them all."""
     import hashlib
     import json
     import platform
+
+    from .determinism import torch_build
 
     components = {
         "python": platform.python_version(),
@@ -169,5 +172,8 @@ def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
             (Path(project) / "runtime.lock").read_bytes()
         ).hexdigest(),
     }
+    torch = torch_build()
+    if torch is not None:
+        components["torch"] = torch
     text = json.dumps(components, sort_keys=True, separators=(",", ":"))
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), **components}

@@ -11,11 +11,12 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from ..config import DEFAULT_MISSING
+from ..config import DEFAULT_MISSING, TASKS
 from .commands import run
 from .errors import DataError
 from .io import atomic_write_text, commit_partial, partial_path
@@ -87,29 +88,145 @@ def _kind(name: str, column) -> str:
     return "categorical"
 
 
-def _label(path: Path, target: str, column) -> str:
+# An integer target with more distinct values than this is a quantity, not a set of classes.
+MAX_CLASSES = 20
+
+
+@dataclass
+class TaskChoice:
+    """What `make data` decided the target is, and why (``reason`` follows "the target")."""
+
+    task: str
+    label: str
+    reason: str
+    warning: str = ""
+    decimals: bool = False  # the target holds decimal numbers: it cannot be class labels
+
+
+def _distinct_counts(column) -> tuple[int, int]:
+    """``(distinct values, values seen in one row only)`` of a column without missing cells."""
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(column.drop_null()).field("counts")
+    return len(counts), int(pc.sum(pc.equal(counts, 1)).as_py() or 0)
+
+
+def _first_text(column) -> str:
+    import pyarrow.compute as pc
+
+    return str(pc.drop_null(column)[0].as_py()) if len(column) > column.null_count else ""
+
+
+def infer_task(path: Path, target: str, column, task: str | None = None) -> TaskChoice:
+    """Classification or regression, from the target column (or ``task`` if given).
+
+    Text and booleans are classes. Decimal numbers are a quantity. An integer target is
+    classes when it has at most MAX_CLASSES distinct values and most of them occur more than
+    once (0/1, ratings, digit codes); otherwise a quantity (a mass in whole grams, a count of
+    days). A classification whose classes are mostly single rows is named, never silent.
+    """
     import pyarrow as pa
 
-    if pa.types.is_boolean(column.type):
-        return "boolean"
-    if pa.types.is_integer(column.type):
-        return "integer"
-    if pa.types.is_floating(column.type):
+    kind_of = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    rows = len(column) - column.null_count
+    distinct, singletons = _distinct_counts(column)
+    counted = f"{distinct} distinct values in {rows} rows"
+    if distinct == 0:
         raise DataError(
-            f"{path}: the target {target!r} holds decimal numbers; this project trains "
-            "classifiers. Fix: choose a column of class labels."
+            f"{path}: the target {target!r} is missing in every row. Fix: choose another "
+            "TARGET=, or fill the column in."
         )
-    return "string"
+    if distinct < 2:
+        what = "class" if task != "regression" else "value"
+        raise DataError(
+            f"{path}: the target {target!r} has one {what} ({_first_text(column)!r}) in every "
+            "row; a model needs at least two to learn anything. Fix: choose another TARGET=, "
+            f"or a table whose rows hold more than one {what}."
+        )
+    number = pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of)
+    if task == "regression" and not number:
+        shown = (
+            "true/false"
+            if pa.types.is_boolean(kind_of)
+            else f"text such as {_first_text(column)!r}"
+        )
+        raise DataError(
+            f"{path}: the target {target!r} holds {shown}; a regression target must hold "
+            "numbers. Fix: TASK=classification (or leave TASK= out), or choose a numeric "
+            "TARGET=."
+        )
+    if task == "classification" and pa.types.is_floating(kind_of):
+        raise DataError(
+            f"{path}: the target {target!r} holds decimal numbers, which cannot be read as "
+            "class labels. Fix: TASK=regression (or leave TASK= out), or store the classes as "
+            "integers or text."
+        )
+    if pa.types.is_boolean(kind_of):
+        choice = TaskChoice("classification", "boolean", "holds true/false values")
+    elif not number:
+        choice = TaskChoice("classification", "string", f"holds text ({counted})")
+    elif pa.types.is_floating(kind_of):
+        choice = TaskChoice(
+            "regression", "number", f"holds decimal numbers ({counted})", decimals=True
+        )
+    elif task == "regression":
+        choice = TaskChoice("regression", "number", f"holds integers with {counted}")
+    elif task == "classification" or (distinct <= MAX_CLASSES and singletons * 2 <= distinct):
+        choice = TaskChoice("classification", "integer", f"holds integers with {counted}")
+    else:
+        why = f"more than {MAX_CLASSES}" if distinct > MAX_CLASSES else "mostly single rows"
+        choice = TaskChoice(
+            "regression", "number", f"holds integers with {counted} ({why}: a quantity)"
+        )
+    if choice.task == "classification" and singletons * 2 > distinct:
+        choice.warning = (
+            f"{singletons} of the {distinct} classes of {target!r} occur in one row only: a "
+            "classifier cannot learn a class from one row, and the stratified split puts each "
+            "such row in the test set, where its class was never seen. Check that TARGET= is "
+            "the column you mean."
+        )
+    return choice
 
 
-def infer_schema(path: Path, target: str, name: str, file: str) -> dict:
+def how_to_change(choice: TaskChoice, name: str) -> str:
+    """The sentence `make data` prints after its choice: how to choose the other task, or
+    why the target cannot be the other kind."""
+    if choice.label in ("string", "boolean"):
+        return (
+            "Text and true/false values can only be classes: for regression, choose a "
+            "numeric TARGET=."
+        )
+    if choice.decimals:
+        return (
+            "Decimal numbers cannot be class labels: to classify, store the classes as integers "
+            "or text and run `make data` again with FORCE=1."
+        )
+    other, label = (
+        ("regression", "number")
+        if choice.task == "classification"
+        else ("classification", "integer")
+    )
+    return (
+        f"To treat it as {other}: set `task: {other}` and `label: {label}` in "
+        f"conf/data/{name}.yaml, or run `make data` again with TASK={other} FORCE=1."
+    )
+
+
+def infer_schema(path: Path, target: str, name: str, file: str, task: str | None = None) -> dict:
     """The starting schema of the table at ``path``: each column's kind as pyarrow reads it."""
+    return _infer(path, target, name, file, task)[0]
+
+
+def _infer(
+    path: Path, target: str, name: str, file: str, task: str | None
+) -> tuple[dict, TaskChoice]:
     table = _read_for_inference(path)
     if target not in table.column_names:
         raise DataError(
             f"{path}: there is no column {target!r}. Fix: TARGET= one of "
             f"{', '.join(table.column_names)}."
         )
+    choice = infer_task(path, target, table[target], task)
     kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": [], "datetime": []}
     drop = []
     for column_name in table.column_names:
@@ -117,23 +234,26 @@ def infer_schema(path: Path, target: str, name: str, file: str) -> dict:
             continue
         kind = _kind(column_name, table[column_name])
         (drop if kind == "drop" else kinds[kind]).append(column_name)
-    return {
+    schema = {
         "name": name,
         "file": file,
         "target": target,
-        "label": _label(path, target, table[target]),
+        "task": choice.task,
+        "label": choice.label,
         "features": kinds,
         "drop": drop,
         "missing": list(DEFAULT_MISSING),
     }
+    return schema, choice
 
 
 def schema_text(schema: dict, source: str) -> str:
     header = (
         f"# Schema of data/raw/{schema['file']}, inferred by `make data` from {source}.\n"
         "# Check every column's kind (numeric, categorical, boolean, datetime; drop = ids and\n"
-        "# columns the model must not see), the label type and the missing-value markers,\n"
-        "# then run `make params`. Reading the table checks it against this file.\n"
+        "# columns the model must not see), the task (classification or regression), the\n"
+        "# label type and the missing-value markers, then run `make params`. Reading the\n"
+        "# table checks it against this file.\n"
     )
     return header + yaml.safe_dump(schema, sort_keys=False, default_flow_style=False)
 
@@ -144,9 +264,16 @@ def _dvc(*args: str):
     return run(command, env=env)
 
 
-def bring_in(source: str, target: str, name: str | None = None, force: bool = False) -> dict:
+def bring_in(
+    source: str,
+    target: str,
+    name: str | None = None,
+    force: bool = False,
+    task: str | None = None,
+) -> dict:
     """Track ``source`` with DVC under data/raw/ and write conf/data/<name>.yaml; make it the
-    default dataset. Returns what was written.
+    default dataset. Returns what was written, and the task chosen for the target (``task``
+    if given, else inferred by ``infer_task``).
 
     A file in the way that this run did not create (data/raw/<file>, its .dvc file, the
     schema) is refused unless ``force``; what ``force`` replaces is set aside first and put
@@ -155,6 +282,8 @@ def bring_in(source: str, target: str, name: str | None = None, force: bool = Fa
     name = name or dataset_name(source)
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise DataError(f"NAME={name!r}: use lowercase letters, digits and underscores.")
+    if task is not None and task not in TASKS:
+        raise DataError(f"TASK={task!r}: is not one of {', '.join(TASKS)}. Fix: TASK=regression.")
     file = Path(source.split("?", 1)[0].rstrip("/")).name
     if Path(file).suffix.lower() not in SUFFIXES:
         raise DataError(f"{source}: not a .csv or .parquet file. Fix: convert it first.")
@@ -186,9 +315,11 @@ def bring_in(source: str, target: str, name: str | None = None, force: bool = Fa
                 os.replace(path, kept)
                 set_aside[path] = kept
         if is_url(source):
-            schema = _import_url(source, destination, target, name, file)
+            schema, choice = _import_url(source, destination, target, name, file, task)
         else:
-            schema = _add_local(Path(source), destination, in_place, target, name, file)
+            schema, choice = _add_local(
+                Path(source), destination, in_place, target, name, file, task
+            )
     except BaseException:
         for path in (destination, dvc_file, partial_path(destination)):
             if os.path.lexists(path) and (path not in existed or path in set_aside):
@@ -206,7 +337,7 @@ def bring_in(source: str, target: str, name: str | None = None, force: bool = Fa
     atomic_write_text(schema_path, schema_text(schema, source))
     config = CONFIG_FILE.read_text(encoding="utf-8")
     atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))
-    return {"schema": schema_path, "data": destination, "dvc_file": dvc_file}
+    return {"schema": schema_path, "data": destination, "dvc_file": dvc_file, "task": choice}
 
 
 def _same_file(source: Path, destination: Path) -> bool:
@@ -217,11 +348,17 @@ def _same_file(source: Path, destination: Path) -> bool:
 
 
 def _add_local(
-    source: Path, destination: Path, in_place: bool, target: str, name: str, file: str
-) -> dict:
+    source: Path,
+    destination: Path,
+    in_place: bool,
+    target: str,
+    name: str,
+    file: str,
+    task: str | None,
+) -> tuple[dict, TaskChoice]:
     if not source.is_file():
         raise DataError(f"{source}: no such file. Fix: give the path of a CSV or Parquet file.")
-    schema = infer_schema(source, target, name, file)
+    inferred = _infer(source, target, name, file, task)
     if not in_place:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, partial_path(destination))
@@ -229,10 +366,12 @@ def _add_local(
     added = _dvc("add", "-q", str(destination))
     if added.returncode != 0:
         raise DataError(f"`dvc add {destination}` failed:\n{added.stdout}{added.stderr}")
-    return schema
+    return inferred
 
 
-def _import_url(source: str, destination: Path, target: str, name: str, file: str) -> dict:
+def _import_url(
+    source: str, destination: Path, target: str, name: str, file: str, task: str | None
+) -> tuple[dict, TaskChoice]:
     destination.parent.mkdir(parents=True, exist_ok=True)
     imported = _dvc("import-url", "--force", source, str(destination))
     if imported.returncode != 0:
@@ -240,4 +379,4 @@ def _import_url(source: str, destination: Path, target: str, name: str, file: st
             f"`dvc import-url {source}` failed; data/raw/ is as it was:\n"
             f"{imported.stdout}{imported.stderr}"
         )
-    return infer_schema(destination, target, name, file)
+    return _infer(destination, target, name, file, task)

@@ -23,6 +23,8 @@ PINNED_ENV = {
     "BLIS_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
+    # cuBLAS's deterministic workspace, which torch's deterministic mode needs on a GPU.
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
     "TZ": "UTC",
     "LC_ALL": "C",
     "LANG": "C",

@@ -54,6 +54,19 @@ def update(project: str | Path = ".") -> list[Path]:
     return written
 
 
+def add(requirement: str, project: str | Path = ".") -> None:
+    """Add a runtime dependency to pyproject.toml (``uv add --frozen``: no lock, no install):
+    a model library, which then reaches runtime.lock and so every stage's dependencies."""
+    if requirement.startswith("-"):
+        raise LockError(f"{requirement!r} looks like an option. Fix: name a package.")
+    _uv(Path(project), "add", "--frozen", "--", requirement)
+
+
+def sync(project: str | Path = ".") -> None:
+    """Install exactly what uv.lock holds into .venv."""
+    _uv(Path(project), "sync", "--frozen")
+
+
 def check(project: str | Path = ".") -> None:
     """Raise LockError unless uv.lock satisfies pyproject.toml and the exports match it."""
     project = Path(project)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from ..config import PARAMS_FILE, load_params, validate
-from .errors import StaleParamsError
+from .errors import ConfigError, StaleParamsError
 
 CONF_DIR = "conf"
 CONFIG_NAME = "config"
@@ -27,11 +27,33 @@ def compose(conf_dir: str | Path = CONF_DIR, overrides: list[str] | None = None)
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationKeyError
 
     with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
         composed = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides or []))
-    OmegaConf.resolve(composed)
+    try:
+        OmegaConf.resolve(composed)
+    except InterpolationKeyError as error:
+        raise ConfigError(_missing_class_for_task(composed, conf_dir, error)) from None
     return OmegaConf.to_yaml(composed)
+
+
+def _missing_class_for_task(composed, conf_dir: str | Path, error: Exception) -> str:
+    """Say which model file has no class for the dataset's task, and the families that do."""
+    task = composed.data.get("task", "<unset>") if "data" in composed else "<unset>"
+    if "_by_task_" not in str(error):
+        return f"{conf_dir}/: {error}. Fix: correct the interpolation, then run `make params`."
+    fitting = sorted(
+        path.stem
+        for path in Path(conf_dir, "model").glob("*.yaml")
+        if task in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("_by_task_", {})
+    )
+    return (
+        f"{conf_dir}/model: the chosen model file names no class for the task {task!r} "
+        f"(conf/data: task) under _by_task_. Fix: pick a model for {task} in "
+        f"{conf_dir}/config.yaml (defaults: model: one of {', '.join(fitting) or 'none'}), "
+        f"or add a `{task}:` class under _by_task_, then run `make params`."
+    )
 
 
 def write(
@@ -43,9 +65,10 @@ def write(
     text = compose(conf_dir)
     config = validate(yaml.safe_load(text), source=f"{conf_dir}/ (composed)")
     if check_model:
-        from ..models import check_hyperparameters
+        from ..models import check_hyperparameters, check_task
 
         check_hyperparameters(config.model, source=f"{conf_dir}/model")
+        check_task(config, source=f"{conf_dir}/model")
     out.write_text(text, encoding="utf-8")
     return out
 

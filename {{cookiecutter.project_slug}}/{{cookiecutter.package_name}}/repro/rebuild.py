@@ -147,18 +147,6 @@ def _machine(environment: dict) -> dict:
     return {key: environment.get(key) for key in ("platform", "cpu", "blas")}
 
 
-def _close(expected, actual, tolerance: float) -> bool:
-    """Equal JSON, numbers within ``tolerance``."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(
-            _close(expected[key], actual[key], tolerance) for key in expected
-        )
-    numbers = (int, float)
-    if isinstance(expected, numbers) and isinstance(actual, numbers):
-        return abs(expected - actual) <= tolerance
-    return expected == actual
-
-
 def format_table(rebuild: Rebuild) -> str:
     lines = [f"  {'stage':<12} result"]
     lines += [f"  {name:<12} {value.upper()}" for name, value in rebuild.stages.items()]
@@ -170,8 +158,7 @@ def format_table(rebuild: Rebuild) -> str:
             "  EQUIVALENT: the bytes differ, but this machine is not the one that trained it:",
             f"    committed on {_describe_machine(before)}",
             f"    rebuilt on   {_describe_machine(after)}",
-            "    every test prediction is the same (0 label flips) and every metric is within "
-            f"{rebuild.equivalent['metrics_tolerance']:g}",
+            f"    {rebuild.equivalent['rule']}",
         ]
     return "\n".join(lines)
 
@@ -378,18 +365,24 @@ class Rebuilder:
 
     def portable_verdict(self) -> dict | None:
         """When the bytes differ: if the revision was trained on another machine (its
-        record names another BLAS kernel, CPU or platform) and every test prediction and
-        metric of the rebuild is the same, the outcome is EQUIVALENT; otherwise None."""
-        from .verification import PORTABLE_TOLERANCE
+        record names another BLAS kernel, CPU or platform) and the rebuild does the same on
+        the test table, the outcome is EQUIVALENT; otherwise None. The same means, for a
+        classifier, every test prediction identical (plots/confusion.csv); for a regressor,
+        every test prediction within verification.prediction_tolerance
+        (plots/predicted_actual.csv); and for both, every metric within
+        verification.numbers_close."""
+        from .verification import PORTABLE_TOLERANCE, numbers_close, same_regression_predictions
 
         stages = self.rebuild.stages.items()
         if any(value != "match" for name, value in stages if name not in MODEL_STAGES):
             return None
         shown = git(self.repo, "show", f"{self.rebuild.commit}:params.yaml")
-        paths = (
-            (yaml.safe_load(shown.stdout) or {}).get("paths", {}) if shown.returncode == 0 else {}
-        )
-        files = {key: paths.get(key) for key in ("model_record", "metrics", "confusion")}
+        params = (yaml.safe_load(shown.stdout) or {}) if shown.returncode == 0 else {}
+        paths = params.get("paths", {})
+        # A revision from before regression existed has no data.task: it is a classifier.
+        regression = (params.get("data") or {}).get("task") == "regression"
+        predictions = "predicted_actual" if regression else "confusion"
+        files = {key: paths.get(key) for key in ("model_record", "metrics", predictions)}
         if not all(files.values()):
             return None
         committed, rebuilt = {}, {}
@@ -401,15 +394,25 @@ class Rebuilder:
             committed[key], rebuilt[key] = old.stdout, new.read_text(encoding="utf-8")
         before = _machine(json.loads(committed["model_record"]).get("environment", {}))
         after = _machine(json.loads(rebuilt["model_record"]).get("environment", {}))
-        if before == after or committed["confusion"] != rebuilt["confusion"]:
+        if before == after:
             return None
+        if regression:
+            same = same_regression_predictions(committed[predictions], rebuilt[predictions])
+            rule = (
+                "every test prediction is within "
+                f"{PORTABLE_TOLERANCE:g} times the largest |prediction| (at least 1)"
+            )
+        else:
+            same = committed[predictions] == rebuilt[predictions]
+            rule = "every test prediction is the same (0 label flips)"
         old_metrics, new_metrics = json.loads(committed["metrics"]), json.loads(rebuilt["metrics"])
-        if not _close(old_metrics, new_metrics, PORTABLE_TOLERANCE):
+        if not same or not numbers_close(old_metrics, new_metrics):
             return None
         return {
             "committed_machine": before,
             "rebuilt_machine": after,
-            "label_flips": 0,
+            "task": "regression" if regression else "classification",
+            "rule": f"{rule}, and every metric within {PORTABLE_TOLERANCE:g} times max(1, |value|)",
             "metrics_tolerance": PORTABLE_TOLERANCE,
         }
 

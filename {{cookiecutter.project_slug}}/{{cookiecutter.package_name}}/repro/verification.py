@@ -3,7 +3,9 @@ with that independent rebuild, at three levels.
 
 - strict: the model file's sha256. Same bytes, same model, on this platform.
 - portable: predictions on a fixed probe set (the test table). Survives a change of BLAS
-  kernel, where the last bits of a coefficient may move but no prediction does.
+  kernel, where the last bits of a coefficient may move but no prediction does. A classifier
+  must flip no label, and its scores stay within PORTABLE_TOLERANCE; a regressor's
+  predictions are numbers, compared within ``prediction_tolerance`` (relative).
 - metrics: the evaluation scores, key by key.
 
 When the strict level fails, the report says what differs inside the model: which attributes
@@ -27,6 +29,7 @@ import yaml
 
 from ..config import PARAMS_FILE, ProjectConfig
 from ..data import read_for_model
+from ..plots import CLASSIFICATION_PLOTS, REGRESSION_PLOTS
 from .artifacts import load_recorded_model, read_record
 from .commands import run
 from .environment import require_locked_environment
@@ -42,7 +45,8 @@ from .launcher import (
     varied_environment,
 )
 
-# Probabilities closer than this count as the same prediction at the portable level.
+# Probabilities closer than this count as the same prediction at the portable level; for a
+# regressor's predictions and for metrics, it is relative (see prediction_tolerance).
 PORTABLE_TOLERANCE = 1e-9
 DIFF_LIMIT = 20
 DISASSEMBLY_LIMIT_BYTES = 4 << 20
@@ -167,8 +171,58 @@ def _scores(model: Any, features: Any) -> np.ndarray:
     return np.zeros(1)
 
 
-def compare_predictions(expected: Any, rebuilt: Any, probe: Any) -> dict:
-    """The portable level: label flips and the largest score difference on the probe set."""
+def prediction_tolerance(predictions: np.ndarray) -> float:
+    """How far two regression predictions may be apart and still count as the same:
+    PORTABLE_TOLERANCE times the largest |prediction| (at least 1), so the rule is the same
+    whether the target is in grams or in tonnes."""
+    largest = float(np.max(np.abs(predictions))) if predictions.size else 0.0
+    return PORTABLE_TOLERANCE * max(1.0, largest)
+
+
+def numbers_close(expected: Any, actual: Any) -> bool:
+    """Equal JSON (metrics), each number within PORTABLE_TOLERANCE times max(1, |expected|): for
+    scores in [0, 1] that is an absolute 1e-9; an RMSE in the target's units is held to the
+    same relative precision."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return expected.keys() == actual.keys() and all(
+            numbers_close(expected[key], actual[key]) for key in expected
+        )
+    numbers = (int, float)
+    if isinstance(expected, numbers) and isinstance(actual, numbers):
+        return abs(expected - actual) <= PORTABLE_TOLERANCE * max(1.0, abs(expected))
+    return expected == actual
+
+
+def same_regression_predictions(committed: str, rebuilt: str) -> bool:
+    """Two predicted_actual tables (plots.predicted_actual_rows) hold the same test rows with
+    the same targets, and every prediction within ``prediction_tolerance`` of the committed."""
+    import pandas as pd
+
+    old, new = (pd.read_csv(io.StringIO(text), dtype=float) for text in (committed, rebuilt))
+    if list(old.columns) != list(new.columns) or len(old) != len(new):
+        return False
+    if not np.array_equal(old["actual"].to_numpy(), new["actual"].to_numpy()):
+        return False
+    before, after = old["predicted"].to_numpy(), new["predicted"].to_numpy()
+    return bool(np.max(np.abs(after - before), initial=0.0) <= prediction_tolerance(before))
+
+
+def compare_predictions(expected: Any, rebuilt: Any, probe: Any, task: str) -> dict:
+    """The portable level on the probe set: a classifier's label flips and largest score
+    difference; a regressor's largest prediction difference, against its tolerance."""
+    if task == "regression":
+        before = np.asarray(expected.predict(probe), dtype=float)
+        after = np.asarray(rebuilt.predict(probe), dtype=float)
+        delta = float(np.max(np.abs(after - before), initial=0.0))
+        tolerance = prediction_tolerance(before)
+        return {
+            "artifact": "predictions",
+            "level": "portable",
+            "result": "match" if delta <= tolerance else "mismatch",
+            "n_probe": int(probe.shape[0]),
+            "max_abs_delta": delta,
+            "tolerance": tolerance,
+        }
     delta = float(np.max(np.abs(_scores(expected, probe) - _scores(rebuilt, probe))))
     flips = int(np.sum(expected.predict(probe) != rebuilt.predict(probe)))
     return {
@@ -220,6 +274,11 @@ def format_table(checks: list[dict]) -> str:
     for check in checks:
         if check["level"] == "strict":
             detail = f"sha256 {check['expected_sha256'][:12]} vs {check['rebuilt_sha256'][:12]}"
+        elif check["level"] == "portable" and "tolerance" in check:
+            detail = (
+                f"{check['n_probe']} probes, max |Δ| {check['max_abs_delta']:.3g} "
+                f"(tolerance {check['tolerance']:.3g})"
+            )
         elif check["level"] == "portable":
             detail = (
                 f"{check['n_probe']} probes, max |Δ| {check['max_abs_delta']:.3g}, "
@@ -237,7 +296,8 @@ def format_table(checks: list[dict]) -> str:
 
 # ---- the stage -----------------------------------------------------------------------------
 
-PLOT_PATHS = ("confusion", "roc", "precision_recall", "calibration", "importance")
+# Every plot table evaluate writes, for either task (the other task's hold only a header).
+PLOT_PATHS = (*CLASSIFICATION_PLOTS, *REGRESSION_PLOTS, "importance")
 REBUILT_PATHS = ("model", "model_record", "metrics", *PLOT_PATHS)
 
 
@@ -287,7 +347,7 @@ def verify(config: ProjectConfig) -> dict[str, Path]:
                 expected,
                 rebuilt,
             ),
-            compare_predictions(expected, rebuilt, probe),
+            compare_predictions(expected, rebuilt, probe, config.data.task),
             compare_metrics(
                 paths.metrics,
                 json.loads(Path(paths.metrics).read_text(encoding="utf-8")),

@@ -1,0 +1,140 @@
+"""Tier 3: the families of other libraries (LightGBM, XGBoost, CatBoost and a PyTorch network)
+each train, pass verify, retrain to the same dvc.lock and rebuild byte for byte, on the
+classification demo and then on a regression table brought in with `make data`."""
+
+import csv
+import json
+import math
+import re
+
+import pytest
+import yaml
+from conftest import bake, model_target, run
+from project_setup import MODEL_LIBRARIES
+from test_end_to_end import Project
+
+pytestmark = pytest.mark.slow
+
+# The network first: its environment (torch) is the longest to install.
+FAMILIES = sorted(MODEL_LIBRARIES, key=lambda name: name != "torch_mlp")
+
+
+def write_regression_table(path) -> str:
+    """scikit-learn's diabetes table under a team's own column names, the target a number."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame.rename(columns={"target": "progression"})
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def trained_target(project: Project) -> str:
+    lock = yaml.safe_load(project.lock())
+    return lock["stages"]["train"]["params"]["params.yaml"]["model"]["_target_"]
+
+
+def repro_verify_and_rebuild(project: Project, message: str, force: bool = True) -> None:
+    """`make repro` (verify MATCH), `dvc repro --force` (the same dvc.lock), then commit, push
+    and `make rebuild` of HEAD in its own clone and environment (MATCH: every stage's outputs
+    are the committed dvc.lock's, which also covers a second `dvc repro --force`)."""
+    project.make("repro")
+    first = project.lock()
+    assert json.loads((project.path / "reports/verify.json").read_text())["result"] == "match"
+    if force:
+        project.dvc("repro", "--force")
+        assert project.lock() == first
+    project.git("add", "-A")
+    project.git("commit", "-qm", message)
+    project.dvc("push")
+    rebuilt = project.make("rebuild")
+    assert "rebuild of HEAD" in rebuilt.stdout and ": MATCH" in rebuilt.stdout, rebuilt.stdout
+
+
+def without_the_machinerys_settings_verify_fails(project: Project) -> None:
+    """The fault the machinery prevents, injected for real: CatBoost's random model GUID and
+    timestamp left in the model. verify retrains, and the model file MISMATCHes."""
+    settings = next(project.path.glob("*/repro/determinism.py"))
+    original = settings.read_text()
+    settings.write_text(original.replace('("model_guid", "train_finish_time")', "()"))
+    try:
+        result = project.dvc("repro", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "failed to reproduce 'verify'" in output
+        assert re.search(r"models/model\.pkl\s+strict\s+MISMATCH", output)
+    finally:
+        settings.write_text(original)
+        project.git("checkout", "-q", "--", ".")
+        project.dvc("checkout", "--force")
+        assert project.status_is_clean()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_rebuilds_byte_for_byte_on_both_tasks(family, tmp_path):
+    slug = f"family-{family.replace('_', '-')}"
+    path = bake(
+        tmp_path, dataset="breast_cancer", model=family, project_slug=slug, package_name="fam"
+    )
+    project = Project(path)
+    locked = (path / "runtime.lock").read_text()
+    library = MODEL_LIBRARIES[family]
+    assert library in locked
+    assert not {"lightgbm", "xgboost", "catboost", "torch"} - {library} & set(
+        line.split("==")[0].removesuffix("-cpu") for line in locked.splitlines()
+    )
+
+    repro_verify_and_rebuild(project, "Train the classifier")
+    assert trained_target(project) == model_target(family, "classification").replace(
+        "{{ cookiecutter.package_name }}", "fam"
+    )
+    assert not list(path.rglob("catboost_info")), "the library wrote files beside the model"
+    if family == "torch_mlp":
+        # The only bake with networks.py: its own tests check, among others, that each
+        # stage's dvc.yaml deps are exactly the modules it loads (networks.py included).
+        project.make("test")
+
+    source = write_regression_table(tmp_path / "progression.csv")
+    brought = project.make("data", env={"SRC": source, "TARGET": "progression"})
+    assert "regression" in brought.stdout
+    project.make("params")
+    repro_verify_and_rebuild(project, "Train the regressor", force=False)
+    assert trained_target(project) == model_target(family, "regression").replace(
+        "{{ cookiecutter.package_name }}", "fam"
+    )
+    if family == "catboost":
+        without_the_machinerys_settings_verify_fails(project)
+    predicted = tmp_path / "predicted.csv"
+    run([".venv/bin/python", "-m", "fam", "predict", source, str(predicted)], cwd=path)
+    values = [row["prediction"] for row in csv.DictReader(predicted.open())]
+    assert len(values) == 442 and all(math.isfinite(float(value)) for value in values)
+
+
+LIGHTGBM_BY_HAND = """\
+_target_: lightgbm.LGBMClassifier
+n_estimators: 50
+verbose: -1
+"""
+
+
+def test_a_library_added_by_hand_trains_with_its_documented_keys(tmp_path):
+    """`make add-library` (uv add, re-lock, install) and a model file of one's own: LightGBM
+    with `verbose: -1`, a key its class takes through **kwargs, trains and verifies; a typo
+    of a documented key is named with the closest match."""
+    project = Project(bake(tmp_path, project_slug="by-hand", package_name="by_hand"))
+    assert "lightgbm" not in (project.path / "runtime.lock").read_text()
+    project.make("add-library", env={"LIBRARY": "lightgbm==4.7.0"})
+    assert "lightgbm==4.7.0" in (project.path / "runtime.lock").read_text()
+    project.make("check-lock", "check-env")
+
+    (project.path / "conf/model/lgbm.yaml").write_text(LIGHTGBM_BY_HAND)
+    config = project.path / "conf/config.yaml"
+    config.write_text(config.read_text().replace("model: logreg", "model: lgbm"))
+    project.make("params")
+    project.make("repro")
+    assert json.loads((project.path / "reports/verify.json").read_text())["result"] == "match"
+    assert trained_target(project) == "lightgbm.LGBMClassifier"
+
+    (project.path / "conf/model/lgbm.yaml").write_text(LIGHTGBM_BY_HAND + "num_leafs: 7\n")
+    refused = project.make("params", check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in said
+    assert "model.num_leafs" in said and "num_leaves" in said
