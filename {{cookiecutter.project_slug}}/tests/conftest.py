@@ -2,6 +2,7 @@
 template variables and run unchanged in every baked project."""
 
 import importlib
+import importlib.util
 import shutil
 import tomllib
 from pathlib import Path
@@ -15,6 +16,20 @@ PACKAGE = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["
 def project_module(name: str):
     """Import ``<package>.<name>`` from this project."""
     return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+def model_files_for(task: str) -> list[Path]:
+    """The model files with a class for ``task`` from a library this project's lock has (the
+    bake locks only the chosen family's library)."""
+    import yaml
+
+    found = []
+    for path in sorted((PROJECT_ROOT / "conf" / "model").glob("*.yaml")):
+        model = yaml.safe_load(path.read_text())
+        target = model.get("_by_task_", {}).get(task) or model["_target_"]
+        if "${" not in target and importlib.util.find_spec(target.rsplit(".", 1)[0]):
+            found.append(path)
+    return found
 
 
 def require_pulled_data() -> None:

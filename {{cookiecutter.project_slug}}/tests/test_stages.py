@@ -9,7 +9,8 @@ from importlib import import_module
 
 import numpy as np
 import pytest
-from conftest import PACKAGE, PROJECT_ROOT, project_module, require_pulled_data
+import yaml
+from conftest import PACKAGE, PROJECT_ROOT, model_files_for, project_module, require_pulled_data
 
 models = project_module("repro.artifacts")
 errors = project_module("repro.errors")
@@ -409,6 +410,16 @@ def test_model_bytes_are_canonical_for_every_model_and_data_kind(tmp_path):
         return json.loads(result.stdout)
 
     first = digests("1", "UTC")
-    # Every usable model file on the project's table and on the mixed classification table.
-    assert {key.split("/")[1] for key in first} == {"numeric", "mixed"}
+    # Every model file this project can train, on its own table and on the mixed
+    # classification table, with either encoding.
+    task = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["data"]["task"]
+    assert set(first) == {
+        f"{path.stem}/{kind}/{encoding}"
+        for kind, files in (
+            ("numeric", model_files_for(task)),
+            ("mixed", model_files_for("classification")),
+        )
+        for path in files
+        for encoding in ("onehot", "ordinal")
+    }
     assert digests("2", "Pacific/Chatham") == first

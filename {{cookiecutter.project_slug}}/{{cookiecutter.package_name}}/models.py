@@ -20,11 +20,13 @@ What makes each library retrain to the same bytes (seeds, thread counts, determi
 is set by the machinery (repro/determinism.py), for the keys the model file leaves unset.
 """
 
+import contextlib
 import difflib
 import importlib.util
 import inspect
 import logging
 import re
+import sys
 from typing import Any
 
 from . import estimators  # noqa: F401  (the team's classes: a code dependency of train)
@@ -114,19 +116,27 @@ def parameter_names(cls: type) -> list[str]:
             for name, parameter in signature.parameters.items()
             if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
         ]
+    if _has_var_keyword(cls) and inspect.isclass(cls) and hasattr(cls, "get_params"):
+        # XGBoost's classes name their parameters in a base class, behind **kwargs; a class
+        # that needs arguments to be built has only its signature.
+        with contextlib.suppress(Exception):
+            names += [name for name in cls().get_params(deep=False) if name not in names]
     return names + [name for name in determinism.keyword_parameters(cls) if name not in names]
 
 
-def takes_any_keyword(cls: type) -> bool:
-    """A class with ``**kwargs`` whose library publishes no parameter list (XGBoost): its
-    keys are the library's to check (XGBoost names unused ones when it trains)."""
+def _has_var_keyword(cls: type) -> bool:
     init = cls.__init__ if inspect.isclass(cls) else cls
     try:
         parameters = inspect.signature(init).parameters.values()
     except (TypeError, ValueError):
         return False
-    has_kwargs = any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
-    return has_kwargs and not determinism.keyword_parameters(cls)
+    return any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
+
+
+def takes_any_keyword(cls: type) -> bool:
+    """A class with ``**kwargs`` whose library publishes no parameter list (XGBoost): its
+    keys are the library's to check (XGBoost names unused ones when it trains)."""
+    return _has_var_keyword(cls) and not determinism.keyword_parameters(cls)
 
 
 def check_task(config: ProjectConfig, source: str = "params.yaml") -> None:
@@ -136,6 +146,8 @@ def check_task(config: ProjectConfig, source: str = "params.yaml") -> None:
 
     task = config.data.task
     cls = estimator_class(config.model, source)
+    if not inspect.isclass(cls):  # an allowed function: calling it here could do anything
+        return
     try:
         estimator = cls()
     except Exception:  # a class that needs arguments: its kind cannot be read here
@@ -145,10 +157,9 @@ def check_task(config: ProjectConfig, source: str = "params.yaml") -> None:
     if kind is not None and kind != TASK_KINDS[task]:
         raise ConfigError(
             f"{source}: model._target_: {cls.__name__} is a {kind}, but the dataset's task is "
-            f"{task} (conf/data/{config.data.name}.yaml: task). Fix: pick a model for {task} "
-            "in conf/config.yaml (defaults: model; ridge, random_forest, hist_gb, lightgbm, "
-            "xgboost, catboost and torch_mlp do regression, logreg only classification), or "
-            "change the task, then run `make params`."
+            f"{task} (conf/data/{config.data.name}.yaml: task). Fix: pick a model file of "
+            f"conf/model/ whose _by_task_ names a {task} class in conf/config.yaml "
+            "(defaults: model), or change the task, then run `make params`."
         )
 
 
@@ -164,13 +175,20 @@ def _check_node(node: dict[str, Any], where: str, source: str, allowed: set[str]
     for key, value in node.items():
         if key == TARGET_KEY or key in HYDRA_KEYS or (where == "model" and key in MODEL_FILE_KEYS):
             continue
-        if key not in known and not takes_any_keyword(cls):
+        if key not in known:
             close = difflib.get_close_matches(str(key), known, n=3)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             name = getattr(cls, "__name__", cls)
-            raise ConfigError(
-                f"{source}: {where}.{key}: {name} has no parameter {key!r}; {hint}"
-                f"Fix: use one of its parameters ({', '.join(known)})."
+            if not takes_any_keyword(cls):
+                raise ConfigError(
+                    f"{source}: {where}.{key}: {name} has no parameter {key!r}; {hint}"
+                    f"Fix: use one of its parameters ({', '.join(known)})."
+                )
+            # The library's to check: named here, not refused (its value is still checked).
+            print(
+                f"warning: {source}: {where}.{key}: {name} does not name {key!r}; {hint}"
+                "it passes it on to its library, which ignores a key it does not know.",
+                file=sys.stderr,
             )
         _check_value(value, f"{where}.{key}", source, allowed)
     return cls
@@ -205,7 +223,10 @@ def build(config: ProjectConfig, source: str = "params.yaml"):
     estimator = _plain_partials(instantiate(model, _convert_="all", **extra))
     _check_constraints(estimator, model, "model", source)
     return Pipeline(
-        [("preprocess", preprocessor(config.data, config.preprocess)), ("model", estimator)]
+        [
+            ("preprocess", preprocessor(config.data, config.preprocess)),
+            ("model", determinism.adapted(estimator)),
+        ]
     )
 
 
@@ -229,7 +250,8 @@ def _plain_partials(estimator: Any) -> Any:
 
 def _check_constraints(estimator: Any, node: dict[str, Any], where: str, source: str) -> None:
     """scikit-learn's own constraints (types, ranges) of ``estimator`` and of the estimators
-    nested in it, named by their key. A team class may declare none."""
+    nested in it, named by their key; for a class without them (LightGBM, XGBoost), the types
+    its signature declares; and the library's own check where it has one (CatBoost)."""
     validate = getattr(estimator, "_validate_params", None)
     if validate is not None and hasattr(estimator, "_parameter_constraints"):
         from sklearn.utils._param_validation import InvalidParameterError
@@ -240,9 +262,65 @@ def _check_constraints(estimator: Any, node: dict[str, Any], where: str, source:
             found = _CONSTRAINT_KEY.search(str(error))
             key = f"{where}.{found.group(1)}" if found else where
             raise ConfigError(f"{source}: {key}: {error}") from None
+    else:
+        _check_declared_types(type(estimator), node, where, source)
+    problem = determinism.library_problem(estimator)
+    if problem is not None:
+        key, message = problem
+        raise ConfigError(
+            f"{source}: {where}.{key or '?'}: {message}. Fix: give a value its library takes."
+        )
     for key, value in node.items():
         if key != TARGET_KEY and key not in HYDRA_KEYS:
             _nested_constraints(getattr(estimator, str(key), None), value, f"{where}.{key}", source)
+
+
+def _check_declared_types(cls: type, node: dict[str, Any], where: str, source: str) -> None:
+    """A value against the type its class declares: the annotation of ``__init__`` (XGBoost),
+    else the type of a non-None default (LightGBM). Richer types are the library's to check."""
+    import typing
+
+    declared: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            for name, parameter in inspect.signature(init).parameters.items():
+                if parameter.default is not parameter.empty and parameter.default is not None:
+                    declared[name] = type(parameter.default)
+            declared.update(typing.get_type_hints(init))
+        except Exception:  # a signature or annotation Python cannot read: nothing declared
+            continue
+    for key, value in node.items():
+        expected = declared.get(key)
+        if str(key).startswith("_") or isinstance(value, dict) or expected is None:
+            continue
+        if not _fits(value, expected):
+            raise ConfigError(
+                f"{source}: {where}.{key}: {value!r} is not what {cls.__name__} takes "
+                f"({_type_name(expected)}). Fix: give a value of that type."
+            )
+
+
+def _fits(value: Any, expected: Any) -> bool:
+    import types
+    import typing
+
+    if typing.get_origin(expected) in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in typing.get_args(expected))
+    simple = {
+        type(None): value is None,
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }
+    return simple.get(expected, True)
+
+
+def _type_name(expected: Any) -> str:
+    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
 
 
 def _nested_constraints(built: Any, value: Any, where: str, source: str) -> None:

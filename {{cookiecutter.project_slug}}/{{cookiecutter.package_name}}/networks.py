@@ -57,7 +57,7 @@ class _Net(BaseEstimator):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
     }
 
     def __init__(self, module=MLP, max_epochs=30, lr=0.01, batch_size=64, random_state=None):

@@ -7,6 +7,8 @@
 - time: every test row is later than every train row.
 """
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,10 +77,26 @@ def by_time(times: np.ndarray, test_size: float) -> tuple[np.ndarray, np.ndarray
 def split(
     table: pa.Table, schema: DataConfig, config: SplitConfig, seed: int, source: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test row indices of ``table`` as the split config says."""
+    """Train and test row indices of ``table`` as the split config says; neither side empty."""
+    train, test = _split(table, schema, config, seed, source)
+    if not train.size or not test.size:
+        side = "training" if not train.size else "testing"
+        raise DataError(
+            f"{source}: the {config.kind} split of {table.num_rows} rows leaves none for "
+            f"{side}. Fix: bring more rows, or change split.test_size ({config.test_size})."
+        )
+    return train, test
+
+
+def _split(
+    table: pa.Table, schema: DataConfig, config: SplitConfig, seed: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
     if config.kind == "stratified" and schema.task == "regression":
         values = table[schema.target].to_numpy()
-        return stratified(target_bins(values), config.test_size, seed)
+        # Bins of at least 1/test_size rows, so that each gives about test_size of its rows
+        # (a small table gets fewer bins, a tiny one a plain seeded shuffle).
+        bins = max(1, min(STRATA, values.size // math.ceil(1 / config.test_size)))
+        return stratified(target_bins(values, bins), config.test_size, seed)
     if config.kind == "stratified":
         return stratified(class_codes(table[schema.target]), config.test_size, seed)
     column = table[config.column]

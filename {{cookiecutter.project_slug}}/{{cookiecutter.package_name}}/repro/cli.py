@@ -53,7 +53,7 @@ def _lock(args: argparse.Namespace) -> int:
         print("uv.lock, runtime.lock and requirements.lock agree with pyproject.toml")
         return 0
     if args.add:
-        locking.add(args.add)
+        locking.add_and_lock(args.add)
         print(f"added {args.add} to pyproject.toml's runtime dependencies")
     for path in locking.update():
         print(f"wrote {path}")

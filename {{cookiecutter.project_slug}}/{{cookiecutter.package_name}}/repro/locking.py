@@ -54,12 +54,21 @@ def update(project: str | Path = ".") -> list[Path]:
     return written
 
 
-def add(requirement: str, project: str | Path = ".") -> None:
-    """Add a runtime dependency to pyproject.toml (``uv add --frozen``: no lock, no install):
-    a model library, which then reaches runtime.lock and so every stage's dependencies."""
+def add_and_lock(requirement: str, project: str | Path = ".") -> None:
+    """Add a runtime dependency to pyproject.toml (``uv add --frozen``) and re-lock: a model
+    library, which then reaches runtime.lock and so every stage's dependencies. If either
+    fails, pyproject.toml and uv.lock are put back as they were."""
     if requirement.startswith("-"):
         raise LockError(f"{requirement!r} looks like an option. Fix: name a package.")
-    _uv(Path(project), "add", "--frozen", "--", requirement)
+    project = Path(project)
+    kept = {name: (project / name).read_bytes() for name in ("pyproject.toml", LOCK_FILE)}
+    try:
+        _uv(project, "add", "--frozen", "--", requirement)
+        _uv(project, "lock")
+    except LockError:
+        for name, data in kept.items():
+            (project / name).write_bytes(data)
+        raise
 
 
 def sync(project: str | Path = ".") -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ..config import PARAMS_FILE, load_params, validate
+from ..config import PARAMS_FILE, TASKS, load_params, validate
 from .errors import ConfigError, StaleParamsError
 
 CONF_DIR = "conf"
@@ -31,6 +31,14 @@ def compose(conf_dir: str | Path = CONF_DIR, overrides: list[str] | None = None)
 
     with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
         composed = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides or []))
+    task = OmegaConf.select(composed, "data.task", default=None, throw_on_missing=False)
+    if task not in TASKS:
+        name = OmegaConf.select(composed, "data.name", default="<name>", throw_on_missing=False)
+        raise ConfigError(
+            f"{conf_dir}/data/{name}.yaml: task: {'missing' if task is None else repr(task)}; "
+            f"it must be one of {', '.join(TASKS)}. Fix: add `task: classification` or "
+            "`task: regression` there (`make data` writes it), then run `make params`."
+        )
     try:
         OmegaConf.resolve(composed)
     except InterpolationKeyError as error:
