@@ -92,14 +92,14 @@ def test_a_family_rebuilds_byte_for_byte_on_both_tasks(family, tmp_path):
         "{{ cookiecutter.package_name }}", "fam"
     )
     assert not list(path.rglob("catboost_info")), "the library wrote files beside the model"
+    # The project's model-file tests with this library: every shipped file composes and
+    # builds, a wrong type and a typo are named (CatBoost's parser, XGBoost's warning); in the
+    # only bake with networks.py, also that each stage's dvc.yaml deps are exactly the modules
+    # it loads (networks.py included).
+    own_tests = ["tests/test_config.py"]
     if family == "torch_mlp":
-        # The only bake with networks.py: its own tests check, among others, that each
-        # stage's dvc.yaml deps are exactly the modules it loads (networks.py included).
-        project.make("test")
-    else:
-        # The project's model-file tests with this library: every shipped file composes and
-        # builds, a wrong type and a typo are named (CatBoost's parser, XGBoost's warning).
-        run([".venv/bin/python", "-m", "pytest", "-q", "tests/test_config.py"], cwd=path)
+        own_tests.append("tests/test_project_layout.py")
+    run([".venv/bin/python", "-m", "pytest", "-q", *own_tests], cwd=path)
 
     source = write_regression_table(tmp_path / "progression.csv")
     brought = project.make("data", env={"SRC": source, "TARGET": "progression"})

@@ -51,7 +51,7 @@ README_ELSEWHERE = {
 # Lines left out of the blocks that run: each is run by another test.
 README_LINES_ELSEWHERE = (
     "REBUILD_ARGS=--vary",  # test_end_to_end.py: rebuild in a varied environment
-    "make test",  # test_end_to_end.py: the project's tests, for every dataset and model
+    "make test",  # test_end_to_end.py and test_model_families.py: the project's tests
     "access_key_id '...'",  # placeholders: configure() sets the real credentials
     "credentialpath '...'",
     "connection_string '...'",
