@@ -57,7 +57,11 @@ def measure(family: str, scratch: Path, repeat: int) -> dict:
             str(TEMPLATE),
             no_input=True,
             output_dir=str(scratch),
-            extra_context={"model": family, "dataset": dataset, "project_slug": f"b-{family}"},
+            extra_context={
+                "model": family,
+                "dataset": dataset,
+                "project_slug": "b-" + family.replace("_", "-"),
+            },
         )
     )
     venv = project / ".venv" / "bin"
