@@ -184,6 +184,8 @@ def test_the_equivalent_rule_for_regression_is_relative(package):
     assert not verification.same_regression_predictions(committed, moved)
     other_rows = plots.predicted_actual_rows(actual + 1, predicted)
     assert not verification.same_regression_predictions(committed, other_rows)
+    # A committed table anyone could have edited into garbage is not the same, not a traceback.
+    assert not verification.same_regression_predictions("actual,predicted\n1,x\n", committed)
     assert verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.0 + 1e-7})
     assert not verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.01})
     assert not verification.numbers_close({"accuracy": 0.9}, {"accuracy": 0.9 + 2e-9})

@@ -193,28 +193,38 @@ def numbers_close(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
+def largest_difference(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(the largest |after - before|, the tolerance it is held to) for regression predictions."""
+    return float(np.max(np.abs(after - before), initial=0.0)), prediction_tolerance(before)
+
+
 def same_regression_predictions(committed: str, rebuilt: str) -> bool:
     """Two predicted_actual tables (plots.predicted_actual_rows) hold the same test rows with
-    the same targets, and every prediction within ``prediction_tolerance`` of the committed."""
+    the same targets, and every prediction within ``prediction_tolerance`` of the committed.
+    A table that does not parse (a committed file anyone could have edited) is not the same."""
     import pandas as pd
 
-    old, new = (pd.read_csv(io.StringIO(text), dtype=float) for text in (committed, rebuilt))
-    if list(old.columns) != list(new.columns) or len(old) != len(new):
+    try:
+        old, new = (pd.read_csv(io.StringIO(text), dtype=float) for text in (committed, rebuilt))
+        if list(old.columns) != list(new.columns) or len(old) != len(new):
+            return False
+        if not np.array_equal(old["actual"].to_numpy(), new["actual"].to_numpy()):
+            return False
+        before, after = old["predicted"].to_numpy(), new["predicted"].to_numpy()
+    except (ValueError, KeyError, pd.errors.ParserError):
         return False
-    if not np.array_equal(old["actual"].to_numpy(), new["actual"].to_numpy()):
-        return False
-    before, after = old["predicted"].to_numpy(), new["predicted"].to_numpy()
-    return bool(np.max(np.abs(after - before), initial=0.0) <= prediction_tolerance(before))
+    delta, tolerance = largest_difference(before, after)
+    return delta <= tolerance
 
 
 def compare_predictions(expected: Any, rebuilt: Any, probe: Any, task: str) -> dict:
     """The portable level on the probe set: a classifier's label flips and largest score
     difference; a regressor's largest prediction difference, against its tolerance."""
     if task == "regression":
-        before = np.asarray(expected.predict(probe), dtype=float)
-        after = np.asarray(rebuilt.predict(probe), dtype=float)
-        delta = float(np.max(np.abs(after - before), initial=0.0))
-        tolerance = prediction_tolerance(before)
+        delta, tolerance = largest_difference(
+            np.asarray(expected.predict(probe), dtype=float),
+            np.asarray(rebuilt.predict(probe), dtype=float),
+        )
         return {
             "artifact": "predictions",
             "level": "portable",
