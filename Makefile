@@ -39,7 +39,7 @@ demo: bootstrap ## Bake the default project, set it up, run its pipeline, show i
 locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 	UV=$(UV) $(VENV_PYTHON) scripts/update_locks.py
 
-demo-tables: bootstrap ## Rewrite the shipped demo tables with the package's own writer
+demo-tables: bootstrap ## Rewrite the shipped demo tables and the project tests' fixture (tests/demo_data.py)
 	UV=$(UV) $(VENV_PYTHON) scripts/update_demo_tables.py
 
 bench: bootstrap ## Bake time, pipeline overhead, the scale run (10^4..10^6 rows), CI caches, model families

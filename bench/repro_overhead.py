@@ -26,11 +26,12 @@ IN_PROCESS = """
 import sys
 from importlib import import_module
 package = sys.argv[1]
-params = import_module(package + ".repro.params")
-config = import_module(package + ".config").load_params()
-params.check_and_stamp()
-for name in import_module(package + ".stages").STAGES:
-    import_module(f"{package}.stages.{name}").run(config)
+load_params = import_module(package + ".config").load_params
+config = load_params()
+import_module("reproml.runtime.params").check_and_stamp(load_params)
+# The team's stages in dvc.yaml's order (params is the machinery's).
+for stage in import_module("reproml.runtime.pipeline").read(".").stages[1:]:
+    import_module(f"{package}.stages.{stage.name}").run(config)
 """
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
         env["DVC_NO_ANALYTICS"] = "1"
         # The in-process side runs under the same pinned environment the stages get.
         print_pinned = (
-            f"import json, os; from {package}.repro.launcher import pinned_environment; "
+            "import json, os; from reproml.runtime.launcher import pinned_environment; "
             "print(json.dumps(pinned_environment(dict(os.environ))))"
         )
         in_process_env = json.loads(

@@ -41,7 +41,8 @@ import json, sys
 import pyarrow as pa
 from pyarrow import csv as arrow_csv
 from importlib import import_module
-demo_data = import_module(sys.argv[1] + ".repro.demo_data")
+sys.path.insert(0, sys.argv[1])  # the template's tests/, which holds demo_data.py
+import demo_data
 names, columns = demo_data.churn_columns(int(sys.argv[2]), seed=0,
                                          extra_numeric=int(sys.argv[4]),
                                          extra_categorical=int(sys.argv[5]))
@@ -59,8 +60,8 @@ from pyarrow import csv as arrow_csv
 package = sys.argv[1]
 config = import_module(package + ".config").load_params()
 data = import_module(package + ".data")
-artifacts = import_module(package + ".repro.artifacts")
-hashing = import_module(package + ".repro.hashing")
+artifacts = import_module("reproml.runtime.model_file")
+hashing = import_module("reproml.runtime.hashing")
 from dvc_data.hashfile.hash import file_md5
 result = {}
 raw = config.paths.raw_data
@@ -91,10 +92,12 @@ IN_PROCESS = """
 import sys
 from importlib import import_module
 package = sys.argv[1]
-config = import_module(package + ".config").load_params()
-import_module(package + ".repro.params").check_and_stamp()
-for name in import_module(package + ".stages").STAGES:
-    import_module(f"{package}.stages.{name}").run(config)
+load_params = import_module(package + ".config").load_params
+config = load_params()
+import_module("reproml.runtime.params").check_and_stamp(load_params)
+# The team's stages in dvc.yaml's order (params is the machinery's).
+for stage in import_module("reproml.runtime.pipeline").read(".").stages[1:]:
+    import_module(f"{package}.stages.{stage.name}").run(config)
 """
 
 
@@ -142,7 +145,7 @@ def set_table(project: Path, package: str, env: dict, rows: int) -> None:
         project,
         env,
         GENERATE,
-        package,
+        str(TEMPLATE / "tests"),
         str(rows),
         str(raw),
         str(EXTRA_NUMERIC),
@@ -174,7 +177,7 @@ def measure(project: Path, package: str, env: dict, rows: int) -> dict:
         project,
         env,
         (
-            f"import json, os; from {package}.repro.launcher import pinned_environment; "
+            "import json, os; from reproml.runtime.launcher import pinned_environment; "
             "print(json.dumps(pinned_environment(dict(os.environ))))"
         ),
     )

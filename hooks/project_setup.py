@@ -96,8 +96,13 @@ def remove_unchosen(project: Path, answers: dict) -> None:
                 path.unlink()
 
 
-def import_project_module(project: Path, package: str, module: str):
-    """Import ``package.module`` from the baked project, so bake and pipeline share code."""
+def import_project_module(project: Path, package: str, module: str, team_package: str = ""):
+    """Import ``package.module`` from the baked project, so bake and pipeline share code. What
+    an earlier bake in this process imported (reproml, the team's package) is forgotten first:
+    the machinery finds its project from where its files are."""
+    forget = {"reproml", package, team_package}
+    for name in [name for name in sys.modules if name.split(".")[0] in forget]:
+        del sys.modules[name]
     if str(project) not in sys.path:
         sys.path.insert(0, str(project))
     return importlib.import_module(f"{package}.{module}")
@@ -118,7 +123,7 @@ def write_params(project: Path, answers: dict) -> Path:
     checked against its class here (that imports scikit-learn, the slowest part of a bake):
     the template's tests check every shipped model file, and the params stage checks it
     again before anything trains."""
-    params = import_project_module(project, answers["package_name"], "repro.params")
+    params = import_project_module(project, "reproml", "tools.params", answers["package_name"])
     return params.write(project / "conf", project / "params.yaml", check_model=False)
 
 

@@ -1,13 +1,12 @@
 """Write the demo tables a project can be baked with into the template (``make demo-tables``).
 
-Like the locks, they are produced once, when the template is released, by the baked
-package's own ``repro.demo_data`` (scikit-learn's bundled copies, and the seeded ``churn``
-table), so baking needs neither scikit-learn nor numpy: it only moves one file into place.
-A tier-2 test fails when the shipped copies differ from what the package writes today.
+Like the locks, they are produced once, when the template is released, by the template's
+``tests/demo_data.py`` (scikit-learn's bundled copies, and the seeded ``churn`` table), so
+baking needs neither scikit-learn nor numpy: it only moves one file into place.
+A tier-2 test fails when the shipped copies differ from what that module writes today.
 """
 
 import sys
-import tempfile
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -15,27 +14,37 @@ sys.path.insert(0, str(TEMPLATE / "hooks"))
 
 import answer_rules  # noqa: E402  (needs the hooks directory on the path)
 import project_setup  # noqa: E402
-from update_locks import render_without_hooks  # noqa: E402
 
 DEMO_TABLES = TEMPLATE / "{{cookiecutter.project_slug}}" / project_setup.DEMO_TABLES_DIR
+# The mixed-type table a baked project's own tests read (prepare and model bytes on every kind
+# of column), shipped in its tests/ since demo_data.py is the template's, not the project's.
+MIXED_FIXTURE = TEMPLATE / "{{cookiecutter.project_slug}}" / "tests" / "fixtures" / "mixed.csv"
+
+
+def _demo_data():
+    sys.path.insert(0, str(TEMPLATE / "tests"))
+    try:
+        import demo_data
+    finally:
+        sys.path.remove(str(TEMPLATE / "tests"))
+    return demo_data
 
 
 def write_tables(target: Path) -> list[Path]:
-    """Every offered demo table, written by the package's own code into ``target``."""
-    written = []
-    with tempfile.TemporaryDirectory() as scratch:
-        project = render_without_hooks(Path(scratch), "3.11", "local", "logreg")
-        demo_data = project_setup.import_project_module(
-            project, "lock_placeholder", "repro.demo_data"
-        )
-        for name in answer_rules.CHOICES["dataset"]:
-            written.append(demo_data.write_demo_table(target / f"{name}.csv", name))
-        sys.path.remove(str(project))
-        for module in [n for n in sys.modules if n.split(".")[0] == "lock_placeholder"]:
-            del sys.modules[module]
-    return written
+    """Every offered demo table, written by tests/demo_data.py into ``target``."""
+    demo_data = _demo_data()
+    return [
+        demo_data.write_demo_table(target / f"{name}.csv", name)
+        for name in answer_rules.CHOICES["dataset"]
+    ]
+
+
+def write_fixture(path: Path) -> Path:
+    """The project tests' mixed-type table (MIXED_FIXTURE)."""
+    demo_data = _demo_data()
+    return demo_data.write_csv(path, *demo_data.churn_columns(400, seed=3))
 
 
 if __name__ == "__main__":
-    for path in write_tables(DEMO_TABLES):
+    for path in [*write_tables(DEMO_TABLES), write_fixture(MIXED_FIXTURE)]:
         print(f"wrote {path.relative_to(TEMPLATE)}")

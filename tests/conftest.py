@@ -110,12 +110,15 @@ def bake(output_dir: Path, **answers) -> Path:
 
 
 def baked_module(project: Path, module: str):
-    """Import ``<package>.<module>`` from a baked project (fresh, whatever was imported before)."""
+    """Import ``<package>.<module>`` from a baked project, or ``reproml.<...>`` when
+    ``module`` starts with ``reproml.`` (fresh, whatever an earlier bake imported)."""
     package = project_package(project)
-    for name in [name for name in sys.modules if name == package or name.startswith(package + ".")]:
+    for name in [name for name in sys.modules if name.split(".")[0] in (package, "reproml")]:
         del sys.modules[name]
     sys.path.insert(0, str(project))
     try:
+        if module.startswith("reproml."):
+            return importlib.import_module(module)
         return importlib.import_module(f"{package}.{module}")
     finally:
         sys.path.remove(str(project))
@@ -157,6 +160,8 @@ LONGEST_FIRST = (
     "test_own_data.py",
     "test_tools.py",
     "test_regression.py",
+    "test_faults.py",
+    "test_extending.py",
 )
 
 

@@ -91,6 +91,7 @@ def expected_tree(answers: dict) -> set[str]:
             )
         }
         | copied_tree("{{cookiecutter.package_name}}", answers["package_name"])
+        | copied_tree("reproml", "reproml")
         | copied_tree("tests", "tests")
     ) - unchosen_network(answers)
 
@@ -170,7 +171,7 @@ def test_every_data_file_parses(baked):
 
 def test_hydra_composes_to_the_committed_params(baked):
     project, answers = baked
-    params = baked_module(project, "repro.params")
+    params = baked_module(project, "reproml.runtime.params")
     committed = (project / "params.yaml").read_text()
     assert params.compose(project / "conf") == committed
     composed = yaml.safe_load(committed)
@@ -207,7 +208,7 @@ def test_every_lock_set_holds_its_familys_library_and_no_other(model):
 
 def test_locks_agree_with_pyproject(baked):
     project, answers = baked
-    baked_module(project, "repro.locking").check(project)
+    baked_module(project, "reproml.tools.locking").check(project)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["requires-python"] == f"=={answers['python_version']}.*"
     assert (project / ".python-version").read_text().strip() == answers["python_version"]
@@ -244,7 +245,7 @@ def test_raw_data_is_written_and_fits_its_shipped_schema(baked):
     table = baked_module(project, "data").read_raw(raw, config.data)
     assert table.num_rows == DATASET_ROWS[answers["dataset"]]
     dvc_file = yaml.safe_load((project / "data/raw" / f"{answers['dataset']}.csv.dvc").read_text())
-    md5 = baked_module(project, "repro.hashing").file_digest(raw, "md5")
+    md5 = baked_module(project, "reproml.runtime.hashing").file_digest(raw, "md5")
     assert dvc_file["outs"][0]["md5"] == md5
 
 
@@ -255,9 +256,14 @@ def test_shipped_numeric_schemas_are_what_make_data_infers(baked):
     if answers["dataset"] == "churn":
         pytest.skip("the churn schema is hand-edited from the inferred one")
     name = answers["dataset"]
-    inferred = baked_module(project, "repro.ingest").infer_schema(
-        project / "data" / "raw" / f"{name}.csv", "target", name, f"{name}.csv"
-    )
+    ingest = baked_module(project, "reproml.tools.ingest")
+    sys.path.insert(0, str(project))  # the tools reach the team's data module by name
+    try:
+        inferred = ingest.infer_schema(
+            project / "data" / "raw" / f"{name}.csv", "target", name, f"{name}.csv"
+        )
+    finally:
+        sys.path.remove(str(project))
     assert yaml.safe_load((project / "conf" / "data" / f"{name}.yaml").read_text()) == inferred
 
 
@@ -274,7 +280,8 @@ def test_package_name_is_used_throughout(baked):
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert stages["train"]["cmd"] == f"python -m {answers['package_name']} stage train"
     makefile = (project / "Makefile").read_text()
-    assert f"PACKAGE := {answers['package_name']}" in makefile
+    assert "TOOLS := $(PYTHON) -m reproml" in makefile
+    assert answers["package_name"] not in makefile  # the tools read it from pyproject.toml
 
 
 # ---- bad answers through the real cookiecutter command line: nothing is written anywhere
@@ -503,12 +510,14 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     assert result.returncode != 0
 
 
-def test_shipped_demo_tables_are_what_the_package_writes_today(tmp_path):
-    """Baking only moves a shipped table into place; it must be the package's own output."""
-    from update_demo_tables import DEMO_TABLES, write_tables
+def test_shipped_demo_tables_are_what_demo_data_writes_today(tmp_path):
+    """Baking only moves a shipped table into place, and a project's tests read a shipped
+    fixture: each must be what tests/demo_data.py writes."""
+    from update_demo_tables import DEMO_TABLES, MIXED_FIXTURE, write_fixture, write_tables
 
     fresh = write_tables(tmp_path)
     assert sorted(path.name for path in DEMO_TABLES.iterdir()) == sorted(p.name for p in fresh)
-    for path in fresh:
-        shipped = DEMO_TABLES / path.name
+    pairs = [(DEMO_TABLES / path.name, path) for path in fresh]
+    pairs.append((MIXED_FIXTURE, write_fixture(tmp_path / "fixture" / "mixed.csv")))
+    for shipped, path in pairs:
         assert shipped.read_bytes() == path.read_bytes(), f"{shipped}: run `make demo-tables`"

@@ -54,7 +54,7 @@ def repro_verify_and_rebuild(project: Project, message: str) -> None:
 def without_the_machinerys_settings_verify_fails(project: Project) -> None:
     """The fault the machinery prevents, injected for real: CatBoost's random model GUID and
     timestamp left in the model. verify retrains, and the model file MISMATCHes."""
-    settings = next(project.path.glob("*/repro/determinism.py"))
+    settings = project.path / "reproml" / "runtime" / "determinism.py"
     original = settings.read_text()
     settings.write_text(original.replace('("model_guid", "train_finish_time")', "()"))
     try:
@@ -112,7 +112,7 @@ def test_a_family_rebuilds_byte_for_byte_on_both_tasks(family, tmp_path):
     if family == "catboost":
         without_the_machinerys_settings_verify_fails(project)
     predicted = tmp_path / "predicted.csv"
-    run([".venv/bin/python", "-m", "fam", "predict", source, str(predicted)], cwd=path)
+    run([".venv/bin/python", "-m", "reproml", "predict", source, str(predicted)], cwd=path)
     values = [row["prediction"] for row in csv.DictReader(predicted.open())]
     assert len(values) == 442 and all(math.isfinite(float(value)) for value in values)
 

@@ -453,8 +453,8 @@ def test_the_registry_reads_tags_exactly_as_gto_does(lifecycle, tmp_path):
 HAND_MADE_MESSAGE = """
 import sys
 from importlib import import_module
-provenance = import_module(sys.argv[1] + ".repro.provenance")
-registry = import_module(sys.argv[1] + ".repro.registry")
+provenance = import_module("reproml.tools.provenance")
+registry = import_module("reproml.tools.registry")
 repo = registry.repo_root()
 commit = registry.resolve_commit(repo, "HEAD")
 facts = registry._facts(repo, commit, registry.artifact(repo)[1])

@@ -20,21 +20,32 @@ UNIT_PACKAGE = "regression_unit"
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    """The template's package, importable as it is (its modules carry no template variable)."""
+    """The template's package and machinery, importable as they are (their modules carry no
+    template variable): ``package("config")``, ``package("reproml.runtime.errors")``."""
     root = tmp_path_factory.mktemp("package")
-    source = TEMPLATE / "{{cookiecutter.project_slug}}" / "{{cookiecutter.package_name}}"
-    (root / UNIT_PACKAGE).symlink_to(source, target_is_directory=True)
+    sources = TEMPLATE / "{{cookiecutter.project_slug}}"
+    (root / UNIT_PACKAGE).symlink_to(sources / "{{cookiecutter.package_name}}", True)
+    (root / "reproml").symlink_to(sources / "reproml", target_is_directory=True)
+
+    def forget() -> None:
+        for name in [n for n in sys.modules if n.split(".")[0] in (UNIT_PACKAGE, "reproml")]:
+            del sys.modules[name]
+
+    forget()
     sys.path.insert(0, str(root))
     try:
-        yield lambda name: importlib.import_module(f"{UNIT_PACKAGE}.{name}")
+        yield lambda name: importlib.import_module(
+            name if name.startswith("reproml.") else f"{UNIT_PACKAGE}.{name}"
+        )
     finally:
         sys.path.remove(str(root))
-        for name in [n for n in sys.modules if n.split(".")[0] == UNIT_PACKAGE]:
-            del sys.modules[name]
+        forget()
 
 
 def infer(package, values, task=None):
-    return package("repro.ingest").infer_task("table.csv", "y", pa.chunked_array([values]), task)
+    return package("reproml.tools.ingest").infer_task(
+        "table.csv", "y", pa.chunked_array([values]), task
+    )
 
 
 def test_an_integer_target_with_many_distinct_values_is_regression(package):
@@ -44,7 +55,7 @@ def test_an_integer_target_with_many_distinct_values_is_regression(package):
     choice = infer(package, masses)
     assert (choice.task, choice.label, choice.warning) == ("regression", "number", "")
     assert "94 distinct values in 342 rows" in choice.reason
-    change = package("repro.ingest").how_to_change(choice, "penguins")
+    change = package("reproml.tools.ingest").how_to_change(choice, "penguins")
     assert "task: classification" in change and "conf/data/penguins.yaml" in change
     assert "TASK=classification FORCE=1" in change
 
@@ -58,9 +69,9 @@ def test_few_classes_are_classification_and_decimals_are_regression(package):
     assert infer(package, [True, False] * 20).label == "boolean"
     decimals = infer(package, [0.5 * index for index in range(40)])
     assert (decimals.task, decimals.label) == ("regression", "number")
-    assert "Decimal numbers cannot be class labels" in package("repro.ingest").how_to_change(
-        decimals, "x"
-    )
+    assert "Decimal numbers cannot be class labels" in package(
+        "reproml.tools.ingest"
+    ).how_to_change(decimals, "x")
     forced = infer(package, [1, 2, 3, 4] * 10, task="regression")
     assert (forced.task, forced.label) == ("regression", "number")
 
@@ -87,7 +98,7 @@ def test_mostly_singleton_classes_are_never_taken_silently(package):
     ],
 )
 def test_a_target_that_cannot_be_the_task_is_named_with_the_fix(package, values, task, needles):
-    errors = package("repro.errors")
+    errors = package("reproml.runtime.errors")
     with pytest.raises(errors.DataError) as raised:
         infer(package, pa.array(values, pa.null() if values[0] is None else None), task)
     message = str(raised.value)
@@ -96,7 +107,7 @@ def test_a_target_that_cannot_be_the_task_is_named_with_the_fix(package, values,
 
 
 def test_the_schema_requires_a_task_that_fits_the_label(package):
-    config, errors = package("config"), package("repro.errors")
+    config, errors = package("config"), package("reproml.runtime.errors")
     shipped = TEMPLATE / "{{cookiecutter.project_slug}}" / "conf"
     raw = {
         "seed": 1,
@@ -137,7 +148,7 @@ def test_every_shipped_schema_declares_its_task():
 def test_regression_metrics_are_scikit_learns(package):
     from sklearn import metrics as sk
 
-    metrics = package("metrics")
+    metrics = package("evaluation")
     actual, predicted = np.array([3.0, 5.0, 2.5, 7.0]), np.array([2.5, 5.0, 3.0, 8.0])
     scores = metrics.regression_metrics(actual, predicted)
     assert scores == {
@@ -152,7 +163,7 @@ def test_regression_metrics_are_scikit_learns(package):
 
 
 def test_regression_plot_tables_and_the_other_tasks_empty_ones(package):
-    plots = package("plots")
+    plots = package("evaluation")
     actual = np.arange(1.0, 101.0)
     predicted = actual + np.where(actual > 50, 2.0, -1.0)
     deciles = list(csv.DictReader(plots.error_by_decile_rows(actual, predicted).splitlines()))
@@ -163,15 +174,24 @@ def test_regression_plot_tables_and_the_other_tasks_empty_ones(package):
     assert float(exact[0]["actual"]) == 1 / 3  # every bit, for the EQUIVALENT rule
     residuals = list(csv.DictReader(plots.residual_rows(actual, predicted).splitlines()))
     assert float(residuals[0]["residual"]) == 1.0
-    assert plots.not_drawn("regression") == {
-        name: ",".join(plots.HEADERS[name]) + "\n" for name in plots.CLASSIFICATION_PLOTS
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    features = pd.DataFrame({"x": actual})
+    model = LinearRegression().fit(features, actual)
+    result = plots.Evaluation(model, features, actual, predicted, "regression", seed=0)
+    tables = plots.plot_tables(result)
+    assert tables["residuals.csv"] == plots.residual_rows(actual, predicted)
+    assert tables["importance.csv"].startswith("feature,importance\nx,")
+    only_classification = set(plots.PLOTS["classification"]) - set(plots.PLOTS["regression"])
+    assert {name for name, text in tables.items() if text == ""} == {
+        f"{name}.csv" for name in only_classification
     }
-    assert set(plots.not_drawn("classification")) == set(plots.REGRESSION_PLOTS)
 
 
 def test_the_equivalent_rule_for_regression_is_relative(package):
-    verification = package("repro.verification")
-    plots = package("plots")
+    verification = package("reproml.runtime.verification")
+    plots = package("evaluation")
     actual = np.array([120.0, 250.0, 310.0])
     predicted = np.array([118.25, 260.5, 305.0])
     committed = plots.predicted_actual_rows(actual, predicted)
@@ -179,13 +199,13 @@ def test_the_equivalent_rule_for_regression_is_relative(package):
     assert tolerance == pytest.approx(verification.PORTABLE_TOLERANCE * 305.0)
     nudged = plots.predicted_actual_rows(actual, predicted + tolerance / 2)
     assert committed != nudged  # other bytes ...
-    assert verification.same_regression_predictions(committed, nudged)  # ... same predictions
+    assert verification.same_within_tolerance("t.csv", committed, nudged)  # ... same predictions
     moved = plots.predicted_actual_rows(actual, predicted + np.array([0, 0, tolerance * 3]))
-    assert not verification.same_regression_predictions(committed, moved)
+    assert not verification.same_within_tolerance("t.csv", committed, moved)
     other_rows = plots.predicted_actual_rows(actual + 1, predicted)
-    assert not verification.same_regression_predictions(committed, other_rows)
+    assert not verification.same_within_tolerance("t.csv", committed, other_rows)
     # A committed table anyone could have edited into garbage is not the same, not a traceback.
-    assert not verification.same_regression_predictions("actual,predicted\n1,x\n", committed)
+    assert not verification.same_within_tolerance("t.csv", "actual,predicted\n1,x\n", committed)
     assert verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.0 + 1e-7})
     assert not verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.01})
     assert not verification.numbers_close({"accuracy": 0.9}, {"accuracy": 0.9 + 2e-9})
@@ -214,7 +234,7 @@ def refused_by_name(result, *needles: str) -> None:
 @pytest.mark.xdist_group("regression")
 def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
     path = bake(tmp_path / "bake", dataset="diabetes", model="ridge", project_slug="reg-demo")
-    project, package_name = Project(path), "reg_demo"
+    project = Project(path)
     project.make("setup")
     project.make("repro")
     report = json.loads((path / "reports/verify.json").read_text())
@@ -223,7 +243,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
     assert portable["max_abs_delta"] <= portable["tolerance"]
     metrics = json.loads((path / "metrics/metrics.json").read_text())
     assert set(metrics) == {"rmse", "mae", "r2", "mape", "n_test"} and metrics["r2"] > 0.3
-    assert (path / "plots/confusion.csv").read_text() == "actual,predicted\n"
+    assert (path / "plots/tables/confusion.csv").read_text() == ""  # the other task's
     first = project.lock()
     project.dvc("repro", "--force")
     assert project.lock() == first
@@ -231,7 +251,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
     raw = list(csv.reader((path / "data/raw/diabetes.csv").read_text().splitlines()))
     rows = write_table(tmp_path / "new.csv", raw[0][:-1], [row[:-1] for row in raw[1:6]])
     predicted = tmp_path / "predicted.csv"
-    command = [".venv/bin/python", "-m", package_name, "predict", rows, str(predicted)]
+    command = [".venv/bin/python", "-m", "reproml", "predict", rows, str(predicted)]
     run(command, cwd=path)
     values = [row["prediction"] for row in csv.DictReader(predicted.read_text().splitlines())]
     assert len(values) == 5 and all(25 < float(value) < 346 for value in values)
@@ -247,7 +267,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
         record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         project.dvc("commit", "--force")
         project.git("commit", "-qam", "a model trained on another machine")
-        command = [".venv/bin/python", "-m", package_name, "rebuild", "HEAD", "--no-record"]
+        command = [".venv/bin/python", "-m", "reproml", "rebuild", "HEAD", "--no-record"]
         rebuilt = run(command, cwd=path, check=False)
         assert rebuilt.returncode == 3, rebuilt.stdout + rebuilt.stderr
         assert "EQUIVALENT" in rebuilt.stdout and "x86-64-v2" in rebuilt.stdout

@@ -13,7 +13,7 @@ import pytest
 import readme
 import servers
 import yaml
-from conftest import UV, bake, project_package, run
+from conftest import UV, bake, run
 from interpreters import find_interpreter
 from test_end_to_end import Project
 
@@ -195,7 +195,7 @@ def test_the_whole_cycle_against_a_real_server(kind, tmp_path):
         for value in server.ci_secrets.values():
             assert value not in given
         python = str(newcomer.path / ".venv" / "bin" / "python")
-        command = [python, "-m", project_package(newcomer.path), "rebuild"]
+        command = [python, "-m", "reproml", "rebuild"]
         rebuilt = run(command, cwd=newcomer.path, env=newcomer.env, check=False)
         assert rebuilt.returncode == 2, rebuilt.stdout + rebuilt.stderr
         assert f"{data} (md5 {raw_data_md5(project)})" in rebuilt.stdout + rebuilt.stderr

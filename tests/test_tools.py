@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -177,6 +178,58 @@ def test_cruft_create_check_diff_and_an_update_that_retrains_nothing(tmp_path):
     assert after == model
 
 
+# The template commit projects were last baked from (the previous release of the template):
+# a project baked there must take this version with `cruft update`, with no .rej file.
+PREVIOUS_TEMPLATE_COMMIT = "927d290fa959ba0b54e94f4eb94d1d0fe1bd98ac"
+
+
+def test_cruft_update_from_the_previous_template_commit_applies_and_rebuilds_the_same_model(
+    tmp_path,
+):
+    template = tmp_path / "template"
+    template.mkdir()
+    tarball = tmp_path / "previous.tar"
+    tarball.write_bytes(
+        subprocess.run(
+            ["git", "archive", "--format=tar", PREVIOUS_TEMPLATE_COMMIT],
+            cwd=TEMPLATE,
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    run(["tar", "-xf", str(tarball), "-C", str(template)], cwd=tmp_path)
+    run(["git", "init", "-q", "-b", "main"], cwd=template)
+    git_commit_all(template, "The previous template")
+    cruft("create", "--no-input", str(template), "--output-dir", str(tmp_path), cwd=tmp_path)
+    project = Project(tmp_path / "my-ml-project")
+    project.make("setup", "repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "First model, on the previous template")
+    model = (project.path / "models" / "model.pkl").read_bytes()
+
+    # The template moves to this version: every file as it is now.
+    current = template_repository(tmp_path / "current")
+    run(["git", "rm", "-rq", "."], cwd=template)
+    for path in current.rglob("*"):
+        if path.is_file() and ".git" not in path.relative_to(current).parts:
+            target = template / path.relative_to(current)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    git_commit_all(template, "This template")
+
+    cruft("update", "-y", cwd=project.path)
+    assert not list(project.path.rglob("*.rej"))
+    assert (project.path / "reproml" / "runtime" / "verification.py").is_file()
+    assert not list((project.path / project_package(project.path) / "repro").glob("*.py"))
+    project.git("add", "-A")
+    project.git("commit", "-qm", "Update from the template")
+    project.make("setup", "params", "repro")
+    assert (project.path / "models" / "model.pkl").read_bytes() == model
+    report = json.loads((project.path / "reports" / "verify.json").read_text())
+    assert report["result"] == "match" and "train" in report["rerun"]
+    assert project.status_is_clean()
+
+
 # ---- pre-commit ----------------------------------------------------------------------------
 
 
@@ -227,7 +280,7 @@ PLOT_FILES = ("confusion", "roc", "precision_recall", "calibration", "importance
 def test_plots_are_byte_identical_across_repro_and_drawn_offline(dataset, tmp_path):
     project = Project(bake(tmp_path, dataset=dataset))
     project.make("setup", "repro")
-    plots = project.path / "plots"
+    plots = project.path / "plots" / "tables"
     first = {name: (plots / f"{name}.csv").read_bytes() for name in PLOT_FILES}
     project.dvc("repro", "--force")
     assert {name: (plots / f"{name}.csv").read_bytes() for name in PLOT_FILES} == first

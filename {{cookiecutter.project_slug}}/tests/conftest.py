@@ -18,6 +18,11 @@ def project_module(name: str):
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
+def machinery(name: str):
+    """Import ``reproml.<name>`` (the template's machinery) from this project."""
+    return importlib.import_module(f"reproml.{name}")
+
+
 def model_files_for(task: str) -> list[Path]:
     """The model files with a class for ``task`` from a library this project's lock has (the
     bake locks only the chosen family's library)."""
@@ -45,12 +50,22 @@ def require_pulled_data() -> None:
         pytest.skip(f"{', '.join(missing)} not pulled: `make pull` fetches it from the DVC remote")
 
 
+# What a copy of the pipeline needs: its declaration, inputs, code and locks (verify reruns
+# the stages from the copy, as it does from the project).
+PIPELINE_FOLDERS = ("conf", "data/raw", "reproml", PACKAGE)
+PIPELINE_FILES = ("params.yaml", "dvc.yaml", "runtime.lock", "requirements.lock", ".python-version")
+
+
 def copy_inputs(target: Path) -> Path:
-    """A scratch copy of the pipeline's inputs in ``target`` (the tracked data included)."""
+    """A scratch copy of the pipeline in ``target``: dvc.yaml, its inputs (the tracked data
+    included), the code and the locks, without the outputs."""
     require_pulled_data()
-    for name in ("conf", "data/raw"):
-        shutil.copytree(PROJECT_ROOT / name, target / name)
-    shutil.copyfile(PROJECT_ROOT / "params.yaml", target / "params.yaml")
+    for name in PIPELINE_FOLDERS:
+        shutil.copytree(
+            PROJECT_ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for name in PIPELINE_FILES:
+        shutil.copyfile(PROJECT_ROOT / name, target / name)
     return target
 
 

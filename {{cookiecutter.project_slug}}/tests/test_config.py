@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, model_files_for, project_module
+from conftest import PROJECT_ROOT, machinery, model_files_for, project_module
 
 config_module = project_module("config")
 models = project_module("models")
-params = project_module("repro.params")
-errors = project_module("repro.errors")
+params = machinery("runtime.params")
+composing = machinery("tools.params")
+errors = machinery("runtime.errors")
 TASK = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["data"]["task"]
 
 
@@ -57,7 +58,9 @@ def numeric_key(model: dict) -> str:
 def test_committed_params_are_the_composition_of_conf():
     committed = (PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8")
     assert committed == params.compose(PROJECT_ROOT / "conf")
-    params.check(PROJECT_ROOT / "conf", PROJECT_ROOT / "params.yaml", environ={})
+    params.check(
+        config_module.load_params, PROJECT_ROOT / "conf", PROJECT_ROOT / "params.yaml", environ={}
+    )
 
 
 @pytest.mark.parametrize("model_file", MODEL_FILES, ids=[path.stem for path in MODEL_FILES])
@@ -206,12 +209,16 @@ def test_conf_edit_makes_params_stale_with_the_fix_named(workspace):
     values[key] = values[key] * 2 + 1
     conf_file.write_text(yaml.safe_dump(values))
     with pytest.raises(errors.StaleParamsError) as raised:
-        params.check(workspace / "conf", workspace / "params.yaml", environ={})
+        params.check(
+            config_module.load_params, workspace / "conf", workspace / "params.yaml", environ={}
+        )
     message = str(raised.value)
     assert f"model.{key}" in message
     assert "make params" in message
-    params.write(workspace / "conf", workspace / "params.yaml")
-    params.check(workspace / "conf", workspace / "params.yaml", environ={})
+    composing.write(workspace / "conf", workspace / "params.yaml")
+    params.check(
+        config_module.load_params, workspace / "conf", workspace / "params.yaml", environ={}
+    )
 
 
 def test_experiment_overrides_pass_but_the_schema_still_applies(workspace):
@@ -220,10 +227,19 @@ def test_experiment_overrides_pass_but_the_schema_still_applies(workspace):
     raw["model"][key] = raw["model"][key] + 1
     (workspace / "params.yaml").write_text(yaml.safe_dump(raw))
     experiment = {params.EXPERIMENT_VARIABLE: "exp-1"}
-    params.check(workspace / "conf", workspace / "params.yaml", environ=experiment)
+    params.check(
+        config_module.load_params, workspace / "conf", workspace / "params.yaml", environ=experiment
+    )
     with pytest.raises(errors.StaleParamsError):
-        params.check(workspace / "conf", workspace / "params.yaml", environ={})
+        params.check(
+            config_module.load_params, workspace / "conf", workspace / "params.yaml", environ={}
+        )
     raw["split"]["test_size"] = "abc"
     (workspace / "params.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(errors.ConfigError, match=r"split\.test_size"):
-        params.check(workspace / "conf", workspace / "params.yaml", environ=experiment)
+        params.check(
+            config_module.load_params,
+            workspace / "conf",
+            workspace / "params.yaml",
+            environ=experiment,
+        )

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import PACKAGE, PROJECT_ROOT, project_module
+from conftest import PACKAGE, PROJECT_ROOT, machinery, project_module
 
-launcher = project_module("repro.launcher")
-demo_data = project_module("repro.demo_data")
+launcher = machinery("runtime.launcher")
+# A mixed-type table (categories, missing values, dates, ids, string labels), written by the
+# template's demo_data.py.
+MIXED_TABLE = PROJECT_ROOT / "tests" / "fixtures" / "mixed.csv"
 data = project_module("data")
 
 HEADER = "id,city,income,member,signed,label"
@@ -167,11 +169,10 @@ def data_config():
 
 
 def test_prepared_tables_are_byte_identical_across_processes(tmp_path):
-    names, columns = demo_data.churn_columns(300, seed=1)
     first, second = tmp_path / "a", tmp_path / "b"
     for path in (first, second):
         path.mkdir()
-        demo_data.write_csv(path / "people.csv", names, columns)
+        (path / "people.csv").write_bytes(MIXED_TABLE.read_bytes())
         schema = {
             "name": "people",
             "file": "people.csv",

@@ -1,4 +1,6 @@
-"""dvc.yaml and the code agree: commands, outputs, code dependencies, pinned environment."""
+"""dvc.yaml and the code agree: commands, outputs, code dependencies, pinned environment; the
+machinery (reproml/) is apart from the team's package: dependencies go one way, and it names
+no stage, plot or metric of the team's."""
 
 import json
 import os
@@ -7,10 +9,12 @@ import sys
 
 import pytest
 import yaml
-from conftest import PACKAGE, PROJECT_ROOT, project_module
+from conftest import PACKAGE, PROJECT_ROOT, machinery, project_module
 
-launcher = project_module("repro.launcher")
-stages = project_module("stages")
+launcher = machinery("runtime.launcher")
+# The team's stages in dvc.yaml's order (params is the machinery's).
+STAGES = [stage.name for stage in machinery("runtime.pipeline").read(PROJECT_ROOT).stages][1:]
+RUNTIME = "reproml/runtime"
 
 LOADED_MODULES = """
 import json, os, runpy, sys
@@ -22,12 +26,12 @@ try:
     code = 0
 except SystemExit as exit:
     code = exit.code
-package_dir = os.path.join(os.path.abspath(sys.path[0]), package) + os.sep
+roots = [os.path.join(os.path.abspath(sys.path[0]), name) + os.sep for name in (package, "reproml")]
 # runpy ran package/__main__.py as __main__ and has already restored the real __main__.
 files = sorted(
     {module.__file__ for module in list(sys.modules.values())
-     if (getattr(module, "__file__", None) or "").startswith(package_dir)}
-    | {package_dir + "__main__.py"}
+     if (getattr(module, "__file__", None) or "").startswith(tuple(roots))}
+    | {roots[0] + "__main__.py"}
 )
 heavy = sorted(name for name in ("sklearn", "hydra", "scipy") if name in sys.modules)
 print(json.dumps({"code": code, "files": files, "heavy": heavy}))
@@ -79,42 +83,89 @@ def run_and_trace(workspace, *argv):
 def traced(module_workspace):
     """Every stage run once, in order, each in its own process as DVC runs it."""
     runs = {"params": run_and_trace(module_workspace, "stage", "params")}
-    for name in stages.STAGES:
+    for name in STAGES:
         runs[name] = run_and_trace(module_workspace, "stage", name)
     return runs
 
 
 def test_every_stage_is_one_cli_call(declared):
-    assert set(declared) == {"params", *stages.STAGES}
+    assert set(declared) == {"params", *STAGES}
     assert declared["params"]["cmd"] == f"python -m {PACKAGE} stage params"
-    for name in stages.STAGES:
+    for name in STAGES:
         assert declared[name]["cmd"] == f"python -m {PACKAGE} stage {name}"
 
 
 def test_declared_outputs_are_what_the_code_writes(declared, traced):
     paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
     assert declared["params"]["outs"] == {paths["params_check"]}
-    for name in stages.STAGES:
+    for name in STAGES:
         assert declared[name]["outs"] == traced[name][2], name
 
 
 def test_declared_code_dependencies_are_exactly_the_modules_each_stage_loads(declared, traced):
+    """A stage depends on the team's modules it loads, listed, and on the runtime as one
+    folder; it loads nothing else of the machinery (no tool command)."""
     code = {name: files for name, (files, _, _) in traced.items()}
     assert "sklearn" not in traced["params"][1]
     assert "sklearn" not in traced["prepare"][1]
     for name in ("prepare", "evaluate"):
         assert "hydra" not in traced[name][1], f"{name} imports Hydra, which it does not use"
-    for name in ("params", *stages.STAGES):
-        assert not any(path.endswith("repro/cli.py") for path in code[name]), name
-    # verify reruns train and evaluate in a child process: their code is its code too.
-    code["verify"] |= code["train"] | code["evaluate"]
-    for name in ("params", *stages.STAGES):
+    for name in ("params", *STAGES):
+        machinery_loaded = {path for path in code[name] if path.startswith("reproml/")}
+        assert all(path.startswith(RUNTIME + "/") for path in machinery_loaded), name
+        assert RUNTIME in declared[name]["deps"], name
         declared_code = {dep for dep in declared[name]["deps"] if dep.startswith(PACKAGE)}
-        assert declared_code == code[name], name
+        assert declared_code == code[name] - machinery_loaded, name
+
+
+def test_the_runtime_imports_nothing_of_the_team_or_the_tools():
+    """Dependencies go one way: the team's package uses the runtime, the tools use both."""
+    import ast
+
+    for path in sorted((PROJECT_ROOT / RUNTIME).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                # Relative imports stay inside runtime/ (one dot); absolute ones name libraries.
+                assert node.level <= 1, (path, node.module)
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith((PACKAGE, "reproml.tools")), (path, name)
+
+
+# Words a machinery file uses for something else: ssh-keygen's `-Y verify` verb.
+SAME_WORD_ELSEWHERE = {"reproml/tools/signing.py": {"verify"}}
+
+
+def test_the_machinery_names_no_stage_plot_or_metric_of_the_teams(traced, module_workspace):
+    """What reproml/ needs of the pipeline it reads from dvc.yaml: a stage, a plot table or a
+    metric of the team's named in its code would be one more place to keep in step."""
+    import re
+
+    paths = yaml.safe_load((module_workspace / "params.yaml").read_text())["paths"]
+    metrics = json.loads((module_workspace / paths["metrics"]).read_text())
+    evaluation = project_module("evaluation")
+    names = {*STAGES, *metrics, *(n for plots in evaluation.PLOTS.values() for n in plots)}
+    names -= {"params"}  # the machinery's own stage
+    for path in sorted((PROJECT_ROOT / "reproml").rglob("*.py")):
+        where = path.relative_to(PROJECT_ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for name in sorted(names - SAME_WORD_ELSEWHERE.get(where, set())):
+            quoted = re.search(rf"""["']{re.escape(name)}["']""", text)
+            assert quoted is None, f"{where} names {name!r}"
+
+
+def test_every_machinery_file_says_the_template_maintains_it():
+    for path in sorted((PROJECT_ROOT / "reproml").rglob("*.py")):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# Maintained by the reproml template: `cruft update`"), path
 
 
 def test_stages_depend_on_the_runtime_lock_not_the_tool_lock(declared):
-    for name in stages.STAGES:
+    for name in STAGES:
         assert {"runtime.lock", ".python-version"} <= declared[name]["deps"]
         assert "uv.lock" not in declared[name]["deps"]
 
@@ -129,7 +180,7 @@ def test_entry_point_pins_the_environment_before_work_starts():
         PYTHONDONTWRITEBYTECODE="1",
     )
     result = subprocess.run(
-        [sys.executable, "-m", PACKAGE, "env"],
+        [sys.executable, "-m", "reproml", "env"],
         cwd=PROJECT_ROOT,
         env=hostile,
         capture_output=True,
@@ -141,7 +192,7 @@ def test_entry_point_pins_the_environment_before_work_starts():
     assert seen == launcher.PINNED_ENV
     hostile[launcher.OPT_OUT_VARIABLE] = "as-is"
     result = subprocess.run(
-        [sys.executable, "-m", PACKAGE, "env"],
+        [sys.executable, "-m", "reproml", "env"],
         cwd=PROJECT_ROOT,
         env=hostile,
         capture_output=True,
@@ -161,7 +212,7 @@ def test_entry_point_moves_into_the_project_environment():
     if os.path.realpath(sys.executable) != os.path.realpath(venv_python):
         pytest.skip("the tests do not run in the project's .venv")
     result = subprocess.run(
-        [base, "-m", PACKAGE, "env"],
+        [base, "-m", "reproml", "env"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -176,3 +227,14 @@ def test_the_registry_artifact_is_the_model_the_pipeline_writes():
     paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
     models = [spec for spec in artifacts.values() if spec.get("type") == "model"]
     assert [spec["path"] for spec in models] == [paths["model"]]
+
+
+def test_bytecode_is_not_part_of_the_runtime_dependency():
+    """reproml/runtime is hashed as one folder: the bytecode Python writes there must not count,
+    or a fresh clone (which has none) would see every stage as changed."""
+    from dvc.repo import Repo
+
+    with Repo(str(PROJECT_ROOT)) as repo:
+        folder = PROJECT_ROOT / RUNTIME
+        assert repo.dvcignore.is_ignored(repo.fs, str(folder / "__pycache__" / "io.cpython.pyc"))
+        assert not repo.dvcignore.is_ignored(repo.fs, str(folder / "io.py"))

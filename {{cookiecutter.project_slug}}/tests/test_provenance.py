@@ -3,10 +3,10 @@
 import copy
 
 import pytest
-from conftest import project_module
+from conftest import machinery
 
-provenance = project_module("repro.provenance")
-report = project_module("repro.report")
+provenance = machinery("tools.provenance")
+report = machinery("tools.report")
 
 FACTS = {
     "commit": "a" * 40,

@@ -10,24 +10,39 @@ from importlib import import_module
 import numpy as np
 import pytest
 import yaml
-from conftest import PACKAGE, PROJECT_ROOT, model_files_for, project_module, require_pulled_data
+from conftest import (
+    PACKAGE,
+    PROJECT_ROOT,
+    machinery,
+    model_files_for,
+    project_module,
+    require_pulled_data,
+)
 
-models = project_module("repro.artifacts")
-errors = project_module("repro.errors")
-plots_module = project_module("plots")
-PLOTS = (*plots_module.CLASSIFICATION_PLOTS, *plots_module.REGRESSION_PLOTS, "importance")
+models = machinery("runtime.model_file")
+errors = machinery("runtime.errors")
+evaluation = project_module("evaluation")
 splits = project_module("splits")
-stages = project_module("stages")
+# The team's stages in dvc.yaml's order (params is the machinery's).
+STAGES = [s.name for s in machinery("runtime.pipeline").read(PROJECT_ROOT).stages][1:]
 
 
 def run_stage(name, config):
     return import_module(f"{PACKAGE}.stages.{name}").run(config)
 
 
-def run_pipeline(config):
+def run_pipeline(config) -> dict[str, bytes]:
+    """Every output, by label; a folder's files by their name without .csv (the plots).
+    The machinery's params stage runs first, as dvc.yaml runs it."""
+    load = project_module("config").load_params
+    machinery("runtime.params").check_and_stamp(load, "params.yaml")
     outputs = {}
-    for name in stages.STAGES:
-        outputs.update(run_stage(name, config))
+    for name in STAGES:
+        for label, path in run_stage(name, config).items():
+            if path.is_dir():
+                outputs |= {file.stem: file.read_bytes() for file in sorted(path.iterdir())}
+            else:
+                outputs[label] = path.read_bytes()
     return outputs
 
 
@@ -35,9 +50,7 @@ def run_pipeline(config):
 def two_runs(module_workspace):
     """The whole pipeline, verify included, run twice in the same scratch workspace."""
     config = project_module("config").load_params(module_workspace / "params.yaml")
-    first = {label: path.read_bytes() for label, path in run_pipeline(config).items()}
-    second = {label: path.read_bytes() for label, path in run_pipeline(config).items()}
-    return first, second
+    return run_pipeline(config), run_pipeline(config)
 
 
 def task(workspace) -> str:
@@ -47,8 +60,10 @@ def task(workspace) -> str:
 def test_pipeline_outputs_are_byte_identical_across_runs(two_runs):
     first, second = two_runs
     assert first == second
-    expected = {"train", "test", "model", "model_record", "metrics", "verify_report", *PLOTS}
-    assert set(first) == expected
+    plots = {name for task_plots in evaluation.PLOTS.values() for name in task_plots}
+    assert (
+        set(first) == {"train", "test", "model", "model_record", "metrics", "verify_report"} | plots
+    )
 
 
 def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs, module_workspace):
@@ -71,14 +86,20 @@ def test_metrics_are_sorted_and_carry_no_volatile_fields(two_runs, module_worksp
     assert 0.5 < metrics["accuracy"] <= 1.0
 
 
-def test_verify_report_matches_at_every_level_and_holds_no_paths(two_runs, module_workspace):
+def test_verify_reruns_every_stage_before_it_and_compares_every_output(two_runs, module_workspace):
     report = json.loads(two_runs[0]["verify_report"])
     assert report["result"] == "match"
-    levels = [check["level"] for check in report["checks"]]
-    assert levels == ["strict", "portable", "metrics"] + ["strict"] * len(PLOTS)
-    assert {check["artifact"] for check in report["checks"][3:]} == {
-        f"plots/{name}.csv" for name in PLOTS
+    assert report["rerun"] == ["params", *STAGES[:-1]]
+    compared = {check["artifact"]: check["level"] for check in report["checks"]}
+    config = project_module("config").load_params(module_workspace / "params.yaml")
+    paths = config.paths
+    tables = {f"{paths.plots}/{name}.csv" for plots in evaluation.PLOTS.values() for name in plots}
+    declared = {paths.params_check, paths.train, paths.test, paths.model_record, *tables}
+    assert {name for name, level in compared.items() if level == "strict"} == {
+        paths.model,
+        *declared,
     }
+    assert compared["predictions"] == "portable" and compared[paths.metrics] == "metrics"
     assert all(check["result"] == "match" for check in report["checks"])
     assert str(module_workspace) not in two_runs[0]["verify_report"].decode()
     assert "/tmp" not in two_runs[0]["verify_report"].decode()
@@ -91,10 +112,10 @@ def _table(data: bytes) -> list[dict]:
     return list(csv.DictReader(io.StringIO(data.decode())))
 
 
-def test_the_other_tasks_plots_are_written_without_rows(two_runs, module_workspace):
+def test_the_other_tasks_plots_are_empty_files(two_runs, module_workspace):
     mine = task(module_workspace)
-    for name in plots_module.not_drawn(mine):
-        assert two_runs[0][name].decode().count("\n") == 1, name  # the header only
+    for name in set().union(*evaluation.PLOTS.values()) - set(evaluation.PLOTS[mine]):
+        assert two_runs[0][name] == b"", name
     # One row per test row (calibration and the curves may be empty without scores).
     predictions = "predicted_actual" if mine == "regression" else "confusion"
     n_test = json.loads(two_runs[0]["metrics"])["n_test"]
@@ -138,7 +159,7 @@ def test_curves_are_on_the_grid_for_each_class_and_bounded(two_runs, module_work
 
 
 def test_a_perfect_scorer_has_a_perfect_curve():
-    plots = project_module("plots")
+    plots = project_module("evaluation")
     actual = np.array(["no", "no", "yes", "yes", "no", "yes"])
     scores = np.column_stack([actual == "no", actual == "yes"]).astype(float)
     roc = _table(plots.roc_rows(actual, ["no", "yes"], scores).encode())
@@ -191,6 +212,37 @@ def test_time_split_puts_every_test_row_after_every_train_row():
         splits.by_time(np.full(10, 5), 0.25)
 
 
+def test_a_derived_feature_is_computed_alike_in_prepare_and_in_predict(config, workspace):
+    """A column in features.DERIVED, declared under its kind, is computed from the raw columns
+    when prepare reads the raw table and when predict reads raw rows: the model trained on the
+    prepared table gives the same predictions on the raw rows."""
+    import csv
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    features, data = project_module("features"), project_module("data")
+    source = config.data.features.numeric[0]
+    features.DERIVED["derived_twice"] = lambda table: pc.multiply(table[source], 2.0)
+    try:
+        config.data.features.numeric.append("derived_twice")
+        run_stage("prepare", config)
+        run_stage("train", config)
+        test = data.read_prepared(config.paths.test)
+        doubled = pc.multiply(test[source].cast("double"), 2.0)
+        assert test["derived_twice"].to_pylist() == doubled.to_pylist()
+        # The same rows as a user would bring them: without the derived column.
+        rows = workspace / "rows.parquet"
+        pq.write_table(test.drop_columns(["derived_twice"]), rows)
+        out = project_module("predict").predict(config, rows, workspace / "predicted.csv")
+        predicted = [row["prediction"] for row in csv.DictReader(out.open())]
+        model = models.load_recorded_model(config.paths.model, config.paths.model_record)
+        expected = model.predict(data.features_frame(test, config.data)).tolist()
+        assert predicted == [str(value) for value in expected]
+    finally:
+        del features.DERIVED["derived_twice"]
+
+
 def test_seed_flows_from_config(config, workspace):
     run_stage("prepare", config)
     first = run_stage("train", config)["model"].read_bytes()
@@ -215,7 +267,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from importlib import import_module
 from sklearn.feature_extraction.text import CountVectorizer
-models = import_module(sys.argv[2] + ".repro.artifacts")
+models = import_module("reproml.runtime.model_file")
 vectorizer = CountVectorizer(stop_words="english").fit(["the cat sat", "a dog ran far"])
 vectorizer.transform(["the cat"])
 sys.stdout.write(models.model_bytes(vectorizer).hex())
@@ -323,7 +375,7 @@ def test_predictions_cannot_run_as_spreadsheet_formulas():
 
 
 def test_a_failed_write_leaves_no_partial_file(tmp_path):
-    io = project_module("repro.io")
+    io = machinery("runtime.io")
     taken = tmp_path / "taken"
     (taken / "inside").mkdir(parents=True)
     with pytest.raises(OSError):
@@ -340,12 +392,9 @@ import yaml
 package = sys.argv[2]
 config_module = import_module(package + ".config")
 data = import_module(package + ".data")
-demo_data = import_module(package + ".repro.demo_data")
-artifacts = import_module(package + ".repro.artifacts")
+artifacts = import_module("reproml.runtime.model_file")
 models = import_module(package + ".models")
 params = yaml.safe_load(Path(sys.argv[3]).read_text())
-names, columns = demo_data.churn_columns(400, seed=3)
-demo_data.write_csv(Path(sys.argv[4]) / "mixed.csv", names, columns)
 mixed = {
     "name": "mixed", "file": "mixed.csv", "target": "churn",
     "task": "classification", "label": "string",
@@ -355,7 +404,7 @@ mixed = {
     "drop": ["customer_id", "household", "year"], "missing": ["", "NA"],
 }
 tables = {"numeric": (params["data"], str(Path(sys.argv[1]) / params["paths"]["raw_data"])),
-          "mixed": (mixed, str(Path(sys.argv[4]) / "mixed.csv"))}
+          "mixed": (mixed, str(Path(sys.argv[1]) / "tests" / "fixtures" / "mixed.csv"))}
 def model_for(model_file, task):
     # The model file with its class for task; None without one, or without its library.
     model = yaml.safe_load(model_file.read_text())

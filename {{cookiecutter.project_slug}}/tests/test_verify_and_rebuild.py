@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, project_module
+from conftest import PROJECT_ROOT, machinery
 
-environment = project_module("repro.environment")
-launcher = project_module("repro.launcher")
-errors = project_module("repro.errors")
-field = project_module("repro.field")
-rebuild = project_module("repro.rebuild")
-verification = project_module("repro.verification")
+environment = machinery("runtime.environment")
+launcher = machinery("runtime.launcher")
+errors = machinery("runtime.errors")
+field = machinery("tools.field")
+rebuild = machinery("tools.rebuild")
+verification = machinery("runtime.verification")
 
 
 def fitted_forest(seed):
@@ -168,14 +168,12 @@ def test_a_shadowing_package_on_pythonpath_is_dropped_or_reported(tmp_path):
     import subprocess
     import sys
 
-    from conftest import PACKAGE
-
     shadow = tmp_path / "shadow"
     info = shadow / "threadpoolctl-9.9.9.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadpoolctl\nVersion: 9.9.9\n")
     (shadow / "threadpoolctl.py").write_text("raise ImportError('the shadow was imported')\n")
-    command = [sys.executable, "-m", PACKAGE, "env", "--check"]
+    command = [sys.executable, "-m", "reproml", "env", "--check"]
     env = {**os.environ, "PYTHONPATH": str(shadow)}
     env.pop(launcher.OPT_OUT_VARIABLE, None)
     dropped = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)

@@ -1,19 +1,20 @@
-"""``python -m <package> ...``: pin the process environment, then run a pipeline stage or a
-tool command. Stages never import the tool commands (repro/cli.py)."""
+"""``python -m <package> stage <name>...``: what dvc.yaml runs. The machinery's launcher pins
+the process environment first; the tool commands are ``python -m reproml``, which no stage
+imports."""
 
 import sys
 
-from .repro import launcher
+from reproml.runtime import launcher
 
 
 def main() -> int:
-    """Re-execute pinned and in the project's .venv if needed, then run the command."""
+    """Re-execute pinned and in the project's .venv if needed, then run the stages."""
     launcher.reexec_if_needed(__package__, sys.argv[1:])
-    if sys.argv[1:2] == ["stage"]:
-        from .repro.stage import main as entry
-    else:
-        from .repro.cli import main as entry
-    return entry(sys.argv[1:])
+    from reproml.runtime.stage import main as run_stages
+
+    from .config import load_params
+
+    return run_stages(sys.argv[1:], load_config=load_params, stages=f"{__package__}.stages")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ from typing import Any
 
 import yaml
 
-from .repro.errors import ConfigError
+from reproml.runtime.errors import ConfigError
+from reproml.runtime.params import PARAMS_FILE, TASKS
 
-PARAMS_FILE = "params.yaml"
-TASKS = ("classification", "regression")
 # A regression target is `number` (read as float64); a class label is one of the others.
 LABEL_TYPES = ("string", "integer", "boolean", "number")
 REGRESSION_LABEL = "number"
@@ -79,16 +78,8 @@ class PathsConfig:
     model: str
     model_record: str
     metrics: str
-    # Plot tables: evaluate writes every one; the other task's are a header without rows,
-    # which DVC does not draw (see plots.py).
-    confusion: str
-    roc: str
-    precision_recall: str
-    calibration: str
-    predicted_actual: str
-    residuals: str
-    error_by_decile: str
-    importance: str
+    # The folder of plot tables, one CSV per plot of the task (evaluation.PLOTS).
+    plots: str
     verify_report: str
     params_check: str
 

@@ -17,9 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reproml.runtime.errors import DataError
+from reproml.runtime.io import commit_partial, partial_path
+
 from .config import DataConfig
-from .repro.errors import DataError
-from .repro.io import commit_partial, partial_path
+from .features import DERIVED
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -103,7 +105,34 @@ def read_raw(path: str | Path, schema: DataConfig, with_target: bool = True) -> 
             f"{path}: {suffix or 'no suffix'} is not a table format this project reads. "
             "Fix: give a .csv or .parquet file."
         )
+    table = _derive(path, table, schema)
     _check_values(path, table, schema, with_target)
+    return table
+
+
+def _derive(path: Path, table: pa.Table, schema: DataConfig) -> pa.Table:
+    """``table`` with the derived columns (features.DERIVED) the schema declares, each
+    computed from the raw columns and cast to its declared kind."""
+    kinds = column_kinds(schema)
+    for name, derive in DERIVED.items():
+        if name not in kinds:
+            continue
+        try:
+            column = derive(table)
+            column = column if isinstance(column, pa.ChunkedArray | pa.Array) else pa.array(column)
+            column = column.cast(_arrow_type(schema, kinds[name]))
+        except Exception as error:  # the team's function: name it, whatever it raised
+            raise DataError(
+                f"{path}: the derived column {name!r} (features.DERIVED) could not be computed "
+                f"as {kinds[name]}: {type(error).__name__}: {error}. Fix: the function in "
+                f"features.py, or the kind of {name!r} in {_fix_for(schema)}."
+            ) from None
+        if len(column) != table.num_rows:
+            raise DataError(
+                f"{path}: the derived column {name!r} has {len(column)} values for "
+                f"{table.num_rows} rows. Fix: return one value per row from features.DERIVED."
+            )
+        table = table.append_column(name, column)
     return table
 
 
@@ -147,6 +176,13 @@ def _and(items: list[str]) -> str:
 def _check_columns(path: Path, names: list[str], schema: DataConfig, with_target: bool) -> None:
     kinds = column_kinds(schema)
     optional = set() if with_target else {schema.target, *schema.drop}
+    derived = [name for name in names if name in DERIVED and name in kinds]
+    if derived:
+        raise DataError(
+            f"{path}: column {derived[0]!r} is in the file and is also derived in "
+            "features.DERIVED. Fix: rename the derived column, or drop the file's."
+        )
+    optional |= set(DERIVED)
     missing = [column for column in kinds if column not in names and column not in optional]
     if missing:
         raise DataError(

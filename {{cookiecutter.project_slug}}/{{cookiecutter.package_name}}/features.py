@@ -1,12 +1,24 @@
-"""Preprocessing built from the table's schema. It is the first step of the fitted pipeline
-that is pickled, so the model takes raw rows as they come and ``predict`` needs no other code.
+"""Your features: columns derived from the raw ones, and the preprocessing built from the
+table's schema (impute, encode, scale), which is the first step of the fitted pipeline that is
+pickled. Edit this to change how columns are prepared for the model; conf/preprocess/ holds
+the preprocessing's knobs.
 
-Edit this to change how columns are prepared for the model; conf/preprocess/ holds its knobs.
+A derived feature is a function of the raw table (pyarrow) that returns one value per row,
+added to DERIVED under the column's name, with that name listed under its kind in
+conf/data/<name>.yaml's features. data.read_raw computes it for every table it reads (the raw
+table prepare splits, and the rows predict labels), so training and serving agree:
+
+    DERIVED = {"charges_per_month": lambda table: pc.divide(table["charges"], table["months"])}
 """
+
+from collections.abc import Callable
+from typing import Any
 
 from .config import DataConfig, PreprocessConfig
 
 MISSING_CATEGORY = "missing"
+# Derived columns, by name: a function of the raw pyarrow table returning the column.
+DERIVED: dict[str, Callable[[Any], Any]] = {}
 
 
 def preprocessor(schema: DataConfig, options: PreprocessConfig):

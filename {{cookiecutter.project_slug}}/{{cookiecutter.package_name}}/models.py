@@ -17,7 +17,7 @@ the top-level key ``_allowed_targets_`` (e.g. ``_allowed_targets_: [mypkg.module
 which is never passed to the estimator.
 
 What makes each library retrain to the same bytes (seeds, thread counts, deterministic modes)
-is set by the machinery (repro/determinism.py), for the keys the model file leaves unset.
+is set by the machinery (reproml/runtime/determinism.py), for the keys the model file leaves unset.
 """
 
 import contextlib
@@ -29,11 +29,12 @@ import re
 import sys
 from typing import Any
 
+from reproml.runtime import determinism
+from reproml.runtime.errors import ConfigError
+
 from . import estimators  # noqa: F401  (the team's classes: a code dependency of train)
 from .config import ProjectConfig
 from .features import preprocessor
-from .repro import determinism
-from .repro.errors import ConfigError
 
 TARGET_KEY = "_target_"
 ALLOWED_TARGETS_KEY = "_allowed_targets_"
@@ -209,7 +210,8 @@ def _check_value(value: Any, where: str, source: str, allowed: set[str]) -> None
 
 def build(config: ProjectConfig, source: str = "params.yaml"):
     """The unfitted pipeline: preprocessing from the schema, then the configured estimator,
-    with the library's determinism settings and the project seed (repro/determinism.py)."""
+    with the library's determinism settings and the project seed (the machinery's
+    reproml/runtime/determinism.py)."""
     from hydra.utils import instantiate
     from sklearn.pipeline import Pipeline
 

@@ -6,11 +6,12 @@ import os
 import re
 from pathlib import Path
 
+from reproml.runtime.errors import DataError
+from reproml.runtime.io import atomic_write_text
+from reproml.runtime.model_file import load_recorded_model
+
 from .config import ProjectConfig
 from .data import features_frame, read_raw
-from .repro.artifacts import load_recorded_model
-from .repro.errors import DataError
-from .repro.io import atomic_write_text
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV
 # Injection"); a plain number such as -3 or +1.5e-2 is still a number, not a formula.

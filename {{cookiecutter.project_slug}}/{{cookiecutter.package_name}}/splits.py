@@ -13,8 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reproml.runtime.errors import DataError
+
 from .config import DataConfig, SplitConfig
-from .repro.errors import DataError
 
 # Quantile bins a regression target is stratified by (deciles).
 STRATA = 10

@@ -3,11 +3,12 @@ model's hash, data version, parameters and environment."""
 
 from pathlib import Path
 
+from reproml.runtime.environment import require_locked_environment
+from reproml.runtime.model_file import save_model, training_record, write_record
+
 from ..config import ProjectConfig
 from ..data import read_for_model
 from ..models import build
-from ..repro.artifacts import save_model, training_record, write_record
-from ..repro.environment import require_locked_environment
 
 
 def run(config: ProjectConfig) -> dict[str, Path]:

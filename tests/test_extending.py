@@ -1,0 +1,147 @@
+"""Tier 3: a team adds a plot and a stage the way the baked README says, and verify then
+compares each new output and fails, naming it, when it differs between runs; a stage left
+out of verify's deps is refused by name. Nothing in reproml/ is edited."""
+
+import json
+import re
+
+import pytest
+import yaml
+from conftest import bake, project_package, run
+from test_end_to_end import Project, restore_committed_state
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extending")]
+
+WORST_ROWS = '''
+
+def worst_rows(result: Evaluation) -> str:
+    """The test rows the model gets wrong, as (actual, predicted)."""
+    wrong = [
+        [actual, predicted]
+        for actual, predicted in zip(result.actual.tolist(), result.predicted.tolist(), strict=True)
+        if actual != predicted
+    ]
+    return _csv(["actual", "predicted"], wrong){extra}
+'''
+
+SUMMARY_STAGE = '''"""summary: how many rows the held-out table has."""
+
+from pathlib import Path
+
+from reproml.runtime.io import write_json
+
+from ..config import ProjectConfig
+
+
+def run(config: ProjectConfig) -> dict[str, Path]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_metadata(config.paths.test).num_rows
+    return {{"summary": write_json("reports/summary.json", {{"rows": rows{extra}}})}}
+'''
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    path = bake(tmp_path_factory.mktemp("extending"))
+    project = Project(path)
+    project.make("setup")
+    project.make("repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "First run")
+    return project
+
+
+def verify_report(project: Project) -> dict:
+    return json.loads((project.path / "reports" / "verify.json").read_text())
+
+
+def compared(project: Project) -> dict[str, str]:
+    return {check["artifact"]: check["result"] for check in verify_report(project)["checks"]}
+
+
+def add_a_plot(project: Project, extra: str = "") -> None:
+    """One function and one line in evaluation.py, as the README's "Add a plot" says."""
+    module = project.path / project_package(project.path) / "evaluation.py"
+    text = module.read_text()
+    marker = "\n\n# The plot tables of each task"
+    text = text.replace(marker, WORST_ROWS.format(extra=extra).rstrip("\n") + "\n" + marker, 1)
+    line = '    "classification": {\n'
+    text = text.replace(line, line + '        "worst_rows": worst_rows,\n', 1)
+    module.write_text(text)
+
+
+def test_an_added_plot_is_compared_by_verify_and_a_difference_fails_it(project):
+    try:
+        add_a_plot(project)
+        project.make("repro")
+        table = project.path / "plots" / "tables" / "worst_rows.csv"
+        assert table.read_text().startswith("actual,predicted\n")
+        assert compared(project)["plots/tables/worst_rows.csv"] == "match"
+        assert verify_report(project)["result"] == "match"
+        run(["git", "checkout", "--", "."], cwd=project.path)
+
+        # The same plot, but with the process id in it: another value in verify's rerun.
+        add_a_plot(project, extra=" + f\"# {__import__('os').getpid()}\\n\"")
+        failed = project.make("repro", check=False)
+        said = failed.stdout + failed.stderr
+        assert failed.returncode != 0 and "failed to reproduce 'verify'" in said, said
+        assert re.search(r"plots/tables/worst_rows\.csv\s+strict\s+MISMATCH", said), said
+        assert "Traceback" not in said
+    finally:
+        run(["git", "clean", "-fdq", "--", "plots"], cwd=project.path)
+        restore_committed_state(project)
+
+
+def readme_stage_block(project: Project) -> str:
+    """The dvc.yaml block of the README's "Add a stage", as written there."""
+    readme = (project.path / "README.md").read_text()
+    section = readme.split("### Add a stage", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def add_a_stage(project: Project, in_verify: bool, extra: str = "") -> None:
+    """A module in stages/ and the README's block in dvc.yaml (and, if ``in_verify``, its
+    output in verify's deps, as the README says)."""
+    package = project.path / project_package(project.path)
+    (package / "stages" / "summary.py").write_text(SUMMARY_STAGE.format(extra=extra))
+    dvc_yaml = project.path / "dvc.yaml"
+    text = run(["git", "show", "HEAD:dvc.yaml"], cwd=project.path).stdout
+    verify_block = text.index("\n  verify:\n")
+    verify_start = text.rindex("\n\n", 0, verify_block)
+    block = readme_stage_block(project).rstrip("\n")
+    text = text[:verify_start] + "\n\n" + block + text[verify_start:]
+    if in_verify:
+        deps = f"  verify:\n    cmd: python -m {package.name} stage verify\n    deps:\n"
+        assert deps in text
+        text = text.replace(deps, deps + "      - reports/summary.json\n", 1)
+    dvc_yaml.write_text(text)
+
+
+def test_an_added_stage_must_be_verified_and_then_is(project):
+    try:
+        add_a_stage(project, in_verify=False)
+        left_out = project.make("repro", check=False)
+        said = left_out.stdout + left_out.stderr
+        assert left_out.returncode != 0, said
+        assert "summary would not be verified" in said and "verify's deps" in said, said
+        assert "Traceback" not in said
+
+        add_a_stage(project, in_verify=True)
+        assert yaml.safe_load((project.path / "dvc.yaml").read_text())["stages"]["summary"]
+        project.make("repro")
+        assert "summary" in verify_report(project)["rerun"]
+        assert compared(project)["reports/summary.json"] == "match"
+        # The README's block lists exactly the modules the stage loads: the project's own
+        # layout tests hold it.
+        project_tests = ["tests/test_project_layout.py", "-q", "-p", "no:cacheprovider"]
+        run([str(project.path / ".venv/bin/python"), "-m", "pytest", *project_tests], project.path)
+
+        add_a_stage(project, in_verify=True, extra=', "pid": __import__("os").getpid()')
+        failed = project.make("repro", check=False)
+        said = failed.stdout + failed.stderr
+        assert failed.returncode != 0, said
+        assert re.search(r"reports/summary\.json\s+strict\s+MISMATCH", said), said
+    finally:
+        run(["git", "clean", "-fdq", "--", "reports", project_package(project.path)], project.path)
+        restore_committed_state(project)

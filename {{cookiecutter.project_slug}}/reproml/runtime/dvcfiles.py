@@ -1,0 +1,31 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""The one reader of DVC's ``.dvc`` files: which paths they track, with which md5."""
+
+from pathlib import Path
+
+import yaml
+
+
+def tracked_outputs(text: str, dvc_file: str) -> list[tuple[str, str]]:
+    """``(path relative to the repository, md5)`` of every output a ``.dvc`` file records."""
+    document = yaml.safe_load(text) or {}
+    parent = Path(dvc_file).parent
+    return [
+        ((parent / out["path"]).as_posix(), out["md5"])
+        for out in document.get("outs") or []
+        if out.get("md5")
+    ]
+
+
+def recorded_md5(path: str | Path) -> str | None:
+    """The md5 DVC recorded for ``path`` in ``<path>.dvc``, if that file tracks it and the
+    size it records is the file's size (a cheap sign the record is current)."""
+    path = Path(path)
+    dvc_file = path.with_name(path.name + ".dvc")
+    if not dvc_file.is_file() or not path.is_file():
+        return None
+    document = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
+    for out in document.get("outs") or []:
+        if out.get("path") == path.name and out.get("size") == path.stat().st_size:
+            return out.get("md5")
+    return None

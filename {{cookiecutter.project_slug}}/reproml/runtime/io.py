@@ -1,0 +1,77 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""Atomic file writes and canonical JSON: a killed stage leaves no half-written output, and
+the same payload always gives the same bytes."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where an output is written before it is moved into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
+
+
+def commit_partial(path: str | Path) -> Path:
+    """Move the finished partial file of ``path`` into place (atomic on one filesystem); if
+    that fails (``path`` is a directory, say), the partial file is removed, not left behind."""
+    path = Path(path)
+    try:
+        os.replace(partial_path(path), path)
+    except BaseException:
+        partial_path(path).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file, so a killed stage leaves no half file,
+    and a failed write leaves no partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        partial_path(path).write_bytes(data)
+    except BaseException:
+        partial_path(path).unlink(missing_ok=True)
+        raise
+    return commit_partial(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_tree(folder: str | Path, files: dict[str, str]) -> Path:
+    """Replace ``folder`` by one holding exactly ``files`` (name -> text): written beside it
+    first, then swapped in, so a killed stage leaves the old folder or the new one, and a
+    file the stage no longer writes does not linger."""
+    folder = Path(folder)
+    partial, previous = partial_path(folder), folder.with_name(f".{folder.name}.previous")
+    for leftover in (partial, previous):
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        for name, text in files.items():
+            (partial / name).write_bytes(text.encode("utf-8"))
+        if folder.exists():
+            os.replace(folder, previous)
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        if previous.exists() and not folder.exists():
+            os.replace(previous, folder)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+    return folder
+
+
+def canonical_json(payload: Any) -> str:
+    """Sorted keys, fixed indentation and a final newline: the same payload, the same bytes."""
+    return json.dumps(payload, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    return atomic_write_text(path, canonical_json(payload))

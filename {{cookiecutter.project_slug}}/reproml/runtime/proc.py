@@ -1,0 +1,71 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""The one way the machinery runs another program: git, DVC, uv, ssh-keygen, the stages.
+
+Output is always captured (callers name failures with it) and a non-zero exit never raises:
+each caller knows what the failure means and says so (tools/git.py adds git's identity).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+def run(
+    command: list[str],
+    cwd: Path | None = None,
+    env: dict | None = None,
+    stream: bool = False,
+    timeout: float | None = None,
+    **kw,
+) -> subprocess.CompletedProcess:
+    """Run ``command``; with ``stream``, also print its output (indented) as it comes, which
+    long steps need. After ``timeout`` seconds the command (a streamed one: its whole process
+    group) is killed and its returncode is None."""
+    if not stream:
+        try:
+            return subprocess.run(
+                command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw
+            )
+        except subprocess.TimeoutExpired as expired:
+            said = expired.stderr or b""
+            said = said.decode(errors="replace") if isinstance(said, bytes) else said
+            return subprocess.CompletedProcess(command, None, "", said)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=os.name == "posix",
+        **kw,
+    )
+    expired = threading.Event()
+
+    def kill() -> None:
+        expired.set()
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+
+    timer = threading.Timer(timeout, kill) if timeout else None
+    if timer:
+        timer.start()
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        print(f"    {line}", end="", flush=True)
+    process.wait()
+    if timer:
+        timer.cancel()
+    code = None if expired.is_set() else process.returncode
+    return subprocess.CompletedProcess(command, code, "".join(lines), "")
+
+
+def console_script(name: str) -> str:
+    """A console script of this environment (dvc, gto), whatever PATH says."""
+    return str(Path(sys.executable).parent / name)

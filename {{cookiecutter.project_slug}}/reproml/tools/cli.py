@@ -1,0 +1,593 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""The project's tool commands (params, data, rebuild, release, report, ...). Make targets are
+one-line calls into it; pipeline stages are not (they run through runtime/stage.py), so editing
+a command here never retrains a model. Subcommands import what they need when they run.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..runtime.errors import ProjectError
+
+
+def _params(args: argparse.Namespace) -> int:
+    from ..runtime.params import check
+    from .params import write
+    from .settings import team_module
+
+    if args.action == "compose":
+        print(f"wrote {write(args.conf, args.params)} from {args.conf}/")
+    elif args.action == "check":
+        check(team_module("config").load_params, args.conf, args.params)
+        print(f"{args.params} matches the composition of {args.conf}/")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from .ingest import bring_in, how_to_change
+
+    written = bring_in(args.source, args.target, args.name, args.force, args.task)
+    choice = written["task"]
+    print(f"tracked {written['data']} with DVC ({written['dvc_file']})")
+    print(f"wrote {written['schema']} (a starting schema) and made it the default dataset")
+    how = "as TASK= says" if args.task else "inferred"
+    print(f"task: {choice.task} (label: {choice.label}), {how}: the target {args.target!r}")
+    print(f"  {choice.reason}.")
+    print(how_to_change(choice, written["schema"].stem))
+    if choice.warning:
+        print(f"warning: {choice.warning}", file=sys.stderr)
+    print(
+        f"Next: check the kinds in {written['schema']}, then `make params` and `make repro`; "
+        f"commit {written['schema']}, {written['dvc_file']}, conf/config.yaml and params.yaml."
+    )
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from . import locking
+
+    if args.check:
+        locking.check()
+        print("uv.lock, runtime.lock and requirements.lock agree with pyproject.toml")
+        return 0
+    if args.add:
+        locking.add_and_lock(args.add)
+        print(f"added {args.add} to pyproject.toml's runtime dependencies")
+    for path in locking.update():
+        print(f"wrote {path}")
+    if args.add:
+        locking.sync()
+        print("installed the new lock into .venv (the stages retrain on the next `make repro`)")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    from ..runtime.environment import drift
+    from ..runtime.launcher import PINNED_ENV
+
+    if args.check:
+        lines = drift()
+        if lines:
+            print("the environment differs from the lock (- locked, + installed):")
+            print("\n".join(f"  {line}" for line in lines))
+            print("Fix: `make setup` restores the locked environment.")
+            return 1
+        print("the environment matches the lock")
+        return 0
+    for key in sorted(PINNED_ENV):
+        print(f"{key}={os.environ.get(key, '')}")
+    print(f"interpreter={sys.executable}")
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from ..runtime.errors import LockError, RebuildError
+    from . import rebuild
+
+    try:
+        outcome = rebuild.rebuild(
+            args.rev, varied=args.vary, keep=args.keep, record=args.record, timeout=args.timeout
+        )
+    except (RebuildError, LockError) as error:  # nothing rebuilt (no uv, say): "could not"
+        print(f"error: {error}", file=sys.stderr)
+        return rebuild.EXIT_ERROR
+    if args.json:
+        print(json.dumps(outcome.record(), indent=2, sort_keys=True))
+    print(rebuild.report(outcome))
+    code = rebuild.exit_code(outcome, accept_equivalent=args.accept_equivalent)
+    return _publish_records(code) if args.push and args.record else code
+
+
+def _publish_records(code: int) -> int:
+    """Push the records whatever the rebuild found: a CI job that fails still publishes them,
+    and a push that fails fails the job (GitLab only warns about after_script)."""
+    from ..runtime.errors import RecordsError
+    from . import notes, registry
+
+    try:
+        print(notes.push(registry.repo_root()))
+    except RecordsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def _field_rebuild(args: argparse.Namespace) -> int:
+    from . import field, registry
+
+    repo = registry.repo_root()
+    if args.list:
+        print(json.dumps(field.release_list(repo)))
+        return 0
+    results = field.rebuild_releases(
+        repo,
+        args.release,
+        varied=args.vary,
+        accept_equivalent=args.accept_equivalent,
+        record=args.record,
+        timeout=args.timeout,
+    )
+    text, code = field.summary(results, args.vary)
+    print(text, file=sys.stderr if code else sys.stdout)
+    return _publish_records(code) if args.push and args.record else code
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .settings import team_module
+
+    config = team_module("config").load_params(args.params)
+    print(f"wrote {team_module('predict').predict(config, args.features, args.out)}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from . import registry
+
+    created = registry.release(args.version)
+    print(
+        f"released {created.tag} at {created.commit[:12]}; publish it with "
+        f"`git push origin {created.tag}`"
+    )
+    return 0
+
+
+def _provenance(args: argparse.Namespace) -> int:
+    from . import provenance, registry
+
+    title, statement, problems = registry.statement_for(args.rev)
+    if not args.json:
+        print(provenance.describe(statement, title) + "\n")
+    print(json.dumps(statement, indent=2, sort_keys=True))
+    if problems:
+        print("provenance does NOT check out:\n" + "\n".join(f"  - {p}" for p in problems))
+        return 1
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from . import registry
+
+    repo = registry.repo_root()
+    registry.require_full_history(repo)
+    name, _ = registry.artifact(repo)
+    found, ignored = registry.registry_view(repo)
+    if not found:
+        print(f"no releases of {name} yet: `make release VERSION=v0.1.0`")
+    for release in found:
+        problems = registry.check_release(repo, release)
+        stages = ", ".join(release.stages) or "-"
+        verdict = "provenance ok" if not problems else f"provenance BROKEN: {problems[0]}"
+        print(
+            f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
+            f"stages: {stages:<12} {verdict}"
+        )
+    if ignored:
+        print(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
+        for _, why in sorted(ignored.items()):
+            print(f"  {why}")
+    return 0
+
+
+def _gto(args: argparse.Namespace) -> int:
+    from . import registry, tags
+
+    repo = registry.repo_root()
+    name, _ = registry.artifact(repo)
+    print(f"made {tags.make_signed(repo, name, args.gto_args)}, signed")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from . import registry
+
+    print(f"assigned {registry.promote(args.version, args.stage)} to {args.version}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from . import registry
+
+    path = registry.rollback(args.version, Path(args.out) if args.out else None)
+    print(f"rollback to {args.version}: success, hash-verified model at {path}")
+    return 0
+
+
+def _check_releases(args: argparse.Namespace) -> int:
+    from . import registry
+
+    missing = registry.check_releases()
+    if not missing:
+        print("no releases yet: nothing to check (`make release VERSION=v0.1.0` makes one)")
+    for tag, objects in missing.items():
+        print(f"{tag}: {'complete' if not objects else 'MISSING ' + ', '.join(objects)}")
+    if any(missing.values()):
+        print(
+            "error: the remote lacks objects of released versions. Fix: `dvc push` them "
+            "from a clone that has them (`dvc push --all-tags`)."
+        )
+        return 1
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from . import registry
+
+    removed = registry.gc()
+    print(
+        f"removed {len(removed)} cache objects; kept everything that releases, branches, the "
+        "workspace and unpushed commits need"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import registry, report
+
+    data = report.measures(registry.repo_root())
+    print(json.dumps(data, indent=2, sort_keys=True) if args.json else report.format_report(data))
+    if args.plot:
+        print(f"plot: {report.plot(data, Path(args.plot))}")
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    from . import notes, registry
+
+    action = notes.fetch if args.action == "fetch" else notes.push
+    print(action(registry.repo_root()))
+    return 0
+
+
+def _check_files(args: argparse.Namespace) -> int:
+    from . import guards, registry
+
+    problems = guards.files_git_should_not_hold(registry.repo_root(), args.files)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _plots(args: argparse.Namespace) -> int:
+    from . import offline_plots, registry
+
+    index = offline_plots.render(registry.repo_root(), args.revisions, Path(args.out))
+    print(f"plots: {index} (no network needed to view it)")
+    return 0
+
+
+def _remote_credentials(args: argparse.Namespace) -> int:
+    from . import registry, remote
+
+    for line in remote.credentials_from_environment(registry.repo_root()):
+        print(line)
+    return 0
+
+
+def _signing_key(args: argparse.Namespace) -> int:
+    from . import registry, signing
+
+    print(signing.use_key_from_environment(registry.repo_root()))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    if _run_tool(["dvc", "status", "--quiet"]) == 0:
+        print("the pipeline is up to date with dvc.lock")
+        return 0
+    _run_tool(["dvc", "status"])
+    print("error: the pipeline is not up to date: run `make repro` and commit dvc.lock")
+    return 1
+
+
+def _tool_environment() -> dict[str, str]:
+    """Put this interpreter's bin directory first, so stages run in the same environment."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def _run_tool(command: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", *command], env=_tool_environment())
+
+
+def _repro(args: argparse.Namespace) -> int:
+    problem = _unverified_stage()
+    if problem:  # raw `dvc repro` finds out only when verify reruns; here, before anything
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    code = _run_tool(["dvc", "repro", *args.dvc_args])
+    if code != 0:
+        for where, folder in _full_folders():
+            print(
+                f"error: {where} {folder} has no space left: what the stages wrote could not be "
+                "stored, so dvc.lock does not record it. Fix: free space there (`make gc` "
+                "collects the cache), or move the cache (`dvc cache dir --local <folder>`), "
+                "then `make repro` again.",
+                file=sys.stderr,
+            )
+    return code
+
+
+def _unverified_stage() -> str | None:
+    """A stage dvc.yaml declares that its verify stage (the one whose last report is in the
+    workspace) neither reruns nor follows: verify would pass without comparing it."""
+    from ..runtime.launcher import PROJECT_ROOT
+    from ..runtime.pipeline import read
+    from ..runtime.verification import unverified, verify_stages
+
+    pipeline = read(PROJECT_ROOT)
+    for name in verify_stages(PROJECT_ROOT, pipeline):
+        problem = unverified(pipeline, name)
+        if problem:
+            return problem
+    return None
+
+
+# Less free space than this, after a failed run, names the folder as full.
+FULL_BELOW_BYTES = 1 << 20
+
+
+def _full_folders() -> list[tuple[str, Path]]:
+    """The folders a run writes to that are (nearly) full: DVC's cache, the project, and the
+    temporary folder verify rebuilds in. DVC's own error ("No space left on device") names
+    none of them, and the cache may be on another disk than the project."""
+    import shutil
+    import tempfile
+
+    cache = subprocess.run(
+        [sys.executable, "-m", "dvc", "cache", "dir"], capture_output=True, text=True
+    ).stdout.strip()
+    folders = [("the project", "."), ("the temporary folder", tempfile.gettempdir())]
+    if cache:
+        folders.insert(0, ("the DVC cache", cache))
+    found = []
+    for where, folder in folders:
+        path = Path(folder).resolve()
+        try:
+            if shutil.disk_usage(path).free < FULL_BELOW_BYTES:
+                found.append((where, path))
+        except OSError:
+            continue
+    return found
+
+
+# What a person compares across experiments is the scores and the choices; the columns DVC
+# also shows (every path, every per-class score, each dependency's hash) are dropped.
+EXPERIMENT_COLUMNS_DROPPED = (
+    r"^(paths\.|per_class\.|data\.(?!name$)|n_test$"
+    r"|.*\.(py|lock|csv|parquet|ok)$|\.python-version$|conf$)"
+)
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    return _run_tool(["dvc", "exp", "show", "--drop", EXPERIMENT_COLUMNS_DROPPED, *args.dvc_args])
+
+
+def _pull(args: argparse.Namespace) -> int:
+    return _run_tool(["dvc", "pull", *args.dvc_args])
+
+
+def _lint(args: argparse.Namespace) -> int:
+    return _run_tool(["ruff", "check", "."]) or _run_tool(["ruff", "format", "--check", "."])
+
+
+def _test(args: argparse.Namespace) -> int:
+    return _run_tool(["pytest", *args.pytest_args])
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m reproml", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("stage", help="run pipeline stages (what dvc.yaml runs)")
+
+    params = commands.add_parser("params", help="compose conf/ into params.yaml, or check it")
+    params.add_argument("action", choices=("compose", "check"))
+    params.add_argument("--conf", default="conf")
+    params.add_argument("--params", default="params.yaml")
+    params.set_defaults(handler=_params)
+
+    data = commands.add_parser("data", help="bring a table under DVC and write its schema")
+    data.add_argument("source", help="a local CSV/Parquet file, or a URL or bucket path")
+    data.add_argument("--target", required=True, help="the column to predict")
+    data.add_argument("--name", help="the dataset's name (default: from the file name)")
+    data.add_argument("--force", action="store_true", help="replace an existing schema")
+    data.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="what the target is (default: inferred from it, and printed)",
+    )
+    data.set_defaults(handler=_data)
+
+    lock = commands.add_parser("lock", help="re-lock with uv and rewrite the exported locks")
+    lock.add_argument("--check", action="store_true", help="only check that the locks agree")
+    lock.add_argument(
+        "--add", metavar="REQUIREMENT", help="add a runtime library first (e.g. lightgbm==4.7.0)"
+    )
+    lock.set_defaults(handler=_lock)
+
+    repro = commands.add_parser("repro", help="dvc repro, in this environment")
+    repro.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    repro.set_defaults(handler=_repro)
+
+    env = commands.add_parser("env", help="the pinned variables, or drift from the lock")
+    env.add_argument("--check", action="store_true", help="exit 1 if packages differ from the lock")
+    env.set_defaults(handler=_env)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild a revision; compare with its dvc.lock")
+    rebuild.add_argument("rev", nargs="?", default="HEAD", help="commit or tag (default HEAD)")
+    rebuild.add_argument("--vary", action="store_true", help="vary TZ, locale, hash seed, umask")
+    rebuild.add_argument("--keep", action="store_true", help="keep the temporary worktree")
+    rebuild.add_argument("--json", action="store_true", help="also print the record as JSON")
+    rebuild.add_argument(
+        "--no-record", dest="record", action="store_false", help="do not keep a git note"
+    )
+    rebuild.add_argument("--timeout", type=float, help="seconds before dvc repro is cut off")
+    rebuild.add_argument("--push", action="store_true", help="then push the records to origin")
+    rebuild.add_argument(
+        "--accept-equivalent",
+        action="store_true",
+        help="exit 0, not 3, when only another machine's BLAS kernel moved the bytes",
+    )
+    rebuild.set_defaults(handler=_rebuild)
+
+    field = commands.add_parser("field-rebuild", help="rebuild every release as it was released")
+    field.add_argument("--release", action="append", help="only this version or tag (repeatable)")
+    field.add_argument("--list", action="store_true", help="print the release tags as JSON")
+    field.add_argument("--push", action="store_true", help="then push the records to origin")
+    field.add_argument("--vary", action="store_true", help="the lab variant: vary TZ, locale, ...")
+    field.add_argument("--timeout", type=float, help="seconds before each dvc repro is cut off")
+    field.add_argument(
+        "--no-record", dest="record", action="store_false", help="do not keep git notes"
+    )
+    field.add_argument(
+        "--accept-equivalent",
+        action="store_true",
+        help="count EQUIVALENT (another machine's BLAS kernel) as rebuilt",
+    )
+    field.set_defaults(handler=_field_rebuild)
+
+    predict = commands.add_parser("predict", help="label new rows with the verified model")
+    predict.add_argument("features", help="raw rows (CSV or Parquet) with the feature columns")
+    predict.add_argument("out", help="where to write one prediction per row")
+    predict.add_argument("--params", default="params.yaml")
+    predict.set_defaults(handler=_predict)
+
+    release = commands.add_parser("release", help="tag HEAD as a release, if the gates pass")
+    release.add_argument("version", help="like v1.2.0")
+    release.set_defaults(handler=_release)
+
+    prov = commands.add_parser("provenance", help="the provenance statement of a release/commit")
+    prov.add_argument("rev", nargs="?", default="HEAD", help="version, release tag or commit")
+    prov.add_argument("--json", action="store_true", help="only the JSON statement")
+    prov.set_defaults(handler=_provenance)
+
+    listing = commands.add_parser("registry", help="list released versions and their stages")
+    listing.set_defaults(handler=_registry)
+
+    gto = commands.add_parser(
+        "gto", help="a GTO action that makes a tag (unassign, deprecate, ...), signed"
+    )
+    gto.add_argument("gto_args", nargs=argparse.REMAINDER)
+    gto.set_defaults(handler=_gto)
+
+    promote = commands.add_parser("promote", help="assign a stage (prod, staging) to a version")
+    promote.add_argument("version")
+    promote.add_argument("stage")
+    promote.set_defaults(handler=_promote)
+
+    rollback = commands.add_parser("rollback", help="materialise a released model, verified")
+    rollback.add_argument("version")
+    rollback.add_argument("--out", help="directory (default build/rollback/<tag>)")
+    rollback.set_defaults(handler=_rollback)
+
+    check_releases = commands.add_parser("check-releases", help="every release in the remote?")
+    check_releases.set_defaults(handler=_check_releases)
+
+    gc = commands.add_parser("gc", help="collect the DVC cache, guarding releases and unpushed")
+    gc.set_defaults(handler=_gc)
+
+    report = commands.add_parser("report", help="the reproducibility measures")
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--plot", help="also write an SVG of time to reproduce per release")
+    report.set_defaults(handler=_report)
+
+    records = commands.add_parser("records", help="exchange rebuild records with the remote")
+    records.add_argument("action", choices=("fetch", "push"))
+    records.set_defaults(handler=_records)
+
+    files = commands.add_parser("check-files", help="refuse large or DVC-tracked files in git")
+    files.add_argument("files", nargs="*")
+    files.set_defaults(handler=_check_files)
+    plots = commands.add_parser("plots", help="dvc plots as SVG files, rendered offline")
+    plots.add_argument("revisions", nargs="*", help="compare with these (dvc plots diff)")
+    plots.add_argument("--out", default="build/plots")
+    plots.set_defaults(handler=_plots)
+    credentials = commands.add_parser("remote-credentials", help="CI secrets -> config.local")
+    credentials.set_defaults(handler=_remote_credentials)
+    key = commands.add_parser("signing-key", help="sign with the key in $REPROML_SIGNING_KEY")
+    key.set_defaults(handler=_signing_key)
+    status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")
+    status.set_defaults(handler=_status)
+
+    experiments = commands.add_parser("experiments", help="dvc exp show, the columns to compare")
+    experiments.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    experiments.set_defaults(handler=_experiments)
+    pull = commands.add_parser("pull", help="dvc pull, in this environment")
+    pull.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    pull.set_defaults(handler=_pull)
+
+    lint = commands.add_parser("lint", help="ruff check and ruff format --check")
+    lint.set_defaults(handler=_lint)
+
+    test = commands.add_parser("test", help="the project's pytest suite")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(handler=_test)
+    return root
+
+
+# Values that name a revision, version or stage: dest -> (make variable, what, the fix).
+NAMED_VALUES = {
+    "rev": (
+        "REV",
+        "revision",
+        "name a commit, tag or version, e.g. REV=v1.0.0 (options such as --vary go in "
+        "REBUILD_ARGS)",
+    ),
+    "version": ("VERSION", "version", "give a version, e.g. VERSION=v1.2.0"),
+    "stage": ("STAGE", "stage", "give a stage name, e.g. STAGE=prod"),
+    "release": ("RELEASE", "release", "give a version or release tag, e.g. RELEASE=v1.0.0"),
+    "revisions": ("PLOTS_REV", "revision", "name a commit, tag or branch, e.g. PLOTS_REV=main"),
+}
+
+
+def refuse_option_like(args: argparse.Namespace) -> str | None:
+    """What is wrong with a revision, version or stage that is empty or begins with '-'
+    (git, dvc and gto would read it as an option), or None."""
+    for dest, (variable, what, fix) in NAMED_VALUES.items():
+        values = getattr(args, dest, None)
+        for value in [values] if isinstance(values, str) else values or []:
+            if not value or value.startswith("-"):
+                problem = "it is empty" if not value else "it begins with '-', like an option"
+                return f"{variable}={value!r} is not a {what}: {problem}. Fix: {fix}."
+    return None
+
+
+def main(argv: list[str]) -> int:
+    from . import signing
+
+    # CI's key leaves the environment before anything runs, so no child process inherits it.
+    signing.hold_key_from_environment()
+    args = parser().parse_args(argv)
+    problem = refuse_option_like(args)
+    if problem:  # a usage error, as argparse's own (exit 2): nothing has run
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except ProjectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,67 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""git for the tools: an identity when none is configured, files read at a commit, and the
+owner-only files that hold CI keys. Stages never import this module."""
+
+import os
+import subprocess
+from pathlib import Path
+
+from ..runtime.dvcfiles import tracked_outputs
+from ..runtime.proc import run
+
+# Used only when git has no identity configured (fresh CI runners, containers).
+_FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "reproml",
+    "GIT_AUTHOR_EMAIL": "reproml@localhost",
+    "GIT_COMMITTER_NAME": "reproml",
+    "GIT_COMMITTER_EMAIL": "reproml@localhost",
+}
+
+
+def git_environment(repo: Path) -> dict:
+    """This process's environment, plus an identity for git if none is configured."""
+    env = dict(os.environ)
+    configured = run(["git", "config", "user.email"], cwd=repo).stdout.strip()
+    if not configured:
+        env.update(_FALLBACK_IDENTITY)
+    return env
+
+
+def git(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    """``git args`` in ``repo``, with an identity."""
+    return run(["git", *args], cwd=repo, env=git_environment(repo), **kw)
+
+
+def git_show(repo: Path, commit: str, path: str) -> str | None:
+    """The text of ``path`` at ``commit``, or None if the commit has no such file."""
+    shown = run(["git", "show", f"{commit}:{path}"], cwd=repo)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def owner_only_file(path: Path, text: str) -> Path:
+    """``text`` (a key) in a new file at ``path`` that only this user can read, created so
+    (``O_EXCL``, mode 0600) that it is never readable by others, not even for a moment."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text.strip() + "\n")
+    return path
+
+
+def secret_file(repo: Path, name: str, text: str) -> Path:
+    """``text`` in ``.git/<name>`` (CI keys): never committed, readable by this user only."""
+    git_dir = Path(run(["git", "rev-parse", "--absolute-git-dir"], cwd=repo).stdout.strip())
+    return owner_only_file(git_dir / name, text)
+
+
+def tracked_at(repo: Path, commit: str) -> list[tuple[str, str, str]]:
+    """``(.dvc file, tracked path, md5)`` of every output of every ``.dvc`` file ``commit``
+    holds, read from git (no checkout needed)."""
+    from .proc import run  # tools only: stages import this module too
+
+    listed = run(["git", "ls-tree", "-r", "-z", "--name-only", commit], cwd=repo).stdout
+    found = []
+    for name in (name for name in listed.split("\0") if name.endswith(".dvc")):
+        text = git_show(repo, commit, name) or ""
+        found += [(name, path, md5) for path, md5 in tracked_outputs(text, name)]
+    return found

@@ -1,0 +1,385 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""``make data SRC=... TARGET=...``: bring a table under DVC and write its starting schema.
+
+A local CSV or Parquet file is copied into data/raw/ and tracked with ``dvc add``; a URL or a
+bucket path goes through ``dvc import-url``, so the source's version is pinned in git. The
+schema (conf/data/<name>.yaml) is inferred from the table by pyarrow and is meant to be
+read and edited: it is a starting point, not a verdict. Nothing is left behind on failure,
+and a file this run did not create is never deleted, nor replaced without FORCE=1.
+"""
+
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..runtime.errors import DataError
+from ..runtime.io import atomic_write_text, commit_partial, partial_path
+from ..runtime.params import TASKS
+from ..runtime.proc import run
+from .settings import team_module
+
+RAW_DIR = Path("data/raw")
+CONF_DATA = Path("conf/data")
+CONFIG_FILE = Path("conf/config.yaml")
+SUFFIXES = (".csv", ".parquet", ".pq")
+ID_NAME = re.compile(r"(?:^|[_\W])id$|^id[_\W]|^(?:uuid|guid|key)$", re.IGNORECASE)
+DEFAULT_LINE = re.compile(r"^(\s*-\s*data:\s*)\S+(.*)$", re.MULTILINE)
+
+
+def is_url(source: str) -> bool:
+    return "://" in source
+
+
+def dataset_name(source: str) -> str:
+    stem = Path(source.split("?", 1)[0].rstrip("/")).stem
+    name = re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_")
+    return name if name and name[0].isalpha() else f"data_{name}"
+
+
+def _read_for_inference(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow import csv as arrow_csv
+
+    data = team_module("data")
+    refuse_duplicate_names = data.refuse_duplicate_names
+
+    try:
+        if path.suffix.lower() == ".csv":
+            if path.stat().st_size == 0:
+                raise DataError(f"{path}: the file is empty. Fix: give a table with a header.")
+            convert = arrow_csv.ConvertOptions(
+                null_values=team_module("config").DEFAULT_MISSING,
+                strings_can_be_null=True,
+                true_values=data.TRUE_VALUES,
+                false_values=data.FALSE_VALUES,
+            )
+            table = arrow_csv.read_csv(path, convert_options=convert)
+        else:  # before reading: arrow's own error for a repeated name names no column
+            refuse_duplicate_names(path, pq.read_schema(path).names)
+            table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: cannot be read as a table: {error}") from None
+    if path.suffix.lower() == ".csv":
+        refuse_duplicate_names(path, table.column_names)
+    return table
+
+
+def _kind(name: str, column) -> str:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind_of = column.type
+    if pa.types.is_dictionary(kind_of):
+        kind_of = kind_of.value_type
+    if pa.types.is_null(kind_of) or column.null_count == len(column):
+        return "drop"
+    unique = pc.count_distinct(column).as_py() == len(column) and column.null_count == 0
+    if ID_NAME.search(name) and unique and not pa.types.is_floating(kind_of):
+        return "drop"
+    if pa.types.is_boolean(kind_of):
+        return "boolean"
+    if pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of):
+        return "numeric"
+    if pa.types.is_timestamp(kind_of) or pa.types.is_date(kind_of):
+        return "datetime"
+    return "categorical"
+
+
+# An integer target with more distinct values than this is a quantity, not a set of classes.
+MAX_CLASSES = 20
+
+
+@dataclass
+class TaskChoice:
+    """What `make data` decided the target is, and why (``reason`` follows "the target")."""
+
+    task: str
+    label: str
+    reason: str
+    warning: str = ""
+    decimals: bool = False  # the target holds decimal numbers: it cannot be class labels
+
+
+def _distinct_counts(column) -> tuple[int, int]:
+    """``(distinct values, values seen in one row only)`` of a column without missing cells."""
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(column.drop_null()).field("counts")
+    return len(counts), int(pc.sum(pc.equal(counts, 1)).as_py() or 0)
+
+
+def _first_text(column) -> str:
+    import pyarrow.compute as pc
+
+    return str(pc.drop_null(column)[0].as_py()) if len(column) > column.null_count else ""
+
+
+def infer_task(path: Path, target: str, column, task: str | None = None) -> TaskChoice:
+    """Classification or regression, from the target column (or ``task`` if given).
+
+    Text and booleans are classes. Decimal numbers are a quantity. An integer target is
+    classes when it has at most MAX_CLASSES distinct values and most of them occur more than
+    once (0/1, ratings, digit codes); otherwise a quantity (a mass in whole grams, a count of
+    days). A classification whose classes are mostly single rows is named, never silent.
+    """
+    import pyarrow as pa
+
+    kind_of = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    rows = len(column) - column.null_count
+    distinct, singletons = _distinct_counts(column)
+    counted = f"{distinct} distinct values in {rows} rows"
+    if distinct == 0:
+        raise DataError(
+            f"{path}: the target {target!r} is missing in every row. Fix: choose another "
+            "TARGET=, or fill the column in."
+        )
+    if distinct < 2:
+        what = "class" if task != "regression" else "value"
+        raise DataError(
+            f"{path}: the target {target!r} has one {what} ({_first_text(column)!r}) in every "
+            "row; a model needs at least two to learn anything. Fix: choose another TARGET=, "
+            f"or a table whose rows hold more than one {what}."
+        )
+    number = pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of)
+    if task == "regression" and not number:
+        shown = (
+            "true/false"
+            if pa.types.is_boolean(kind_of)
+            else f"text such as {_first_text(column)!r}"
+        )
+        raise DataError(
+            f"{path}: the target {target!r} holds {shown}; a regression target must hold "
+            "numbers. Fix: TASK=classification (or leave TASK= out), or choose a numeric "
+            "TARGET=."
+        )
+    if task == "classification" and pa.types.is_floating(kind_of):
+        raise DataError(
+            f"{path}: the target {target!r} holds decimal numbers, which cannot be read as "
+            "class labels. Fix: TASK=regression (or leave TASK= out), or store the classes as "
+            "integers or text."
+        )
+    if pa.types.is_boolean(kind_of):
+        choice = TaskChoice("classification", "boolean", "holds true/false values")
+    elif not number:
+        choice = TaskChoice("classification", "string", f"holds text ({counted})")
+    elif pa.types.is_floating(kind_of):
+        choice = TaskChoice(
+            "regression", "number", f"holds decimal numbers ({counted})", decimals=True
+        )
+    elif task == "regression":
+        choice = TaskChoice("regression", "number", f"holds integers with {counted}")
+    elif task == "classification" or (distinct <= MAX_CLASSES and singletons * 2 <= distinct):
+        choice = TaskChoice("classification", "integer", f"holds integers with {counted}")
+    else:
+        why = f"more than {MAX_CLASSES}" if distinct > MAX_CLASSES else "mostly single rows"
+        choice = TaskChoice(
+            "regression", "number", f"holds integers with {counted} ({why}: a quantity)"
+        )
+    if choice.task == "classification" and singletons * 2 > distinct:
+        choice.warning = (
+            f"{singletons} of the {distinct} classes of {target!r} occur in one row only: a "
+            "classifier cannot learn a class from one row, and the stratified split puts each "
+            "such row in the test set, where its class was never seen. Check that TARGET= is "
+            "the column you mean."
+        )
+    return choice
+
+
+def how_to_change(choice: TaskChoice, name: str) -> str:
+    """The sentence `make data` prints after its choice: how to choose the other task, or
+    why the target cannot be the other kind."""
+    if choice.label in ("string", "boolean"):
+        return (
+            "Text and true/false values can only be classes: for regression, choose a "
+            "numeric TARGET=."
+        )
+    if choice.decimals:
+        return (
+            "Decimal numbers cannot be class labels: to classify, store the classes as integers "
+            "or text and run `make data` again with FORCE=1."
+        )
+    other, label = (
+        ("regression", "number")
+        if choice.task == "classification"
+        else ("classification", "integer")
+    )
+    return (
+        f"To treat it as {other}: set `task: {other}` and `label: {label}` in "
+        f"conf/data/{name}.yaml, or run `make data` again with TASK={other} FORCE=1."
+    )
+
+
+def infer_schema(path: Path, target: str, name: str, file: str, task: str | None = None) -> dict:
+    """The starting schema of the table at ``path``: each column's kind as pyarrow reads it."""
+    return _infer(path, target, name, file, task)[0]
+
+
+def _infer(
+    path: Path, target: str, name: str, file: str, task: str | None
+) -> tuple[dict, TaskChoice]:
+    table = _read_for_inference(path)
+    if target not in table.column_names:
+        raise DataError(
+            f"{path}: there is no column {target!r}. Fix: TARGET= one of "
+            f"{', '.join(table.column_names)}."
+        )
+    choice = infer_task(path, target, table[target], task)
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": [], "datetime": []}
+    drop = []
+    for column_name in table.column_names:
+        if column_name == target:
+            continue
+        kind = _kind(column_name, table[column_name])
+        (drop if kind == "drop" else kinds[kind]).append(column_name)
+    schema = {
+        "name": name,
+        "file": file,
+        "target": target,
+        "task": choice.task,
+        "label": choice.label,
+        "features": kinds,
+        "drop": drop,
+        "missing": list(team_module("config").DEFAULT_MISSING),
+    }
+    return schema, choice
+
+
+def schema_text(schema: dict, source: str) -> str:
+    header = (
+        f"# Schema of data/raw/{schema['file']}, inferred by `make data` from {source}.\n"
+        "# Check every column's kind (numeric, categorical, boolean, datetime; drop = ids and\n"
+        "# columns the model must not see), the task (classification or regression), the\n"
+        "# label type and the missing-value markers, then run `make params`. Reading the\n"
+        "# table checks it against this file.\n"
+    )
+    return header + yaml.safe_dump(schema, sort_keys=False, default_flow_style=False)
+
+
+def _dvc(*args: str):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    command = [sys.executable, "-m", "dvc", *args]
+    return run(command, env=env)
+
+
+def bring_in(
+    source: str,
+    target: str,
+    name: str | None = None,
+    force: bool = False,
+    task: str | None = None,
+) -> dict:
+    """Track ``source`` with DVC under data/raw/ and write conf/data/<name>.yaml; make it the
+    default dataset. Returns what was written, and the task chosen for the target (``task``
+    if given, else inferred by ``infer_task``).
+
+    A file in the way that this run did not create (data/raw/<file>, its .dvc file, the
+    schema) is refused unless ``force``; what ``force`` replaces is set aside first and put
+    back if the run fails, and a failure removes only what the run itself created.
+    """
+    name = name or dataset_name(source)
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise DataError(f"NAME={name!r}: use lowercase letters, digits and underscores.")
+    if task is not None and task not in TASKS:
+        raise DataError(f"TASK={task!r}: is not one of {', '.join(TASKS)}. Fix: TASK=regression.")
+    file = Path(source.split("?", 1)[0].rstrip("/")).name
+    if Path(file).suffix.lower() not in SUFFIXES:
+        raise DataError(f"{source}: not a .csv or .parquet file. Fix: convert it first.")
+    schema_path = CONF_DATA / f"{name}.yaml"
+    destination = RAW_DIR / file
+    dvc_file = destination.with_name(file + ".dvc")
+    # Bringing a file already at data/raw/<file> under DVC: it is the source, not in the way.
+    in_place = not is_url(source) and _same_file(Path(source), destination)
+    in_the_way = [
+        path
+        for path in (destination, dvc_file, schema_path)
+        if os.path.lexists(path) and not (path == destination and in_place)
+    ]
+    if in_the_way and not force:
+        one = len(in_the_way) == 1
+        raise DataError(
+            f"{' and '.join(str(path) for path in in_the_way)} already exist{'s' if one else ''}"
+            f"; nothing was changed. Fix: move {'it' if one else 'them'} away, choose another "
+            f"NAME= or file name, or pass FORCE=1 to replace {'it' if one else 'them'}."
+        )
+    ignore = RAW_DIR / ".gitignore"
+    ignored = ignore.read_bytes() if ignore.is_file() else None
+    existed = {path for path in (destination, dvc_file) if os.path.lexists(path)}
+    set_aside: dict[Path, Path] = {}  # what FORCE=1 replaces, kept until the run succeeds
+    try:
+        for path in in_the_way:
+            if path != schema_path:
+                kept = path.with_name(f".{path.name}.before-make-data")
+                os.replace(path, kept)
+                set_aside[path] = kept
+        if is_url(source):
+            schema, choice = _import_url(source, destination, target, name, file, task)
+        else:
+            schema, choice = _add_local(
+                Path(source), destination, in_place, target, name, file, task
+            )
+    except BaseException:
+        for path in (destination, dvc_file, partial_path(destination)):
+            if os.path.lexists(path) and (path not in existed or path in set_aside):
+                path.unlink()
+        for path, kept in set_aside.items():
+            os.replace(kept, path)
+        # DVC may already have listed the file in .gitignore: put it back as it was.
+        if ignored is None:
+            ignore.unlink(missing_ok=True)
+        else:
+            ignore.write_bytes(ignored)
+        raise
+    for kept in set_aside.values():
+        kept.unlink()
+    atomic_write_text(schema_path, schema_text(schema, source))
+    config = CONFIG_FILE.read_text(encoding="utf-8")
+    atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))
+    return {"schema": schema_path, "data": destination, "dvc_file": dvc_file, "task": choice}
+
+
+def _same_file(source: Path, destination: Path) -> bool:
+    try:
+        return source.resolve() == destination.resolve() or source.samefile(destination)
+    except OSError:
+        return False
+
+
+def _add_local(
+    source: Path,
+    destination: Path,
+    in_place: bool,
+    target: str,
+    name: str,
+    file: str,
+    task: str | None,
+) -> tuple[dict, TaskChoice]:
+    if not source.is_file():
+        raise DataError(f"{source}: no such file. Fix: give the path of a CSV or Parquet file.")
+    inferred = _infer(source, target, name, file, task)
+    if not in_place:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, partial_path(destination))
+        commit_partial(destination)
+    added = _dvc("add", "-q", str(destination))
+    if added.returncode != 0:
+        raise DataError(f"`dvc add {destination}` failed:\n{added.stdout}{added.stderr}")
+    return inferred
+
+
+def _import_url(
+    source: str, destination: Path, target: str, name: str, file: str, task: str | None
+) -> tuple[dict, TaskChoice]:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    imported = _dvc("import-url", "--force", source, str(destination))
+    if imported.returncode != 0:
+        raise DataError(
+            f"`dvc import-url {source}` failed; data/raw/ is as it was:\n"
+            f"{imported.stdout}{imported.stderr}"
+        )
+    return _infer(destination, target, name, file, task)

@@ -1,0 +1,87 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""The environment lock: uv.lock, and the two hash-pinned exports derived from it.
+
+- ``uv.lock``: everything, resolved for every platform; ``make setup`` installs from it.
+- ``runtime.lock``: only the packages that determine model bytes (numpy, scikit-learn, ...).
+  It is a DVC dependency of the stages, so upgrading DVC or pytest retrains nothing.
+- ``requirements.lock``: everything, for people who install with pip (``--require-hashes``).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from ..runtime.environment import REQUIREMENTS_LOCK
+from ..runtime.errors import LockError
+from ..runtime.proc import run
+
+LOCK_FILE = "uv.lock"
+RUNTIME_LOCK = "runtime.lock"
+
+EXPORTS = {
+    RUNTIME_LOCK: ["--no-default-groups"],
+    REQUIREMENTS_LOCK: [],
+}
+EXPORT_COMMAND = ["export", "--frozen", "--no-emit-project", "--no-annotate"]
+
+
+def find_uv() -> str:
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if not uv:
+        raise LockError("uv is not on PATH: install it (`python3 -m pip install uv`) or set UV")
+    return uv
+
+
+def _uv(project: Path, *args: str) -> str:
+    result = run([find_uv(), *args], cwd=project)
+    if result.returncode != 0:
+        raise LockError(f"`uv {' '.join(args)}` failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def export(project: str | Path, name: str) -> str:
+    """The text of one derived lock, as uv exports it from uv.lock."""
+    return _uv(Path(project), *EXPORT_COMMAND, *EXPORTS[name])
+
+
+def update(project: str | Path = ".") -> list[Path]:
+    """Re-resolve uv.lock from pyproject.toml and rewrite the exports."""
+    project = Path(project)
+    _uv(project, "lock")
+    written = []
+    for name in EXPORTS:
+        (project / name).write_text(export(project, name), encoding="utf-8")
+        written.append(project / name)
+    return written
+
+
+def add_and_lock(requirement: str, project: str | Path = ".") -> None:
+    """Add a runtime dependency to pyproject.toml (``uv add --frozen``) and re-lock: a model
+    library, which then reaches runtime.lock and so every stage's dependencies. If either
+    fails, pyproject.toml and uv.lock are put back as they were."""
+    if requirement.startswith("-"):
+        raise LockError(f"{requirement!r} looks like an option. Fix: name a package.")
+    project = Path(project)
+    kept = {name: (project / name).read_bytes() for name in ("pyproject.toml", LOCK_FILE)}
+    try:
+        _uv(project, "add", "--frozen", "--", requirement)
+        _uv(project, "lock")
+    except LockError:
+        for name, data in kept.items():
+            (project / name).write_bytes(data)
+        raise
+
+
+def sync(project: str | Path = ".") -> None:
+    """Install exactly what uv.lock holds into .venv."""
+    _uv(Path(project), "sync", "--frozen")
+
+
+def check(project: str | Path = ".") -> None:
+    """Raise LockError unless uv.lock satisfies pyproject.toml and the exports match it."""
+    project = Path(project)
+    _uv(project, "lock", "--locked")
+    for name in EXPORTS:
+        path = project / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != export(project, name):
+            raise LockError(f"{name} is out of date with {LOCK_FILE}: run `make lock`")

@@ -1,0 +1,179 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""Rebuild records, kept as git notes on the commit each one rebuilt.
+
+A note travels with the repository (``git push origin refs/notes/reproml``, fetched by
+``make setup``), describes exactly one commit, and never dirties the working tree, so a
+record can be added after the fact by anyone, CI included, without a new commit.
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..runtime.errors import RecordsError, RegistryError, SigningError
+from . import signing
+from .git import git
+
+NOTES_REF = "refs/notes/reproml"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(repo: Path, *args: str, check: bool = True):
+    done = git(repo, *args)
+    if check and done.returncode != 0:
+        raise RecordsError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
+    return done
+
+
+def _payload(record: dict) -> str:
+    """What a record's signature covers: the record without its signature, canonically."""
+    unsigned = {key: value for key, value in record.items() if key != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"))
+
+
+def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
+    """Add ``record``, signed, to the notes of ``commit`` (one JSON object per line). Without
+    a signing key the record is kept unsigned and the returned warning says it will not
+    count; with signing off (``release_signing = "off"``) records are never signed."""
+    repo = Path(repo)
+    warning = None
+    record = dict(record)
+    try:
+        if signing.mode(repo) != "off":
+            record["signature"] = signing.sign_text(repo, _payload(record))
+    except (SigningError, RegistryError) as error:
+        warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
+    line = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
+    return warning
+
+
+REQUIRED_FIELDS = {
+    "rebuild": {"revision": str, "result": str, "varied_environment": bool, "timings": dict},
+    "rollback": {"revision": str, "result": str, "release": str},
+}
+RESULTS = {
+    "rebuild": {"match", "equivalent", "mismatch", "error", "timeout"},
+    "rollback": {"success", "failure"},
+}
+
+
+def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
+    """A note line as a record, or the reason it is not one. A record must be a JSON object
+    of a known kind, with its fields of the right types, about the commit it is attached to
+    (a note claiming another commit was moved or forged), signed by a key in
+    ``.allowed_signers`` unless the project opted out of signing."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None, "not JSON"
+    if not isinstance(record, dict) or record.get("kind") not in REQUIRED_FIELDS:
+        return None, "not a rebuild or rollback record"
+    kind = record["kind"]
+    for key, expected in REQUIRED_FIELDS[kind].items():
+        if not isinstance(record.get(key), expected):
+            return None, f"{kind} record without a valid {key!r}"
+    if record["result"] not in RESULTS[kind]:
+        return None, f"unknown result {record['result']!r}"
+    if record["revision"] != commit:
+        return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
+    if kind == "rebuild":
+        total = record["timings"].get("total")
+        if not isinstance(total, int | float) or isinstance(total, bool):
+            return None, "rebuild record without a numeric total time"
+        for key in ("environment", "stages"):
+            if not isinstance(record.get(key, {}), dict):
+                return None, f"rebuild record whose {key!r} is not an object"
+    if signing.mode(repo) == "off":
+        return record, None
+    if not isinstance(record.get("signature"), str):
+        return None, "not signed (written by hand, or by a rebuild without a signing key)"
+    signer, problem = signing.text_signer(repo, _payload(record), record["signature"])
+    if problem:
+        return None, problem
+    return {**record, "signed_by": signer}, None
+
+
+def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
+    """The valid records of ``commit``'s note, and one line for each line that is not. A
+    record counts once: copies are found by what the signature covers (the canonical
+    payload), so the same record spelled with other spaces, key order or armour is a copy."""
+    shown = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "show", commit, check=False)
+    if shown.returncode != 0:
+        return [], []
+    records, skipped, seen = [], [], {}
+    for number, line in enumerate(shown.stdout.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{NOTES_REF} note on {commit[:12]}, line {number}"
+        record, problem = check_record(Path(repo), line, commit)
+        if record is None:
+            skipped.append(f"{where}: {problem}")
+            continue
+        payload = _payload({k: v for k, v in record.items() if k != "signed_by"})
+        if payload in seen:
+            skipped.append(f"{where}: a copy of line {seen[payload]} (a record counts once)")
+            continue
+        seen[payload] = number
+        records.append(record)
+    return records, skipped
+
+
+def all_records(repo: str | Path) -> tuple[list[dict], list[str]]:
+    """Every valid record in the repository, and what was skipped (never counted)."""
+    listed = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "list", check=False)
+    records, skipped = [], []
+    for line in listed.stdout.splitlines():
+        _, commit = line.split()
+        found, problems = records_of(repo, commit)
+        records.extend(found)
+        skipped.extend(problems)
+    return records, skipped
+
+
+def fetch(repo: str | Path, remote: str = "origin") -> str:
+    """Merge the remote's records into ours (line union: nothing is ever dropped)."""
+    repo = Path(repo)
+    if _git(repo, "remote", "get-url", remote, check=False).returncode != 0:
+        return f"no git remote {remote!r}: nothing to fetch"
+    staging = "refs/notes/reproml-incoming"
+    got = _git(repo, "fetch", "--quiet", remote, f"+{NOTES_REF}:{staging}", check=False)
+    if got.returncode != 0:
+        return f"{remote} has no records yet"
+    if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode != 0:
+        _git(repo, "update-ref", NOTES_REF, staging)
+    else:
+        _git(
+            repo,
+            "notes",
+            f"--ref={NOTES_REF}",
+            "merge",
+            "--quiet",
+            "--strategy=cat_sort_uniq",
+            staging,
+        )
+    _git(repo, "update-ref", "-d", staging)
+    return f"merged the records of {remote}"
+
+
+PUSH_ATTEMPTS = 5
+
+
+def push(repo: str | Path, remote: str = "origin") -> str:
+    """Publish our records after merging the remote's, so a concurrent CI run loses none.
+    Parallel jobs (a field rebuild's matrix) race: a push refused because another job pushed
+    first merges again and retries."""
+    repo = Path(repo)
+    for _ in range(PUSH_ATTEMPTS):
+        fetch(repo, remote)
+        if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode:
+            return "no records yet: nothing to push"
+        pushed = _git(repo, "push", "--quiet", remote, NOTES_REF, check=False)
+        if pushed.returncode == 0:
+            return f"pushed the records to {remote}"
+        if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
+            break
+    raise RecordsError(f"could not push {NOTES_REF} to {remote}: {pushed.stderr.strip()}")

@@ -1,0 +1,534 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""Rebuild any revision in a clean temporary worktree and compare it with its own dvc.lock.
+
+The user's working tree is never touched: the revision is checked out into a git worktree in
+a temporary directory, gets its own virtualenv from its own uv.lock (through uv's cache), and
+fetches only the data its ``.dvc`` files name, from the project's DVC cache or remote. Then
+``dvc repro --force --no-run-cache`` recomputes every stage, and each stage of the rebuilt
+dvc.lock is compared with the committed one by meaning: command, parameter values, and the
+hashes of every dependency and output.
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..runtime.errors import ProjectError, RebuildError, RemoteError
+from ..runtime.hashing import file_digest
+from ..runtime.launcher import PROJECT_ROOT, VARIED_UMASK, varied_environment
+from ..runtime.proc import run
+from .git import git, git_show, tracked_at
+from .locking import find_uv
+from .notes import append_record, utc_now
+from .remote import fetch_objects
+
+EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
+# Run by the revision's own interpreter with this package's environment code: how that
+# environment differs from the revision's lock, and its fingerprint.
+PROBE_ENVIRONMENT = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]); from importlib import import_module; "
+    "environment = import_module('reproml.runtime.environment'); "
+    "print(json.dumps({'drift': environment.drift(sys.argv[2]), "
+    "'fingerprint': environment.fingerprint(sys.argv[2])}))"
+)
+
+
+@dataclass
+class Rebuild:
+    """What one rebuild found; ``record()`` is what gets kept."""
+
+    ref: str
+    commit: str
+    varied: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)
+    differences: list[str] = field(default_factory=list)
+    error: str | None = None
+    timed_out: bool = False
+    # Set when the bytes differ, the machine differs, and predictions and metrics do not.
+    equivalent: dict | None = None
+    environment: dict = field(default_factory=dict)
+    started: str = ""
+    finished: str = ""
+
+    @property
+    def result(self) -> str:
+        if self.timed_out:
+            return "timeout"
+        if self.error:
+            return "error"
+        ok = self.stages and all(value == "match" for value in self.stages.values())
+        if ok and not self.differences:
+            return "match"
+        return "equivalent" if self.equivalent else "mismatch"
+
+    def record(self) -> dict:
+        return {
+            "kind": "rebuild",
+            "ref": self.ref,
+            "revision": self.commit,
+            "result": self.result,
+            "varied_environment": self.varied,
+            "stages": self.stages,
+            "differences": self.differences,
+            "error": self.error,
+            "timings": {key: round(value, 3) for key, value in self.timings.items()},
+            "environment": self.environment,
+            "equivalent": self.equivalent,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = git(repo, *args)
+    if result.returncode != 0:
+        raise RebuildError(f"`git {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _lock_entries(lock: dict) -> dict[str, dict]:
+    """Each stage of a dvc.lock as comparable values: cmd, params, and path -> hash maps."""
+
+    def hashes(items):
+        return {item["path"]: item.get("md5") for item in items or []}
+
+    return {
+        name: {
+            "cmd": stage.get("cmd"),
+            "params": stage.get("params") or {},
+            "deps": hashes(stage.get("deps")),
+            "outs": hashes(stage.get("outs")),
+        }
+        for name, stage in (lock.get("stages") or {}).items()
+    }
+
+
+def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[str]]:
+    """Per-stage MATCH/MISMATCH and a line for every difference, comparing by meaning."""
+    expected, actual = _lock_entries(committed), _lock_entries(rebuilt)
+    results, differences = {}, []
+    for name in list(expected) + [name for name in actual if name not in expected]:
+        if name not in actual or name not in expected:
+            where = "the rebuild" if name not in actual else "the committed dvc.lock"
+            differences.append(f"{name}: stage missing from {where}")
+            results[name] = "mismatch"
+            continue
+        stage_differences = []
+        for part in ("cmd", "params"):
+            if expected[name][part] != actual[name][part]:
+                stage_differences.append(
+                    f"{name}: {part} {expected[name][part]!r} -> {actual[name][part]!r}"
+                )
+        for part in ("deps", "outs"):
+            want, have = expected[name][part], actual[name][part]
+            for path in sorted(set(want) | set(have)):
+                if want.get(path) != have.get(path):
+                    stage_differences.append(
+                        f"{name}: {part[:-1]} {path} md5 {want.get(path)} -> {have.get(path)}"
+                    )
+        results[name] = "mismatch" if stage_differences else "match"
+        differences += stage_differences
+    return results, differences
+
+
+def _files_in(root: Path, path: str) -> set[str]:
+    """``path`` (relative to ``root``), or every file under it if it is a folder."""
+    where = root / path
+    if where.is_file():
+        return {path}
+    return {found.relative_to(root).as_posix() for found in where.rglob("*") if found.is_file()}
+
+
+def _machine(environment: dict) -> dict:
+    """What of an environment fingerprint describes the machine rather than the packages."""
+    return {key: environment.get(key) for key in ("platform", "cpu", "blas")}
+
+
+def format_table(rebuild: Rebuild) -> str:
+    lines = [f"  {'stage':<12} result"]
+    lines += [f"  {name:<12} {value.upper()}" for name, value in rebuild.stages.items()]
+    lines += [f"    {line}" for line in rebuild.differences]
+    if rebuild.equivalent:
+        before = rebuild.equivalent["committed_machine"]
+        after = rebuild.equivalent["rebuilt_machine"]
+        lines += [
+            "  EQUIVALENT: the bytes differ, but this machine is not the one that trained it:",
+            f"    committed on {_describe_machine(before)}",
+            f"    rebuilt on   {_describe_machine(after)}",
+            f"    {rebuild.equivalent['rule']}",
+        ]
+    return "\n".join(lines)
+
+
+def _describe_machine(machine: dict) -> str:
+    cpu = machine.get("cpu") or {}
+    blas = ", ".join(machine.get("blas") or []) or "no BLAS recorded"
+    return f"{machine.get('platform')}, {cpu.get('vendor', '?')} {cpu.get('isa', '?')}, {blas}"
+
+
+# What a rebuild's processes inherit of ours: locale, paths, uv's and pip's settings, the
+# BLAS/OpenMP and launcher variables that decide model bytes. Nothing else: no token, cloud
+# credential, ssh-agent socket or CI secret reaches the revision's code.
+_INHERITED = re.compile(
+    r"(PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|TMPDIR|TEMP|TMP|USER|LOGNAME|SHELL|SYSTEMROOT|COMSPEC"
+    r"|PATHEXT|UV_\w+|PIP_\w+|SSL_CERT_\w+|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|DVC_NO_ANALYTICS"
+    r"|REPRO_\w+|OPENBLAS_\w+|OMP_\w+|MKL_\w+|PYTHON(?!PATH$)\w*|PYENV_\w+|CI|GCSFS_\w+)"
+)
+_USERINFO = re.compile(r"(://)[^/@\s]+@")
+_SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY", "CREDENTIAL", "USERNAME", "AUTH")
+
+
+def isolated_environment(environ: dict[str, str], home: Path, uv: str) -> dict[str, str]:
+    """The environment a rebuild's processes run in: only ``_INHERITED`` variables (none whose
+    name says it is a secret), a HOME of their own with no git, ssh or DVC configuration, no
+    system git configuration (credential helpers), and uv's cache and interpreters where ours
+    are, so nothing is downloaded again."""
+    env = {
+        key: _USERINFO.sub(r"\1", value)  # index URLs may carry `user:token@`
+        for key, value in environ.items()
+        if _INHERITED.fullmatch(key) and not any(word in key.upper() for word in _SECRET_WORDS)
+    }
+    for variable, command in (("UV_CACHE_DIR", "cache"), ("UV_PYTHON_INSTALL_DIR", "python")):
+        found = run([uv, command, "dir"], env=environ)
+        if found.returncode == 0 and found.stdout.strip():
+            env[variable] = str(Path(found.stdout.strip()).absolute())
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text("", encoding="utf-8")
+    env.update(
+        HOME=str(home),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        DVC_NO_ANALYTICS="1",
+    )
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+class Rebuilder:
+    """One rebuild, in a repository of its own (not a linked worktree, which would share
+    ``.git/config`` and so the signing key and credential helpers) whose processes get an
+    isolated environment. The revision's data is fetched by this process, with the project's
+    credentials, into the project's DVC cache, and copied, re-hashed, into the rebuild's own
+    cache: the revision's code never sees a credential, and never writes to the project's
+    cache. Records are signed afterwards, here, never in the rebuild."""
+
+    def __init__(self, repo: Path, rebuild: Rebuild, uv: str, keep: bool, timeout: float | None):
+        self.repo = repo
+        self.rebuild = rebuild
+        self.uv = uv
+        self.keep = keep
+        self.timeout = timeout
+        self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
+        self.worktree = self.scratch / repo.name
+        self.env = isolated_environment(dict(os.environ), self.scratch / "home", uv)
+        venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
+        self.env["PATH"] = os.pathsep.join([str(venv_bin), self.env.get("PATH", "")])
+        self.dvc = [str(venv_bin / "dvc")]
+        self.python = str(venv_bin / "python")
+
+    def step(self, number: int, name: str, title: str, action) -> None:
+        print(f"[{number}/4] {name}: {title}", flush=True)
+        start = time.perf_counter()
+        try:
+            action()
+        finally:
+            self.rebuild.timings[name] = time.perf_counter() - start
+        print(f"      {name} took {self.rebuild.timings[name]:.1f} s", flush=True)
+
+    def checkout(self) -> None:
+        # --shared borrows the project's objects (no copy); the clone's config is its own.
+        _git(
+            self.scratch,
+            "clone",
+            "--quiet",
+            "--no-checkout",
+            "--shared",
+            str(self.repo),
+            str(self.worktree),
+        )
+        _git(self.worktree, "remote", "remove", "origin")
+        _git(self.worktree, "checkout", "--quiet", "--detach", self.rebuild.commit)
+
+    def environment(self) -> None:
+        result = run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
+        if result.returncode != 0:
+            raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
+        command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT)]
+        probe = run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
+        if probe.returncode != 0:
+            raise RebuildError(f"could not inspect the revision's environment:\n{probe.stderr}")
+        found = json.loads(probe.stdout)
+        if found["drift"]:
+            raise RebuildError(
+                "the revision's environment differs from its own lock:\n"
+                + "\n".join(f"  {line}" for line in found["drift"])
+            )
+        self.rebuild.environment = found["fingerprint"]
+
+    def fetch(self) -> None:
+        """The revision's tracked inputs: what the project's cache lacks is fetched from the
+        remote (by this process), then each file is copied into the rebuild's own cache with
+        its md5 checked, and the revision's DVC checks them out (no network, no credential)."""
+        tracked = tracked_at(self.repo, self.rebuild.commit)
+        inputs = [(path, md5) for _, path, md5 in tracked]
+        if not inputs:
+            return
+        cache = self.repo / ".dvc" / "cache"
+        if self._missing(cache, inputs):
+            try:  # a remote that cannot be read is named as such, not as missing data
+                fetch_objects(self.repo, sorted({md5 for _, md5 in inputs}))
+            except RemoteError as error:
+                raise RebuildError(f"could not fetch this revision's data: {error}") from None
+        missing = self._missing(cache, inputs)
+        if missing:
+            raise RebuildError(
+                "data this revision needs is missing from the DVC remote and the local cache:\n"
+                + "\n".join(f"  {line}" for line in missing)
+                + "\nFix: `dvc push` it from a machine or clone that still has it."
+            )
+        own_cache = self.worktree / ".dvc" / "cache"
+        for path, md5 in self._files(cache, inputs, manifests=True):
+            source, copy = _cache_object(cache, md5), _cache_object(own_cache, md5)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+            actual = None if md5.endswith(".dir") else file_digest(copy, "md5")
+            if actual not in (None, md5):
+                raise RebuildError(
+                    f"{path}: its bytes hash to md5 {actual}, but the revision records {md5}. "
+                    f"The cache object {source} is corrupted (DVC trusts read-only cache "
+                    "objects without rehashing them). Fix: delete that object and `dvc pull` "
+                    "again."
+                )
+        self._dvc("checkout", "--quiet", *sorted({dvc_file for dvc_file, _, _ in tracked}))
+
+    def _files(self, cache: Path, inputs, manifests: bool = False) -> list[tuple[str, str]]:
+        """Every file behind the inputs with its md5, directories expanded from their manifest
+        in ``cache`` (and the manifests themselves, if asked)."""
+        files = []
+        for path, md5 in inputs:
+            if not md5.endswith(".dir"):
+                files.append((path, md5))
+                continue
+            manifest = json.loads(_cache_object(cache, md5).read_text(encoding="utf-8"))
+            files += [(f"{path}/{entry['relpath']}", entry["md5"]) for entry in manifest]
+            if manifests:
+                files.append((path, md5))
+        return files
+
+    def _missing(self, cache: Path, inputs) -> list[str]:
+        """Inputs, then files of directory inputs, that ``cache`` lacks."""
+        absent = [(p, m) for p, m in inputs if not _cache_object(cache, m).exists()]
+        present = [entry for entry in inputs if entry not in absent]
+        absent += [
+            (p, m) for p, m in self._files(cache, present) if not _cache_object(cache, m).exists()
+        ]
+        return [f"{path} (md5 {md5})" for path, md5 in absent]
+
+    def _dvc(self, *args: str) -> None:
+        result = run([*self.dvc, *args], cwd=self.worktree, env=self.env)
+        if result.returncode != 0:
+            raise RebuildError(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
+
+    def compute(self) -> None:
+        env = dict(self.env)
+        umask = -1
+        if self.rebuild.varied:
+            env = varied_environment(env)
+            umask = VARIED_UMASK if os.name == "posix" else -1
+        # The checkout holds the committed dvc.lock: remove it, so that a lock the rebuild
+        # does not rewrite can never be compared with itself.
+        (self.worktree / "dvc.lock").unlink(missing_ok=True)
+        command = [*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"]
+        result = run(
+            command, cwd=self.worktree, env=env, stream=True, umask=umask, timeout=self.timeout
+        )
+        if result.returncode is None:
+            self.rebuild.timed_out = True
+            raise RebuildError(f"dvc repro did not finish within {self.timeout:g} s: unchecked")
+        if result.returncode != 0:
+            self.rebuild.differences.append("dvc repro failed: " + result.stdout.strip()[-2000:])
+
+    def compare(self) -> None:
+        committed = yaml.safe_load(_git(self.repo, "show", f"{self.rebuild.commit}:dvc.lock"))
+        rebuilt_path = self.worktree / "dvc.lock"
+        if not rebuilt_path.is_file():
+            raise RebuildError("dvc repro wrote no dvc.lock: nothing was rebuilt to compare")
+        rebuilt = yaml.safe_load(rebuilt_path.read_text(encoding="utf-8"))
+        stages, differences = compare_locks(committed, rebuilt)
+        self.rebuild.stages = stages
+        self.rebuild.differences += differences
+        if differences:
+            self.rebuild.equivalent = self.portable_verdict()
+
+    def portable_verdict(self) -> dict | None:
+        """When the bytes differ: if the revision was trained on another machine (its model
+        record names another BLAS kernel, CPU or platform), nothing upstream of the model
+        differs, and every result downstream of it (the declared metrics and plot tables,
+        dvc.yaml says which) is the same within verification.same_within_tolerance, the
+        outcome is EQUIVALENT; otherwise None. For a classifier's confusion table that means
+        0 label flips; for a regressor's predictions, each within PORTABLE_TOLERANCE times
+        the largest |prediction|."""
+        from ..runtime.model_file import record_path
+        from ..runtime.pipeline import read as read_pipeline
+        from ..runtime.verification import PORTABLE_TOLERANCE, same_within_tolerance
+
+        pipeline = read_pipeline(self.worktree)
+        trainer = pipeline.writer_of(pipeline.model) if pipeline.model else None
+        if trainer is None:
+            return None
+        downstream = pipeline.downstream({trainer.name})
+        stages = self.rebuild.stages.items()
+        if any(value != "match" for name, value in stages if name not in downstream):
+            return None
+        record = record_path(pipeline.model).as_posix()
+        committed_record = git_show(self.repo, self.rebuild.commit, record)
+        rebuilt_record = self.worktree / record
+        if committed_record is None or not rebuilt_record.is_file():
+            return None
+        before = _machine(json.loads(committed_record).get("environment", {}))
+        rebuilt_environment = json.loads(rebuilt_record.read_text(encoding="utf-8"))
+        after = _machine(rebuilt_environment.get("environment", {}))
+        if before == after:
+            return None
+        compared = []
+        for out in pipeline.results(downstream):
+            for name in self._files_at_commit(out.path) | _files_in(self.worktree, out.path):
+                old = git_show(self.repo, self.rebuild.commit, name)
+                new = self.worktree / name
+                if old is None or not new.is_file():
+                    return None
+                if not same_within_tolerance(name, old, new.read_text(encoding="utf-8")):
+                    return None
+                compared.append(name)
+        if not compared:
+            return None
+        return {
+            "committed_machine": before,
+            "rebuilt_machine": after,
+            "compared": sorted(compared),
+            "rule": (
+                f"every result downstream of the model is the same ({len(compared)} files, "
+                "metrics and plot tables: 0 label flips, each number within "
+                f"{PORTABLE_TOLERANCE:g} times the largest |value| of its column, at least 1)"
+            ),
+            "metrics_tolerance": PORTABLE_TOLERANCE,
+        }
+
+    def _files_at_commit(self, path: str) -> set[str]:
+        listed = git(self.repo, "ls-tree", "-r", "--name-only", self.rebuild.commit, "--", path)
+        return {line for line in listed.stdout.splitlines() if line}
+
+    def cleanup(self) -> None:
+        if self.keep:
+            print(f"kept the worktree at {self.worktree}")
+            return
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def resolve(repo: Path, ref: str) -> str:
+    """The commit ``ref`` names: a released version (``v1.0.0``, or its tag ``model@v1.0.0``:
+    the release that verifies, never another ref of that name anyone could push), a commit, a
+    tag or a branch. A short name that several refs carry, pointing at different commits, is
+    refused rather than guessed."""
+    from . import registry
+
+    if not ref or ref.startswith("-") or any(ord(char) < 32 for char in ref):
+        raise RebuildError(f"{ref!r} is not a revision: give a commit, tag or version like v1.0.0")
+    try:
+        found, _ = registry.registry_view(repo)
+    except ProjectError:
+        found = []  # no artifact declared, or no trusted branch: plain git names only
+    names = registry.tags_for_version(repo, ref) if found else ()
+    release = next((r for r in found if r.tag in names), None)
+    if release:
+        return release.commit
+    artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}
+    names = [f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/{ref}"]
+    names += [f"refs/tags/{name}@{ref}" for name in artifacts]
+    commits = {}
+    for name in names:
+        peeled = git(repo, "rev-parse", "--verify", "--quiet", name + "^{commit}")
+        if peeled.returncode == 0:
+            commits[name] = peeled.stdout.strip()
+    if len(set(commits.values())) > 1:
+        listed = ", ".join(f"{name} ({commit[:12]})" for name, commit in commits.items())
+        raise RebuildError(
+            f"{ref!r} names several refs that point at different commits: {listed}. Fix: name "
+            "one in full, e.g. REV=refs/tags/<name>, or give the commit."
+        )
+    if commits:
+        return next(iter(commits.values()))
+    found_commit = git(repo, "rev-parse", "--verify", "--quiet", ref + "^{commit}")
+    if found_commit.returncode == 0:
+        return found_commit.stdout.strip()
+    raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
+
+
+def rebuild(
+    ref: str = "HEAD",
+    varied: bool = False,
+    keep: bool = False,
+    record: bool = True,
+    timeout: float | None = None,
+    commit: str | None = None,
+) -> Rebuild:
+    """Rebuild ``ref`` (or, given, ``commit``: a release already resolved and verified) and
+    compare; returns the outcome (also kept as a git note if asked)."""
+    repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
+    commit = commit or resolve(repo, ref)
+    outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
+    if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
+        raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
+    rebuilder = Rebuilder(repo, outcome, find_uv(), keep, timeout)
+    print(f"rebuild of {ref} ({outcome.commit[:12]}) in {rebuilder.worktree}", flush=True)
+    try:
+        rebuilder.checkout()
+        rebuilder.step(
+            1, "environment", "uv sync --frozen (the revision's own lock)", rebuilder.environment
+        )
+        rebuilder.step(2, "fetch", "dvc pull of the revision's tracked inputs", rebuilder.fetch)
+        rebuilder.step(3, "compute", "dvc repro --force --no-run-cache", rebuilder.compute)
+        rebuilder.step(4, "compare", f"against {ref}'s committed dvc.lock", rebuilder.compare)
+    except RebuildError as error:
+        outcome.error = str(error)
+    finally:
+        rebuilder.cleanup()
+        outcome.finished = utc_now()
+        outcome.timings["total"] = sum(outcome.timings.values())
+        if record and (warning := append_record(repo, outcome.commit, outcome.record())):
+            print(f"warning: {warning}", file=sys.stderr)
+    return outcome
+
+
+def _cache_object(cache: Path, md5: str) -> Path:
+    return cache / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def report(outcome: Rebuild) -> str:
+    timings = ", ".join(
+        f"{name} {value:.1f} s" for name, value in outcome.timings.items() if name != "total"
+    )
+    header = f"rebuild of {outcome.ref} ({outcome.commit[:12]}): {outcome.result.upper()}"
+    body = format_table(outcome) if outcome.stages else ""
+    error = f"\nerror: {outcome.error}" if outcome.error else ""
+    total = outcome.timings.get("total", 0.0)
+    return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings})"
+
+
+def exit_code(outcome: Rebuild, accept_equivalent: bool = False) -> int:
+    """0 match, 1 mismatch, 2 could not rebuild, 3 equivalent (0 when it is accepted)."""
+    codes = {
+        "match": EXIT_MATCH,
+        "mismatch": EXIT_MISMATCH,
+        "equivalent": EXIT_MATCH if accept_equivalent else EXIT_EQUIVALENT,
+    }
+    return codes.get(outcome.result, EXIT_ERROR)

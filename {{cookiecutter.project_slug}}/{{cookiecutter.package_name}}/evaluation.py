@@ -1,0 +1,308 @@
+"""How the model does on the held-out rows: its scores (metrics.json) and its plot tables
+(one CSV file each in the plots folder, which DVC plots draws: ``dvc plots show``/``diff``).
+
+Add a plot: write a function of an :class:`Evaluation` that returns CSV text, and add one line
+for it to PLOTS under its task. evaluate writes it to ``<plots folder>/<name>.csv``, verify
+compares it, and ``dvc plots show`` draws it (dvc.yaml's top-level ``plots:`` can name its axes
+and template).
+
+Classification scores are plain numpy (importing sklearn.metrics would cost the evaluate stage
+a second of start-up for a few sums); classes keep their names. Regression scores come from
+sklearn.metrics, whose definitions (R², MAPE) are the ones people compare with. Curves are
+sampled on fixed grids (101 points), so a file's size does not grow with the test table and two
+revisions compare point by point; values are written with six decimals, so the files are
+byte-identical whenever the model's scores are. Multiclass curves are one class against the
+rest; a binary model's curves are those of its positive class.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+GRID = np.linspace(0.0, 1.0, 101)
+CALIBRATION_BINS = 10
+IMPORTANCE_ROWS = 2000
+IMPORTANCE_REPEATS = 5
+HEADERS = {
+    "confusion": ["actual", "predicted"],
+    "roc": ["class", "fpr", "tpr"],
+    "precision_recall": ["class", "recall", "precision"],
+    "calibration": ["class", "predicted", "observed"],
+    "predicted_actual": ["actual", "predicted"],
+    "residuals": ["predicted", "residual"],
+    "error_by_decile": ["decile", "target_from", "target_to", "rows", "mae", "bias"],
+}
+IMPORTANCE_SCORING = {"classification": "accuracy", "regression": "r2"}
+
+
+def _csv(header: list[str], rows: list[list], exact: bool = False) -> str:
+    """Floats with six decimals, or ``exact`` (the shortest text that reads back to the same
+    bits, for tables that compare predictions)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(
+            [f"{value:.6f}" if isinstance(value, float) and not exact else value for value in row]
+        )
+    return out.getvalue()
+
+
+def predicted_actual_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """Every test row's target and prediction, exactly: the predicted-against-actual plot, and
+    the predictions a rebuild on another machine is compared with."""
+    rows = zip(actual.astype(float).tolist(), predicted.astype(float).tolist(), strict=True)
+    return _csv(HEADERS["predicted_actual"], [list(row) for row in rows], exact=True)
+
+
+def residual_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """Residual (actual minus predicted) against the prediction: a pattern means the model
+    misses something systematic."""
+    residuals = actual.astype(float) - predicted.astype(float)
+    rows = zip(predicted.astype(float).tolist(), residuals.tolist(), strict=True)
+    return _csv(HEADERS["residuals"], [list(row) for row in rows])
+
+
+def error_by_decile_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """Mean absolute error and bias (mean of predicted minus actual) in each decile of the
+    target: where in the target's range the model is worse. Tied values share a decile."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"actual": actual.astype(float), "predicted": predicted.astype(float)})
+    frame["decile"] = pd.qcut(frame["actual"], 10, labels=False, duplicates="drop") + 1
+    frame["error"] = frame["predicted"] - frame["actual"]
+    frame["absolute"] = frame["error"].abs()
+    grouped = frame.groupby("decile", sort=True).agg(
+        target_from=("actual", "min"),
+        target_to=("actual", "max"),
+        rows=("actual", "size"),
+        mae=("absolute", "mean"),
+        bias=("error", "mean"),
+    )
+    rows = [
+        [
+            int(decile),
+            float(row.target_from),
+            float(row.target_to),
+            int(row.rows),
+            float(row.mae),
+            float(row.bias),
+        ]
+        for decile, row in grouped.iterrows()
+    ]
+    return _csv(HEADERS["error_by_decile"], rows)
+
+
+def class_scores(model, features) -> tuple[list, np.ndarray | None, bool]:
+    """``(classes, one score column per class, whether scores are probabilities)``; scores
+    are None for a model with neither ``predict_proba`` nor ``decision_function``."""
+    classes = list(model.classes_)
+    if hasattr(model, "predict_proba"):
+        return classes, np.asarray(model.predict_proba(features), dtype=float), True
+    if hasattr(model, "decision_function"):
+        scores = np.asarray(model.decision_function(features), dtype=float)
+        if scores.ndim == 1:  # binary: the positive class's score
+            scores = np.column_stack([-scores, scores])
+        return classes, scores, False
+    return classes, None, False
+
+
+def _curve_classes(classes: list) -> list[int]:
+    return [1] if len(classes) == 2 else list(range(len(classes)))
+
+
+def roc_rows(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> str:
+    """True-positive rate at each false-positive rate of the grid (the best reached there)."""
+    from sklearn.metrics import roc_curve
+
+    rows = []
+    for index in _curve_classes(classes) if scores is not None else []:
+        fpr, tpr, _ = roc_curve(actual == classes[index], scores[:, index])
+        at = np.searchsorted(fpr, GRID, side="right") - 1
+        rows += [[str(classes[index]), x, float(y)] for x, y in zip(GRID, tpr[at], strict=True)]
+    return _csv(HEADERS["roc"], rows)
+
+
+def precision_recall_rows(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> str:
+    """Interpolated precision (the best at this recall or more) at each recall of the grid."""
+    from sklearn.metrics import precision_recall_curve
+
+    rows = []
+    for index in _curve_classes(classes) if scores is not None else []:
+        precision, recall, _ = precision_recall_curve(actual == classes[index], scores[:, index])
+        order = np.argsort(recall, kind="stable")
+        best_from = np.maximum.accumulate(precision[order][::-1])[::-1]
+        at = np.clip(np.searchsorted(recall[order], GRID, side="left"), 0, len(order) - 1)
+        values = best_from[at]
+        rows += [[str(classes[index]), x, float(y)] for x, y in zip(GRID, values, strict=True)]
+    return _csv(HEADERS["precision_recall"], rows)
+
+
+def calibration_rows(
+    actual: np.ndarray, classes: list, scores: np.ndarray | None, probabilities: bool
+) -> str:
+    """Observed frequency against mean predicted probability, in ten equal-width bins (bins
+    with no prediction are left out). Empty unless the model gives probabilities."""
+    from sklearn.calibration import calibration_curve
+
+    rows = []
+    for index in _curve_classes(classes) if scores is not None and probabilities else []:
+        observed, predicted = calibration_curve(
+            actual == classes[index], scores[:, index], n_bins=CALIBRATION_BINS
+        )
+        rows += [
+            [str(classes[index]), float(x), float(y)]
+            for x, y in zip(predicted, observed, strict=True)
+        ]
+    return _csv(HEADERS["calibration"], rows)
+
+
+def importance_rows(model, features, actual: np.ndarray, seed: int, task: str) -> str:
+    """Permutation importance (mean drop in the score, accuracy or R², when one input column is
+    shuffled) on at most IMPORTANCE_ROWS test rows, seeded: every model has it, and it speaks
+    in the table's own column names rather than the encoded ones."""
+    from sklearn.inspection import permutation_importance
+
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(actual))
+    if len(rows) > IMPORTANCE_ROWS:
+        rows = np.sort(rng.choice(rows, IMPORTANCE_ROWS, replace=False))
+    found = permutation_importance(
+        model,
+        features.iloc[rows],
+        actual[rows],
+        n_repeats=IMPORTANCE_REPEATS,
+        random_state=seed,
+        scoring=IMPORTANCE_SCORING[task],
+    )
+    pairs = sorted(
+        zip(features.columns, found.importances_mean, strict=True),
+        key=lambda pair: (-round(float(pair[1]), 6), str(pair[0])),
+    )
+    return _csv(["feature", "importance"], [[str(name), float(value)] for name, value in pairs])
+
+
+def roc_auc_macro(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> float | None:
+    """Area under the ROC curve, averaged over the curves drawn (None without scores)."""
+    from sklearn.metrics import roc_auc_score
+
+    areas = [
+        float(roc_auc_score(actual == classes[index], scores[:, index]))
+        for index in (_curve_classes(classes) if scores is not None else [])
+        if 0 < np.sum(actual == classes[index]) < len(actual)
+    ]
+    return float(np.mean(areas)) if areas else None
+
+
+def _scores(actual: np.ndarray, predicted: np.ndarray, label) -> dict[str, float | int]:
+    hits = predicted == label
+    truth = actual == label
+    true_positive = float(np.sum(hits & truth))
+    predicted_count, actual_count = float(np.sum(hits)), int(np.sum(truth))
+    precision = true_positive / predicted_count if predicted_count else 0.0
+    recall = true_positive / actual_count if actual_count else 0.0
+    total = precision + recall
+    f1 = 2 * precision * recall / total if total else 0.0
+    return {"f1": f1, "precision": precision, "recall": recall, "support": actual_count}
+
+
+def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
+    """Accuracy, macro-averaged precision, recall and F1, and the same per class by name."""
+    classes = sorted(set(np.unique(actual).tolist()) | set(np.unique(predicted).tolist()), key=str)
+    per_class = {str(label): _scores(actual, predicted, label) for label in classes}
+
+    def macro(key: str) -> float:
+        return float(np.mean([scores[key] for scores in per_class.values()]))
+
+    return {
+        "accuracy": float(np.mean(actual == predicted)),
+        "f1_macro": macro("f1"),
+        "precision_macro": macro("precision"),
+        "recall_macro": macro("recall"),
+        "n_test": int(actual.shape[0]),
+        "per_class": per_class,
+    }
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
+    """RMSE, MAE and R² in the target's units, and MAPE (a fraction, not a percentage) unless
+    a target is zero, where it is undefined: it is then left out rather than reported as huge."""
+    from sklearn import metrics
+
+    scores = {
+        "rmse": float(metrics.root_mean_squared_error(actual, predicted)),
+        "mae": float(metrics.mean_absolute_error(actual, predicted)),
+        "r2": float(metrics.r2_score(actual, predicted)),
+        "n_test": int(actual.shape[0]),
+    }
+    if not np.any(actual == 0):
+        scores["mape"] = float(metrics.mean_absolute_percentage_error(actual, predicted))
+    return scores
+
+
+def confusion_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
+    """One ``actual,predicted`` row per test row, as CSV: the input of DVC's confusion plot."""
+    rows = [list(row) for row in zip(actual.tolist(), predicted.tolist(), strict=True)]
+    return _csv(HEADERS["confusion"], rows, exact=True)
+
+
+@dataclass
+class Evaluation:
+    """A fitted model's predictions on the held-out rows: what every score and plot reads."""
+
+    model: Any
+    features: Any
+    actual: np.ndarray
+    predicted: np.ndarray
+    task: str
+    seed: int
+
+    @cached_property
+    def class_scores(self) -> tuple[list, np.ndarray | None, bool]:
+        return class_scores(self.model, self.features)
+
+
+def scores(result: Evaluation) -> dict:
+    """metrics.json: the task's scores (and a classifier's ROC AUC when it has scores)."""
+    if result.task == "regression":
+        return regression_metrics(result.actual, result.predicted)
+    found = classification_metrics(result.actual, result.predicted)
+    auc = roc_auc_macro(result.actual, *result.class_scores[:2])
+    if auc is not None:
+        found["roc_auc_macro"] = auc
+    return found
+
+
+def _importance(result: Evaluation) -> str:
+    return importance_rows(result.model, result.features, result.actual, result.seed, result.task)
+
+
+# The plot tables of each task, by file name (without .csv): one line per plot.
+PLOTS = {
+    "classification": {
+        "confusion": lambda r: confusion_rows(r.actual, r.predicted),
+        "roc": lambda r: roc_rows(r.actual, *r.class_scores[:2]),
+        "precision_recall": lambda r: precision_recall_rows(r.actual, *r.class_scores[:2]),
+        "calibration": lambda r: calibration_rows(r.actual, *r.class_scores),
+        "importance": _importance,
+    },
+    "regression": {
+        "predicted_actual": lambda r: predicted_actual_rows(r.actual, r.predicted),
+        "residuals": lambda r: residual_rows(r.actual, r.predicted),
+        "error_by_decile": lambda r: error_by_decile_rows(r.actual, r.predicted),
+        "importance": _importance,
+    },
+}
+
+
+def plot_tables(result: Evaluation) -> dict[str, str]:
+    """``{file name: CSV text}`` of every plot of the task. The other task's plots are empty
+    files, which DVC draws nothing for: dvc.yaml's plots: can then name every plot of both
+    tasks, and `make data` can switch a project's task without touching it."""
+    others = {name for task, plots in PLOTS.items() if task != result.task for name in plots}
+    tables = {f"{name}.csv": "" for name in sorted(others - set(PLOTS[result.task]))}
+    return tables | {f"{name}.csv": table(result) for name, table in PLOTS[result.task].items()}
