@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import DriftError
+from .io import compact_json
 from .launcher import PROJECT_ROOT
 
 # The export of uv.lock that pins everything installed (locking.py writes it).
@@ -159,7 +160,6 @@ def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
     platform, the CPU and the BLAS library with its kernel (and torch's build, where the
     project has torch), with one hash over them all."""
     import hashlib
-    import json
     import platform
 
     from .determinism import torch_build
@@ -176,5 +176,5 @@ def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
     torch = torch_build()
     if torch is not None:
         components["torch"] = torch
-    text = json.dumps(components, sort_keys=True, separators=(",", ":"))
+    text = compact_json(components)
     return {"hash": hashlib.sha256(text.encode()).hexdigest(), **components}

@@ -73,5 +73,40 @@ def canonical_json(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
+def structural_differences(
+    expected: Any, actual: Any, path: str = "", into_lists: bool = False, strict: bool = False
+) -> list[tuple[str, str, Any, Any]]:
+    """``(dotted path, what, expected value, actual value)`` wherever two parsed documents
+    (YAML, JSON) differ, ``what`` being "missing", "extra" or "changed" (a missing side's
+    value is None). ``into_lists`` compares lists of equal length item by item; ``strict``
+    counts 1 and 1.0 (or True) as different."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        found = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            child = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                found.append((child, "missing", expected[key], None))
+            elif key not in expected:
+                found.append((child, "extra", None, actual[key]))
+            else:
+                found += structural_differences(
+                    expected[key], actual[key], child, into_lists, strict
+                )
+        return found
+    lists = isinstance(expected, list) and isinstance(actual, list)
+    if into_lists and lists and len(expected) == len(actual):
+        found = []
+        for index, (left, right) in enumerate(zip(expected, actual, strict=True)):
+            found += structural_differences(left, right, f"{path}.{index}", into_lists, strict)
+        return found
+    same = expected == actual and (not strict or type(expected) is type(actual))
+    return [] if same else [(path, "changed", expected, actual)]
+
+
+def compact_json(payload: Any) -> str:
+    """Sorted keys and no spaces: the text a hash or a signature covers, and a note's line."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
 def write_json(path: str | Path, payload: Any) -> Path:
     return atomic_write_text(path, canonical_json(payload))

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, StaleParamsError
+from .io import structural_differences
 
 PARAMS_FILE = "params.yaml"
 # What a model can learn; verification compares the two kinds differently.
@@ -69,23 +70,17 @@ def _missing_class_for_task(composed, conf_dir: str | Path, error: Exception) ->
     )
 
 
-def differences(expected: Any, actual: Any, prefix: str = "") -> list[str]:
+def differences(expected: Any, actual: Any) -> list[str]:
     """Dotted keys at which two parsed configs differ, each with both values."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        lines = []
-        for key in sorted(set(expected) | set(actual), key=str):
-            name = f"{prefix}{key}"
-            if key not in actual:
-                lines.append(f"{name}: missing from params.yaml (conf/ gives {expected[key]!r})")
-            elif key not in expected:
-                lines.append(f"{name}: in params.yaml ({actual[key]!r}) but not in conf/")
-            else:
-                lines.extend(differences(expected[key], actual[key], f"{name}."))
-        return lines
-    if expected != actual:
-        name = prefix.rstrip(".")
-        return [f"{name}: params.yaml has {actual!r}, conf/ gives {expected!r}"]
-    return []
+    lines = []
+    for name, what, want, have in structural_differences(expected, actual):
+        if what == "missing":
+            lines.append(f"{name}: missing from params.yaml (conf/ gives {want!r})")
+        elif what == "extra":
+            lines.append(f"{name}: in params.yaml ({have!r}) but not in conf/")
+        else:
+            lines.append(f"{name}: params.yaml has {have!r}, conf/ gives {want!r}")
+    return lines
 
 
 def check(

@@ -66,6 +66,25 @@ def run(
     return subprocess.CompletedProcess(command, code, "".join(lines), "")
 
 
+def run_checked(
+    command: list[str], error: type[Exception], cwd: Path | None = None, **kw
+) -> subprocess.CompletedProcess:
+    """``run(command)``, raising the caller's ``error`` (naming the command and what it said)
+    when it exits non-zero: for the steps whose failure has no other meaning."""
+    result = run(command, cwd=cwd, **kw)
+    if result.returncode != 0:
+        shown = " ".join([Path(command[0]).name, *command[1:]])
+        said = (result.stderr or result.stdout or "").strip()
+        raise error(f"`{shown}` failed:\n{said}")
+    return result
+
+
+def dvc_command(*args: str) -> list[str]:
+    """``python -m dvc args`` with this interpreter: the one way the machinery launches DVC,
+    whatever PATH says."""
+    return [sys.executable, "-m", "dvc", *args]
+
+
 def console_script(name: str) -> str:
     """A console script of this environment (dvc, gto), whatever PATH says."""
     return str(Path(sys.executable).parent / name)

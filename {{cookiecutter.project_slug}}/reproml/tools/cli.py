@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..runtime.errors import ProjectError
+from ..runtime.proc import dvc_command
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -145,9 +146,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from . import registry
+    from .release import release
 
-    created = registry.release(args.version)
+    created = release(args.version)
     print(
         f"released {created.tag} at {created.commit[:12]}; publish it with "
         f"`git push origin {created.tag}`"
@@ -202,24 +203,24 @@ def _gto(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from . import registry
+    from .release import promote
 
-    print(f"assigned {registry.promote(args.version, args.stage)} to {args.version}")
+    print(f"assigned {promote(args.version, args.stage)} to {args.version}")
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from . import registry
+    from .release import rollback
 
-    path = registry.rollback(args.version, Path(args.out) if args.out else None)
+    path = rollback(args.version, Path(args.out) if args.out else None)
     print(f"rollback to {args.version}: success, hash-verified model at {path}")
     return 0
 
 
 def _check_releases(args: argparse.Namespace) -> int:
-    from . import registry
+    from .storage import check_releases
 
-    missing = registry.check_releases()
+    missing = check_releases()
     if not missing:
         print("no releases yet: nothing to check (`make release VERSION=v0.1.0` makes one)")
     for tag, objects in missing.items():
@@ -234,9 +235,9 @@ def _check_releases(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from . import registry
+    from .storage import gc
 
-    removed = registry.gc()
+    removed = gc()
     print(
         f"removed {len(removed)} cache objects; kept everything that releases, branches, the "
         "workspace and unpushed commits need"
@@ -359,7 +360,7 @@ def _full_folders() -> list[tuple[str, Path]]:
     import tempfile
 
     cache = subprocess.run(
-        [sys.executable, "-m", "dvc", "cache", "dir"], capture_output=True, text=True
+        dvc_command("cache", "dir"), capture_output=True, text=True
     ).stdout.strip()
     folders = [("the project", "."), ("the temporary folder", tempfile.gettempdir())]
     if cache:
@@ -399,153 +400,173 @@ def _test(args: argparse.Namespace) -> int:
     return _run_tool(["pytest", *args.pytest_args])
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m reproml", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
-    commands.add_parser("stage", help="run pipeline stages (what dvc.yaml runs)")
+def option(*names: str, **settings) -> tuple[tuple[str, ...], dict]:
+    """One argument of a command, as ``add_argument`` takes it."""
+    return names, settings
 
-    params = commands.add_parser("params", help="compose conf/ into params.yaml, or check it")
-    params.add_argument("action", choices=("compose", "check"))
-    params.add_argument("--conf", default="conf")
-    params.add_argument("--params", default="params.yaml")
-    params.set_defaults(handler=_params)
 
-    data = commands.add_parser("data", help="bring a table under DVC and write its schema")
-    data.add_argument("source", help="a local CSV/Parquet file, or a URL or bucket path")
-    data.add_argument("--target", required=True, help="the column to predict")
-    data.add_argument("--name", help="the dataset's name (default: from the file name)")
-    data.add_argument("--force", action="store_true", help="replace an existing schema")
-    data.add_argument(
-        "--task",
-        choices=("classification", "regression"),
-        help="what the target is (default: inferred from it, and printed)",
-    )
-    data.set_defaults(handler=_data)
-
-    lock = commands.add_parser("lock", help="re-lock with uv and rewrite the exported locks")
-    lock.add_argument("--check", action="store_true", help="only check that the locks agree")
-    lock.add_argument(
-        "--add", metavar="REQUIREMENT", help="add a runtime library first (e.g. lightgbm==4.7.0)"
-    )
-    lock.set_defaults(handler=_lock)
-
-    repro = commands.add_parser("repro", help="dvc repro, in this environment")
-    repro.add_argument("dvc_args", nargs=argparse.REMAINDER)
-    repro.set_defaults(handler=_repro)
-
-    env = commands.add_parser("env", help="the pinned variables, or drift from the lock")
-    env.add_argument("--check", action="store_true", help="exit 1 if packages differ from the lock")
-    env.set_defaults(handler=_env)
-
-    rebuild = commands.add_parser("rebuild", help="rebuild a revision; compare with its dvc.lock")
-    rebuild.add_argument("rev", nargs="?", default="HEAD", help="commit or tag (default HEAD)")
-    rebuild.add_argument("--vary", action="store_true", help="vary TZ, locale, hash seed, umask")
-    rebuild.add_argument("--keep", action="store_true", help="keep the temporary worktree")
-    rebuild.add_argument("--json", action="store_true", help="also print the record as JSON")
-    rebuild.add_argument(
-        "--no-record", dest="record", action="store_false", help="do not keep a git note"
-    )
-    rebuild.add_argument("--timeout", type=float, help="seconds before dvc repro is cut off")
-    rebuild.add_argument("--push", action="store_true", help="then push the records to origin")
-    rebuild.add_argument(
+# Option groups more than one command takes.
+REMAINDER = {"nargs": argparse.REMAINDER}
+REBUILDING = [
+    option("--vary", action="store_true", help="also vary TZ, locale, hash seed and umask"),
+    option("--timeout", type=float, help="seconds before a dvc repro is cut off"),
+    option("--no-record", dest="record", action="store_false", help="do not keep git notes"),
+    option("--push", action="store_true", help="then push the records to origin"),
+    option(
         "--accept-equivalent",
         action="store_true",
         help="exit 0, not 3, when only another machine's BLAS kernel moved the bytes",
-    )
-    rebuild.set_defaults(handler=_rebuild)
+    ),
+]
+PARAMS_FILE_OPTION = option("--params", default="params.yaml")
 
-    field = commands.add_parser("field-rebuild", help="rebuild every release as it was released")
-    field.add_argument("--release", action="append", help="only this version or tag (repeatable)")
-    field.add_argument("--list", action="store_true", help="print the release tags as JSON")
-    field.add_argument("--push", action="store_true", help="then push the records to origin")
-    field.add_argument("--vary", action="store_true", help="the lab variant: vary TZ, locale, ...")
-    field.add_argument("--timeout", type=float, help="seconds before each dvc repro is cut off")
-    field.add_argument(
-        "--no-record", dest="record", action="store_false", help="do not keep git notes"
-    )
-    field.add_argument(
-        "--accept-equivalent",
-        action="store_true",
-        help="count EQUIVALENT (another machine's BLAS kernel) as rebuilt",
-    )
-    field.set_defaults(handler=_field_rebuild)
+# The commands: name -> (handler, help, arguments). Make targets call these.
+COMMANDS = {
+    "params": (
+        _params,
+        "compose conf/ into params.yaml, or check it",
+        [
+            option("action", choices=("compose", "check")),
+            option("--conf", default="conf"),
+            PARAMS_FILE_OPTION,
+        ],
+    ),
+    "data": (
+        _data,
+        "bring a table under DVC and write its schema",
+        [
+            option("source", help="a local CSV/Parquet file, or a URL or bucket path"),
+            option("--target", required=True, help="the column to predict"),
+            option("--name", help="the dataset's name (default: from the file name)"),
+            option("--force", action="store_true", help="replace an existing schema"),
+            option(
+                "--task",
+                choices=("classification", "regression"),
+                help="what the target is (default: inferred from it, and printed)",
+            ),
+        ],
+    ),
+    "lock": (
+        _lock,
+        "re-lock with uv and rewrite the exported locks",
+        [
+            option("--check", action="store_true", help="only check that the locks agree"),
+            option("--add", metavar="REQUIREMENT", help="add a runtime library first"),
+        ],
+    ),
+    "repro": (_repro, "dvc repro, in this environment", [option("dvc_args", **REMAINDER)]),
+    "env": (
+        _env,
+        "the pinned variables, or drift from the lock",
+        [option("--check", action="store_true", help="exit 1 if packages differ from the lock")],
+    ),
+    "rebuild": (
+        _rebuild,
+        "rebuild a revision; compare with its dvc.lock",
+        [
+            option("rev", nargs="?", default="HEAD", help="commit, tag or version (default HEAD)"),
+            option("--keep", action="store_true", help="keep the temporary worktree"),
+            option("--json", action="store_true", help="also print the record as JSON"),
+            *REBUILDING,
+        ],
+    ),
+    "field-rebuild": (
+        _field_rebuild,
+        "rebuild every release as it was released",
+        [
+            option("--release", action="append", help="only this version or tag (repeatable)"),
+            option("--list", action="store_true", help="print the release tags as JSON"),
+            *REBUILDING,
+        ],
+    ),
+    "predict": (
+        _predict,
+        "label new rows with the verified model",
+        [
+            option("features", help="raw rows (CSV or Parquet) with the feature columns"),
+            option("out", help="where to write one prediction per row"),
+            PARAMS_FILE_OPTION,
+        ],
+    ),
+    "release": (
+        _release,
+        "tag HEAD as a release, if the gates pass",
+        [option("version", help="like v1.2.0")],
+    ),
+    "provenance": (
+        _provenance,
+        "the provenance statement of a release or commit",
+        [
+            option("rev", nargs="?", default="HEAD", help="version, release tag or commit"),
+            option("--json", action="store_true", help="only the JSON statement"),
+        ],
+    ),
+    "registry": (_registry, "list released versions and their registry stages", []),
+    "gto": (
+        _gto,
+        "a GTO action that makes a tag (unassign, deprecate, ...), signed",
+        [option("gto_args", **REMAINDER)],
+    ),
+    "promote": (
+        _promote,
+        "assign a registry stage (prod, staging) to a version",
+        [option("version"), option("stage")],
+    ),
+    "rollback": (
+        _rollback,
+        "materialise a released model, verified",
+        [option("version"), option("--out", help="directory (default build/rollback/<tag>)")],
+    ),
+    "check-releases": (_check_releases, "is every release in the remote?", []),
+    "gc": (_gc, "collect the DVC cache, guarding releases and unpushed work", []),
+    "report": (
+        _report,
+        "the reproducibility measures",
+        [
+            option("--json", action="store_true"),
+            option("--plot", help="also write an SVG of time to reproduce per release"),
+        ],
+    ),
+    "records": (
+        _records,
+        "exchange rebuild notes with the remote",
+        [option("action", choices=("fetch", "push"))],
+    ),
+    "check-files": (
+        _check_files,
+        "refuse large or DVC-tracked files in git",
+        [option("files", nargs="*")],
+    ),
+    "plots": (
+        _plots,
+        "dvc plots as SVG files, rendered offline",
+        [
+            option("revisions", nargs="*", help="compare with these (dvc plots diff)"),
+            option("--out", default="build/plots"),
+        ],
+    ),
+    "remote-credentials": (_remote_credentials, "CI secrets -> .dvc/config.local", []),
+    "signing-key": (_signing_key, "sign with the key in $REPROML_SIGNING_KEY", []),
+    "status": (_status, "fail unless dvc.lock matches the workspace", []),
+    "experiments": (
+        _experiments,
+        "dvc exp show, the columns to compare",
+        [option("dvc_args", **REMAINDER)],
+    ),
+    "pull": (_pull, "dvc pull, in this environment", [option("dvc_args", **REMAINDER)]),
+    "lint": (_lint, "ruff check and ruff format --check", []),
+    "test": (_test, "the project's pytest suite", [option("pytest_args", **REMAINDER)]),
+}
 
-    predict = commands.add_parser("predict", help="label new rows with the verified model")
-    predict.add_argument("features", help="raw rows (CSV or Parquet) with the feature columns")
-    predict.add_argument("out", help="where to write one prediction per row")
-    predict.add_argument("--params", default="params.yaml")
-    predict.set_defaults(handler=_predict)
 
-    release = commands.add_parser("release", help="tag HEAD as a release, if the gates pass")
-    release.add_argument("version", help="like v1.2.0")
-    release.set_defaults(handler=_release)
-
-    prov = commands.add_parser("provenance", help="the provenance statement of a release/commit")
-    prov.add_argument("rev", nargs="?", default="HEAD", help="version, release tag or commit")
-    prov.add_argument("--json", action="store_true", help="only the JSON statement")
-    prov.set_defaults(handler=_provenance)
-
-    listing = commands.add_parser("registry", help="list released versions and their stages")
-    listing.set_defaults(handler=_registry)
-
-    gto = commands.add_parser(
-        "gto", help="a GTO action that makes a tag (unassign, deprecate, ...), signed"
-    )
-    gto.add_argument("gto_args", nargs=argparse.REMAINDER)
-    gto.set_defaults(handler=_gto)
-
-    promote = commands.add_parser("promote", help="assign a stage (prod, staging) to a version")
-    promote.add_argument("version")
-    promote.add_argument("stage")
-    promote.set_defaults(handler=_promote)
-
-    rollback = commands.add_parser("rollback", help="materialise a released model, verified")
-    rollback.add_argument("version")
-    rollback.add_argument("--out", help="directory (default build/rollback/<tag>)")
-    rollback.set_defaults(handler=_rollback)
-
-    check_releases = commands.add_parser("check-releases", help="every release in the remote?")
-    check_releases.set_defaults(handler=_check_releases)
-
-    gc = commands.add_parser("gc", help="collect the DVC cache, guarding releases and unpushed")
-    gc.set_defaults(handler=_gc)
-
-    report = commands.add_parser("report", help="the reproducibility measures")
-    report.add_argument("--json", action="store_true")
-    report.add_argument("--plot", help="also write an SVG of time to reproduce per release")
-    report.set_defaults(handler=_report)
-
-    records = commands.add_parser("records", help="exchange rebuild records with the remote")
-    records.add_argument("action", choices=("fetch", "push"))
-    records.set_defaults(handler=_records)
-
-    files = commands.add_parser("check-files", help="refuse large or DVC-tracked files in git")
-    files.add_argument("files", nargs="*")
-    files.set_defaults(handler=_check_files)
-    plots = commands.add_parser("plots", help="dvc plots as SVG files, rendered offline")
-    plots.add_argument("revisions", nargs="*", help="compare with these (dvc plots diff)")
-    plots.add_argument("--out", default="build/plots")
-    plots.set_defaults(handler=_plots)
-    credentials = commands.add_parser("remote-credentials", help="CI secrets -> config.local")
-    credentials.set_defaults(handler=_remote_credentials)
-    key = commands.add_parser("signing-key", help="sign with the key in $REPROML_SIGNING_KEY")
-    key.set_defaults(handler=_signing_key)
-    status = commands.add_parser("status", help="fail unless dvc.lock matches the workspace")
-    status.set_defaults(handler=_status)
-
-    experiments = commands.add_parser("experiments", help="dvc exp show, the columns to compare")
-    experiments.add_argument("dvc_args", nargs=argparse.REMAINDER)
-    experiments.set_defaults(handler=_experiments)
-    pull = commands.add_parser("pull", help="dvc pull, in this environment")
-    pull.add_argument("dvc_args", nargs=argparse.REMAINDER)
-    pull.set_defaults(handler=_pull)
-
-    lint = commands.add_parser("lint", help="ruff check and ruff format --check")
-    lint.set_defaults(handler=_lint)
-
-    test = commands.add_parser("test", help="the project's pytest suite")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    test.set_defaults(handler=_test)
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m reproml", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    for name, (handler, summary, arguments) in COMMANDS.items():
+        command = commands.add_parser(name, help=summary)
+        for names, settings in arguments:
+            command.add_argument(*names, **settings)
+        command.set_defaults(handler=handler)
     return root
 
 

@@ -16,6 +16,7 @@ from ..runtime.errors import RebuildError, RegistryError
 from . import rebuild, registry, tags
 from .locking import find_uv
 from .notes import append_record, utc_now
+from .storage import check_releases
 
 
 @dataclass
@@ -106,7 +107,7 @@ def rebuild_releases(
     for tag, why in sorted(refused.items()):
         print(f"== {tag}: NOT VERIFIED, not rebuilt: {why}", flush=True)
     # One question to the remote for every release, before any rebuild.
-    missing = registry.check_releases([release.tag for release in chosen])
+    missing = check_releases([release.tag for release in chosen])
     results = [FieldResult(tag, "not verified", why, 0.0) for tag, why in sorted(refused.items())]
     for release in chosen:
         print(f"== {release.tag} ({release.commit[:12]})", flush=True)

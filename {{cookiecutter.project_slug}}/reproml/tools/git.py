@@ -1,13 +1,18 @@
 # Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
-"""git for the tools: an identity when none is configured, files read at a commit, and the
-owner-only files that hold CI keys. Stages never import this module."""
+"""git for the tools: an identity when none is configured, the one reader of a revision's
+files (text, YAML, JSON, the outputs its .dvc files track), and the owner-only files that
+hold CI keys. Stages never import this module."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ..runtime.dvcfiles import tracked_outputs
-from ..runtime.proc import run
+from ..runtime.proc import run, run_checked
 
 # Used only when git has no identity configured (fresh CI runners, containers).
 _FALLBACK_IDENTITY = {
@@ -32,6 +37,11 @@ def git(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     return run(["git", *args], cwd=repo, env=git_environment(repo), **kw)
 
 
+def git_checked(repo: Path, *args: str, error: type[Exception]) -> subprocess.CompletedProcess:
+    """``git args`` in ``repo``, raising the caller's ``error`` if it fails."""
+    return run_checked(["git", *args], error, cwd=repo, env=git_environment(repo))
+
+
 def git_show(repo: Path, commit: str, path: str) -> str | None:
     """The text of ``path`` at ``commit``, or None if the commit has no such file."""
     shown = run(["git", "show", f"{commit}:{path}"], cwd=repo)
@@ -54,11 +64,25 @@ def secret_file(repo: Path, name: str, text: str) -> Path:
     return owner_only_file(git_dir / name, text)
 
 
+def show_yaml(repo: Path, commit: str, path: str) -> Any:
+    """The parsed YAML of ``path`` at ``commit`` (dvc.yaml, dvc.lock, params.yaml); ``{}`` if
+    the commit has no such file or it is empty."""
+    return yaml.safe_load(git_show(repo, commit, path) or "") or {}
+
+
+def show_json(repo: Path, commit: str, path: str) -> Any:
+    """The parsed JSON of ``path`` at ``commit`` (a model record, a verify report); None if
+    the commit has no such file or it is not JSON (anyone could have committed it)."""
+    text = git_show(repo, commit, path)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def tracked_at(repo: Path, commit: str) -> list[tuple[str, str, str]]:
     """``(.dvc file, tracked path, md5)`` of every output of every ``.dvc`` file ``commit``
     holds, read from git (no checkout needed)."""
-    from .proc import run  # tools only: stages import this module too
-
     listed = run(["git", "ls-tree", "-r", "-z", "--name-only", commit], cwd=repo).stdout
     found = []
     for name in (name for name in listed.split("\0") if name.endswith(".dvc")):

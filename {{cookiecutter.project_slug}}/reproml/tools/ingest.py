@@ -11,7 +11,6 @@ and a file this run did not create is never deleted, nor replaced without FORCE=
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import yaml
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, commit_partial, partial_path
 from ..runtime.params import TASKS
-from ..runtime.proc import run
+from ..runtime.proc import dvc_command, run
 from .settings import team_module
 
 RAW_DIR = Path("data/raw")
@@ -263,7 +262,7 @@ def schema_text(schema: dict, source: str) -> str:
 
 def _dvc(*args: str):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    command = [sys.executable, "-m", "dvc", *args]
+    command = dvc_command(*args)
     return run(command, env=env)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..runtime.environment import REQUIREMENTS_LOCK
 from ..runtime.errors import LockError
-from ..runtime.proc import run
+from ..runtime.proc import run_checked
 
-LOCK_FILE = "uv.lock"
+UV_LOCK = "uv.lock"
 RUNTIME_LOCK = "runtime.lock"
 
 EXPORTS = {
@@ -33,10 +33,7 @@ def find_uv() -> str:
 
 
 def _uv(project: Path, *args: str) -> str:
-    result = run([find_uv(), *args], cwd=project)
-    if result.returncode != 0:
-        raise LockError(f"`uv {' '.join(args)}` failed:\n{result.stderr.strip()}")
-    return result.stdout
+    return run_checked([find_uv(), *args], LockError, cwd=project).stdout
 
 
 def export(project: str | Path, name: str) -> str:
@@ -62,7 +59,7 @@ def add_and_lock(requirement: str, project: str | Path = ".") -> None:
     if requirement.startswith("-"):
         raise LockError(f"{requirement!r} looks like an option. Fix: name a package.")
     project = Path(project)
-    kept = {name: (project / name).read_bytes() for name in ("pyproject.toml", LOCK_FILE)}
+    kept = {name: (project / name).read_bytes() for name in ("pyproject.toml", UV_LOCK)}
     try:
         _uv(project, "add", "--frozen", "--", requirement)
         _uv(project, "lock")
@@ -84,4 +81,4 @@ def check(project: str | Path = ".") -> None:
     for name in EXPORTS:
         path = project / name
         if not path.is_file() or path.read_text(encoding="utf-8") != export(project, name):
-            raise LockError(f"{name} is out of date with {LOCK_FILE}: run `make lock`")
+            raise LockError(f"{name} is out of date with {UV_LOCK}: run `make lock`")

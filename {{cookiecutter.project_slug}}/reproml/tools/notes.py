@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..runtime.errors import RecordsError, RegistryError, SigningError
+from ..runtime.io import compact_json
 from . import signing
-from .git import git
+from .git import git, git_checked
 
 NOTES_REF = "refs/notes/reproml"
 
@@ -22,16 +23,13 @@ def utc_now() -> str:
 
 
 def _git(repo: Path, *args: str, check: bool = True):
-    done = git(repo, *args)
-    if check and done.returncode != 0:
-        raise RecordsError(f"`git {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done
+    return git_checked(repo, *args, error=RecordsError) if check else git(repo, *args)
 
 
 def _payload(record: dict) -> str:
     """What a record's signature covers: the record without its signature, canonically."""
     unsigned = {key: value for key, value in record.items() if key != "signature"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"))
+    return compact_json(unsigned)
 
 
 def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
@@ -46,7 +44,7 @@ def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
             record["signature"] = signing.sign_text(repo, _payload(record))
     except (SigningError, RegistryError) as error:
         warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
-    line = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    line = compact_json(record)
     _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
     return warning
 

@@ -5,17 +5,16 @@ against revisions) and vl-convert's bundled Vega draws each one."""
 
 import html
 import json
-import sys
 from pathlib import Path
 
 from ..runtime.errors import ProjectError
 from ..runtime.io import atomic_write_text
-from ..runtime.proc import run
+from ..runtime.proc import dvc_command, run
 
 
 def _specs(repo: Path, revisions: list[str]) -> dict[str, list[dict]]:
     command = ["diff", *revisions] if revisions else ["show"]
-    shown = run([sys.executable, "-m", "dvc", "plots", *command, "--json"], cwd=repo)
+    shown = run(dvc_command("plots", *command, "--json"), cwd=repo)
     if shown.returncode != 0:
         raise ProjectError(f"`dvc plots {' '.join(command)}` failed: {shown.stderr.strip()}")
     return json.loads(shown.stdout).get("data", {})

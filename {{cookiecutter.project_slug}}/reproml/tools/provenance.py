@@ -18,9 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
-from .git import git_show
+from ..runtime.io import compact_json, structural_differences
+from .git import git_show, show_json, show_yaml
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -32,7 +31,7 @@ STATEMENT_END = "-----END IN-TOTO STATEMENT-----"
 
 
 def canonical(payload: dict) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return compact_json(payload)
 
 
 def digest(payload: dict) -> str:
@@ -41,11 +40,10 @@ def digest(payload: dict) -> str:
 
 def commit_facts(repo: Path, commit: str, model_path: str, record_path: str) -> dict:
     """Everything a statement says, re-derived from the files of ``commit``."""
-    record_text = git_show(repo, commit, record_path)
-    if record_text is None:
+    record = show_json(repo, commit, record_path)
+    if not isinstance(record, dict):
         raise ValueError(f"{commit[:12]} has no {record_path}: it was never trained and committed")
-    record = json.loads(record_text)
-    params = yaml.safe_load(git_show(repo, commit, "params.yaml") or "{}")
+    params = show_yaml(repo, commit, "params.yaml")
     locks = {}
     for name in LOCK_FILES:
         text = git_show(repo, commit, name)
@@ -191,7 +189,7 @@ def check_statement(
         **{key: external[key] for key in RELEASE_EXTRA_KEYS if key in external},
     )
     covered = ("subject.0.digest", "predicate.buildDefinition.externalParameters.params")
-    for path in _differences(expected, statement, ""):
+    for path in _differences(expected, statement):
         if problems and path.startswith(covered):
             continue
         problems.append(f"the statement's {path or 'top level'} is not what the commit gives")
@@ -230,25 +228,15 @@ def _get(node, *path):
     return node
 
 
-def _differences(expected, actual, path: str) -> list[str]:
+def _differences(expected, actual) -> list[str]:
     """Dotted paths where ``actual`` differs from ``expected`` (extra keys included)."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        found = []
-        for key in sorted(set(expected) | set(actual), key=str):
-            child = f"{path}.{key}" if path else str(key)
-            if key not in expected:
-                found.append(f"{child} (an unknown extra field)")
-            elif key not in actual:
-                found.append(f"{child} (missing)")
-            else:
-                found += _differences(expected[key], actual[key], child)
-        return found
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        found = []
-        for index, (left, right) in enumerate(zip(expected, actual, strict=True)):
-            found += _differences(left, right, f"{path}.{index}")
-        return found
-    return [] if expected == actual and type(expected) is type(actual) else [path]
+    notes = {"extra": " (an unknown extra field)", "missing": " (missing)", "changed": ""}
+    return [
+        path + notes[what]
+        for path, what, _, _ in structural_differences(
+            expected, actual, into_lists=True, strict=True
+        )
+    ]
 
 
 def is_complete(statement: dict) -> bool:

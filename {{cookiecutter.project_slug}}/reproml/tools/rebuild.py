@@ -25,7 +25,7 @@ from ..runtime.errors import ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import PROJECT_ROOT, VARIED_UMASK, varied_environment
 from ..runtime.proc import run
-from .git import git, git_show, tracked_at
+from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
 from .locking import find_uv
 from .notes import append_record, utc_now
 from .remote import fetch_objects
@@ -89,10 +89,7 @@ class Rebuild:
 
 
 def _git(repo: Path, *args: str) -> str:
-    result = git(repo, *args)
-    if result.returncode != 0:
-        raise RebuildError(f"`git {' '.join(args)}` failed: {result.stderr.strip()}")
-    return result.stdout
+    return git_checked(repo, *args, error=RebuildError).stdout
 
 
 def _lock_entries(lock: dict) -> dict[str, dict]:
@@ -358,7 +355,7 @@ class Rebuilder:
             self.rebuild.differences.append("dvc repro failed: " + result.stdout.strip()[-2000:])
 
     def compare(self) -> None:
-        committed = yaml.safe_load(_git(self.repo, "show", f"{self.rebuild.commit}:dvc.lock"))
+        committed = show_yaml(self.repo, self.rebuild.commit, "dvc.lock")
         rebuilt_path = self.worktree / "dvc.lock"
         if not rebuilt_path.is_file():
             raise RebuildError("dvc repro wrote no dvc.lock: nothing was rebuilt to compare")
@@ -390,11 +387,11 @@ class Rebuilder:
         if any(value != "match" for name, value in stages if name not in downstream):
             return None
         record = record_path(pipeline.model).as_posix()
-        committed_record = git_show(self.repo, self.rebuild.commit, record)
+        committed_record = show_json(self.repo, self.rebuild.commit, record)
         rebuilt_record = self.worktree / record
-        if committed_record is None or not rebuilt_record.is_file():
+        if not isinstance(committed_record, dict) or not rebuilt_record.is_file():
             return None
-        before = _machine(json.loads(committed_record).get("environment", {}))
+        before = _machine(committed_record.get("environment", {}))
         rebuilt_environment = json.loads(rebuilt_record.read_text(encoding="utf-8"))
         after = _machine(rebuilt_environment.get("environment", {}))
         if before == after:
@@ -451,7 +448,7 @@ def resolve(repo: Path, ref: str) -> str:
     release = next((r for r in found if r.tag in names), None)
     if release:
         return release.commit
-    artifacts = (yaml.safe_load(_git(repo, "show", "HEAD:dvc.yaml")) or {}).get("artifacts") or {}
+    artifacts = show_yaml(repo, "HEAD", "dvc.yaml").get("artifacts") or {}
     names = [f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/{ref}"]
     names += [f"refs/tags/{name}@{ref}" for name in artifacts]
     commits = {}

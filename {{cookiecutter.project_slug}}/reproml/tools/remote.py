@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..runtime.errors import RemoteError
-from ..runtime.proc import run
+from ..runtime.proc import dvc_command, run
 from .git import secret_file
 from .provenance import public_url
 
@@ -92,7 +92,7 @@ _FIX_REACH = (
 
 
 def _remote_url(repo: Path) -> str:
-    listed = run([sys.executable, "-m", "dvc", "remote", "list"], cwd=repo).stdout.split()
+    listed = run(dvc_command("remote", "list"), cwd=repo).stdout.split()
     return public_url(listed[1]) if len(listed) > 1 else "the default remote"
 
 
@@ -181,7 +181,7 @@ def credentials_from_environment(repo: Path, environ: dict | None = None) -> lis
     if environ.get("SSH_USER"):
         local["user"] = environ["SSH_USER"]
     for key, value in local.items():
-        command = [sys.executable, "-m", "dvc", "remote", "modify", "--local", "storage"]
+        command = dvc_command("remote", "modify", "--local", "storage")
         changed = run([*command, key, value], cwd=repo)
         if changed.returncode != 0:
             raise RemoteError(f"could not set {key} for the remote: {changed.stderr.strip()}")

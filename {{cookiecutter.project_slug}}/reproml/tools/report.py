@@ -8,11 +8,11 @@ environment. A rebuild that timed out is "unchecked", not a failure.
 """
 
 import collections
-import json
 import math
 import statistics
 from pathlib import Path
 
+from ..runtime.io import compact_json
 from . import registry
 from .notes import all_records
 
@@ -58,7 +58,7 @@ def measures(repo: Path) -> dict:
     environments: dict[str, dict] = {}
     for record in rebuilds:
         fingerprint = record.get("environment", {})
-        key = fingerprint.get("hash") or json.dumps(fingerprint, sort_keys=True)
+        key = fingerprint.get("hash") or compact_json(fingerprint)
         entry = environments.setdefault(key, {"fingerprint": fingerprint, "match": 0, "other": 0})
         entry["match" if record["result"] == "match" else "other"] += 1
     consistent = [
