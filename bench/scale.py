@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 from cookiecutter.main import cookiecutter
+from repro_overhead import IN_PROCESS  # the pipeline in one process, as a user would run it
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 OUT_DIR = TEMPLATE / "build" / "bench"
@@ -86,18 +87,6 @@ file_md5(raw)
 file_md5(config.paths.model)
 result["dvc_hashing_s"] = time.perf_counter() - start
 print(json.dumps(result))
-"""
-
-IN_PROCESS = """
-import sys
-from importlib import import_module
-package = sys.argv[1]
-load_params = import_module(package + ".config").load_params
-config = load_params()
-import_module("reproml.runtime.params").check_and_stamp(load_params)
-# The team's stages in dvc.yaml's order (params is the machinery's).
-for stage in import_module("reproml.runtime.pipeline").read(".").stages[1:]:
-    import_module(f"{package}.stages.{stage.name}").run(config)
 """
 
 

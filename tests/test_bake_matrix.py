@@ -256,14 +256,9 @@ def test_shipped_numeric_schemas_are_what_make_data_infers(baked):
     if answers["dataset"] == "churn":
         pytest.skip("the churn schema is hand-edited from the inferred one")
     name = answers["dataset"]
-    ingest = baked_module(project, "reproml.tools.ingest")
-    sys.path.insert(0, str(project))  # the tools reach the team's data module by name
-    try:
-        inferred = ingest.infer_schema(
-            project / "data" / "raw" / f"{name}.csv", "target", name, f"{name}.csv"
-        )
-    finally:
-        sys.path.remove(str(project))
+    inferred = baked_module(project, "reproml.tools.ingest").infer_schema(
+        project / "data" / "raw" / f"{name}.csv", "target", name, f"{name}.csv"
+    )
     assert yaml.safe_load((project / "conf" / "data" / f"{name}.yaml").read_text()) == inferred
 
 

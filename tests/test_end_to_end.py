@@ -174,16 +174,21 @@ def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_pat
     assert (clone.path / model).read_bytes() == (project.path / model).read_bytes()
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """One set-up project (default answers) for the workflow tests below."""
-    path = bake(tmp_path_factory.mktemp("workflow"))
+def committed_first_run(path: Path, message: str = "First run") -> Project:
+    """A baked project set up, its pipeline run and the result committed, as the README's
+    first steps leave it."""
     project = Project(path)
     project.make("setup")
     project.make("repro")
     project.git("add", "-A")
-    project.git("commit", "-qm", "First run")
+    project.git("commit", "-qm", message)
     return project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """One set-up project (default answers) for the workflow tests below."""
+    return committed_first_run(bake(tmp_path_factory.mktemp("workflow")))
 
 
 def model_override(project: Project):
@@ -267,11 +272,7 @@ def test_demo_bakes_runs_and_reports(tmp_path):
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """A project with history: v1, then a parameter change committed as v2, data pushed."""
-    project = Project(bake(tmp_path_factory.mktemp("released")))
-    project.make("setup")
-    project.make("repro")
-    project.git("add", "-A")
-    project.git("commit", "-qm", "v1")
+    project = committed_first_run(bake(tmp_path_factory.mktemp("released")), "v1")
     project.git("tag", "v1")
     family, key, old, new = model_override(project)
     conf = project.path / "conf" / "model" / f"{family}.yaml"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import UV, bake, chosen_model, run
-from test_end_to_end import Project, restore_committed_state
+from test_end_to_end import Project, committed_first_run, restore_committed_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
@@ -36,12 +36,7 @@ TEMPORARY_NAME = re.compile(r"\.partial$|\.tmp$")
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """One set-up project whose first run is committed; each test puts it back."""
-    project = Project(bake(tmp_path_factory.mktemp("faults")))
-    project.make("setup")
-    project.make("repro")
-    project.git("add", "-A")
-    project.git("commit", "-qm", "First run")
-    return project
+    return committed_first_run(bake(tmp_path_factory.mktemp("faults")))
 
 
 def params(project: Project) -> dict:

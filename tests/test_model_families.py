@@ -1,6 +1,7 @@
 """Tier 3: the families of other libraries (LightGBM, XGBoost, CatBoost and a PyTorch network)
-each train, pass verify, retrain to the same dvc.lock and rebuild byte for byte, on the
-classification demo and then on a regression table brought in with `make data`."""
+each train and pass verify (every stage rerun in isolation, every output byte for byte) on the
+classification demo and then on a regression table brought in with `make data`, and rebuild
+byte for byte in a clone and environment of their own."""
 
 import csv
 import json
@@ -36,19 +37,19 @@ def trained_target(project: Project) -> str:
     return lock["stages"]["train"]["params"]["params.yaml"]["model"]["_target_"]
 
 
-def repro_verify_and_rebuild(project: Project, message: str) -> None:
-    """`make repro` (verify MATCH), `dvc repro --force` (the same dvc.lock), then commit, push
-    and `make rebuild` of HEAD in its own clone and environment (MATCH)."""
+def repro_verify_and_rebuild(project: Project, message: str, rebuild: bool = True) -> None:
+    """`make repro` (verify MATCH: every stage rerun in isolation, every output the same),
+    commit, and with ``rebuild`` push and `make rebuild` of HEAD in its own clone and
+    environment (the same dvc.lock: MATCH). The family's environment is the same for both
+    tasks, so one rebuild per family shows it; verify shows each task's bytes."""
     project.make("repro")
-    first = project.lock()
     assert json.loads((project.path / "reports/verify.json").read_text())["result"] == "match"
-    project.dvc("repro", "--force")
-    assert project.lock() == first
     project.git("add", "-A")
     project.git("commit", "-qm", message)
-    project.dvc("push")
-    rebuilt = project.make("rebuild")
-    assert "rebuild of HEAD" in rebuilt.stdout and ": MATCH" in rebuilt.stdout, rebuilt.stdout
+    if rebuild:
+        project.dvc("push")
+        rebuilt = project.make("rebuild")
+        assert "rebuild of HEAD" in rebuilt.stdout and ": MATCH" in rebuilt.stdout, rebuilt.stdout
 
 
 def without_the_machinerys_settings_verify_fails(project: Project) -> None:
@@ -87,7 +88,7 @@ def test_a_family_rebuilds_byte_for_byte_on_both_tasks(family, tmp_path):
         line.split("==")[0].removesuffix("-cpu") for line in locked.splitlines()
     )
 
-    repro_verify_and_rebuild(project, "Train the classifier")
+    repro_verify_and_rebuild(project, "Train the classifier", rebuild=False)
     assert trained_target(project) == model_target(family, "classification").replace(
         "{{ cookiecutter.package_name }}", "fam"
     )

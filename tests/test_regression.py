@@ -244,9 +244,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
     metrics = json.loads((path / "metrics/metrics.json").read_text())
     assert set(metrics) == {"rmse", "mae", "r2", "mape", "n_test"} and metrics["r2"] > 0.3
     assert (path / "plots/tables/confusion.csv").read_text() == ""  # the other task's
-    first = project.lock()
-    project.dvc("repro", "--force")
-    assert project.lock() == first
+    assert {"prepare", "train", "evaluate"} <= set(report["rerun"])
 
     raw = list(csv.reader((path / "data/raw/diabetes.csv").read_text().splitlines()))
     rows = write_table(tmp_path / "new.csv", raw[0][:-1], [row[:-1] for row in raw[1:6]])
@@ -271,7 +269,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
         rebuilt = run(command, cwd=path, check=False)
         assert rebuilt.returncode == 3, rebuilt.stdout + rebuilt.stderr
         assert "EQUIVALENT" in rebuilt.stdout and "x86-64-v2" in rebuilt.stdout
-        assert "every test prediction is within 1e-09 times the largest" in rebuilt.stdout
+        assert "each number within 1e-09 times the largest |value| of its column" in rebuilt.stdout
     finally:
         project.git("reset", "-q", "--hard", "HEAD~1")
         restore_committed_state(project)

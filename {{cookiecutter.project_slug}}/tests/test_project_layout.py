@@ -16,27 +16,6 @@ launcher = machinery("runtime.launcher")
 STAGES = [stage.name for stage in machinery("runtime.pipeline").read(PROJECT_ROOT).stages][1:]
 RUNTIME = "reproml/runtime"
 
-LOADED_MODULES = """
-import json, os, runpy, sys
-sys.path.insert(0, sys.argv[1])
-package = sys.argv[2]
-sys.argv = [package, *sys.argv[3:]]
-try:
-    runpy.run_module(package, run_name="__main__", alter_sys=True)
-    code = 0
-except SystemExit as exit:
-    code = exit.code
-roots = [os.path.join(os.path.abspath(sys.path[0]), name) + os.sep for name in (package, "reproml")]
-# runpy ran package/__main__.py as __main__ and has already restored the real __main__.
-files = sorted(
-    {module.__file__ for module in list(sys.modules.values())
-     if (getattr(module, "__file__", None) or "").startswith(tuple(roots))}
-    | {roots[0] + "__main__.py"}
-)
-heavy = sorted(name for name in ("sklearn", "hydra", "scipy") if name in sys.modules)
-print(json.dumps({"code": code, "files": files, "heavy": heavy}))
-"""
-
 
 def declared_stages():
     """dvc.yaml with ${...} resolved from params.yaml, as DVC resolves it."""
@@ -59,32 +38,21 @@ def declared():
     return declared_stages()
 
 
-def run_and_trace(workspace, *argv):
-    """Run ``python -m <package> argv`` in a child; return the package files it loaded, the
-    heavy libraries it imported, and the outputs it reported."""
-    command = [sys.executable, "-c", LOADED_MODULES, str(PROJECT_ROOT), PACKAGE, *argv]
-    result = subprocess.run(
-        command,
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-        check=True,
-        env=launcher.pinned_environment(dict(os.environ)),
-    )
-    *printed, last = result.stdout.strip().splitlines()
-    report = json.loads(last)
-    assert report["code"] == 0, result.stderr
-    code = {os.path.relpath(path, PROJECT_ROOT) for path in report["files"]}
-    outputs = {line.split(" -> ", 1)[1] for line in printed if " -> " in line}
-    return code, set(report["heavy"]), outputs
+def run_and_trace(workspace, stage: str):
+    """Run ``python -m <package> stage <stage>`` in a child, as `make deps` traces it: the
+    package and machinery files it loaded, the heavy libraries it imported, and the outputs it
+    reported."""
+    code, heavy, printed = machinery("tools.deps").trace(workspace, PROJECT_ROOT, PACKAGE, stage)
+    outputs = {line.split(" -> ", 1)[1] for line in printed.splitlines() if " -> " in line}
+    return code, heavy, outputs
 
 
 @pytest.fixture(scope="module")
 def traced(module_workspace):
     """Every stage run once, in order, each in its own process as DVC runs it."""
-    runs = {"params": run_and_trace(module_workspace, "stage", "params")}
+    runs = {"params": run_and_trace(module_workspace, "params")}
     for name in STAGES:
-        runs[name] = run_and_trace(module_workspace, "stage", name)
+        runs[name] = run_and_trace(module_workspace, name)
     return runs
 
 
@@ -170,6 +138,14 @@ def test_stages_depend_on_the_runtime_lock_not_the_tool_lock(declared):
         assert "uv.lock" not in declared[name]["deps"]
 
 
+def tool_environment(env: dict) -> str:
+    """What `python -m reproml env` prints when started with ``env``."""
+    command = [sys.executable, "-m", "reproml", "env"]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_entry_point_pins_the_environment_before_work_starts():
     hostile = dict(os.environ)
     hostile.update(
@@ -179,27 +155,11 @@ def test_entry_point_pins_the_environment_before_work_starts():
         LC_ALL="de_DE.UTF-8",
         PYTHONDONTWRITEBYTECODE="1",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "reproml", "env"],
-        cwd=PROJECT_ROOT,
-        env=hostile,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    seen = dict(line.split("=", 1) for line in tool_environment(hostile).splitlines())
     assert seen.pop("interpreter") == sys.executable
     assert seen == launcher.PINNED_ENV
     hostile[launcher.OPT_OUT_VARIABLE] = "as-is"
-    result = subprocess.run(
-        [sys.executable, "-m", "reproml", "env"],
-        cwd=PROJECT_ROOT,
-        env=hostile,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "TZ=Asia/Tokyo" in result.stdout.splitlines()
+    assert "TZ=Asia/Tokyo" in tool_environment(hostile).splitlines()
 
 
 def test_entry_point_moves_into_the_project_environment():
@@ -238,3 +198,29 @@ def test_bytecode_is_not_part_of_the_runtime_dependency():
         folder = PROJECT_ROOT / RUNTIME
         assert repo.dvcignore.is_ignored(repo.fs, str(folder / "__pycache__" / "io.cpython.pyc"))
         assert not repo.dvcignore.is_ignored(repo.fs, str(folder / "io.py"))
+
+
+def test_the_readmes_map_of_where_things_live_matches_the_tree():
+    """Every path the README's "Where things live" table names exists (a file, or a folder
+    whose files the row describes), and every module of the team's package is on the map."""
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for row in (line for line in section.splitlines() if line.startswith("| `")):
+        first = row.split("|")[1]
+        paths = re.findall(r"`([^`]+)`", first)
+        folder = paths[0].rsplit("/", 1)[0] + "/" if "/" in paths[0].rstrip("/") else ""
+        for path in paths:
+            full = path if "/" in path.rstrip("/") else folder + path
+            if "<name>" in full:
+                full = full.split("<name>")[0]
+            assert (PROJECT_ROOT / full).exists(), f"README names {full}, which is not here"
+            named.add(full.rstrip("/"))
+    modules = {
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for path in (PROJECT_ROOT / PACKAGE).glob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    }
+    assert modules - named == set(), "modules the README's map leaves out"

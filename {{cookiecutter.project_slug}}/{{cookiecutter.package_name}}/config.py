@@ -17,6 +17,7 @@ import yaml
 
 from reproml.runtime.errors import ConfigError
 from reproml.runtime.params import PARAMS_FILE, TASKS
+from reproml.runtime.tables import DEFAULT_MISSING
 
 # A regression target is `number` (read as float64); a class label is one of the others.
 LABEL_TYPES = ("string", "integer", "boolean", "number")
@@ -24,7 +25,6 @@ REGRESSION_LABEL = "number"
 SPLIT_KINDS = ("stratified", "group", "time")
 NUMERIC_IMPUTERS = ("mean", "median", "most_frequent")
 CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
-DEFAULT_MISSING = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
 
 
 @dataclass

@@ -1,59 +1,18 @@
-"""The team's tables: read a raw CSV or Parquet file against its schema, write and read the
-prepared Parquet tables, and hand them to scikit-learn as a DataFrame.
-
-Every column is read as the kind its schema declares (conf/data/<name>.yaml), so a bad table
-is refused when it is read, with the file, the column, the problem and the fix named, and
-before any output exists. Prepared tables are Parquet written with every writer option
-pinned, so the same rows give the same bytes on every run, clone and shipped Python.
+"""The team's tables: the schema of conf/data/<name>.yaml as the machinery's table reader
+takes it, the raw and prepared tables read through it (reproml/runtime/tables.py checks
+every column and writes pinned Parquet), and the DataFrame and labels scikit-learn gets.
 """
 
-import codecs
-import csv
-import re
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from reproml.runtime.errors import DataError
-from reproml.runtime.io import commit_partial, partial_path
+from reproml.runtime import tables
+from reproml.runtime.tables import TableSchema, read_prepared
 
 from .config import DataConfig
 from .features import DERIVED
-
-CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
-TRUE_VALUES = ["true", "True", "TRUE", "yes", "Yes", "YES", "1"]
-FALSE_VALUES = ["false", "False", "FALSE", "no", "No", "NO", "0"]
-# Every option that reaches the bytes of a Parquet file, pinned; the writer's own version is
-# pinned by runtime.lock. Statistics and dictionaries are functions of the values alone.
-PARQUET_WRITE_OPTIONS = {
-    "version": "2.6",
-    "compression": "snappy",
-    "use_dictionary": True,
-    "write_statistics": True,
-    "data_page_version": "1.0",
-    "data_page_size": 1 << 20,
-    "row_group_size": 1 << 20,
-    "write_page_index": False,
-    "store_schema": True,
-    "use_compliant_nested_type": True,
-}
-KIND_TYPES = {
-    "numeric": pa.float64(),
-    "categorical": pa.string(),
-    "boolean": pa.bool_(),
-    "datetime": pa.timestamp("us"),
-}
-LABEL_ARROW_TYPES = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "boolean": pa.bool_(),
-    "number": pa.float64(),  # a regression target
-}
-HEADER_LIMIT = 1 << 20
 
 
 def column_kinds(schema: DataConfig) -> dict[str, str]:
@@ -71,282 +30,30 @@ def model_columns(schema: DataConfig) -> list[str]:
     return [*features.numeric, *features.boolean, *features.categorical]
 
 
-def _arrow_type(schema: DataConfig, kind: str) -> pa.DataType:
-    if kind == "target":
-        return LABEL_ARROW_TYPES[schema.label]
-    return KIND_TYPES.get(kind, pa.string())
-
-
-def _fix_for(schema: DataConfig) -> str:
-    return f"conf/data/{schema.name}.yaml"
+def table_schema(schema: DataConfig) -> TableSchema:
+    """What the machinery's table reader checks a raw table against, from conf/data."""
+    return TableSchema(
+        kinds=column_kinds(schema),
+        target=schema.target,
+        label=schema.label,
+        task=schema.task,
+        drop=tuple(schema.drop),
+        missing=tuple(schema.missing),
+        source=f"conf/data/{schema.name}.yaml",
+        derived=DERIVED,
+        derived_source="features.DERIVED (features.py)",
+    )
 
 
 def read_raw(path: str | Path, schema: DataConfig, with_target: bool = True) -> pa.Table:
-    """The raw table at ``path``, every column of its declared kind, checked against the schema.
+    """The raw table at ``path``, every column of its declared kind, checked against the
+    schema, with the derived features (features.DERIVED) the schema lists computed: prepare
+    and predict read raw rows only through here, so both compute them alike.
 
     ``with_target=False`` reads rows to predict: the target and the dropped columns may be
     absent, every feature column must be there.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such file. Fix: `dvc pull` it, or bring a table in with "
-            "`make data SRC=<file or URL> TARGET=<column>`."
-        )
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        names = _csv_header(path)
-        _check_columns(path, names, schema, with_target)
-        table = _read_csv(path, names, schema)
-    elif suffix in PARQUET_SUFFIXES:
-        table = _read_parquet(path, schema, with_target)
-    else:
-        raise DataError(
-            f"{path}: {suffix or 'no suffix'} is not a table format this project reads. "
-            "Fix: give a .csv or .parquet file."
-        )
-    table = _derive(path, table, schema)
-    _check_values(path, table, schema, with_target)
-    return table
-
-
-def _derive(path: Path, table: pa.Table, schema: DataConfig) -> pa.Table:
-    """``table`` with the derived columns (features.DERIVED) the schema declares, each
-    computed from the raw columns and cast to its declared kind."""
-    kinds = column_kinds(schema)
-    for name, derive in DERIVED.items():
-        if name not in kinds:
-            continue
-        try:
-            column = derive(table)
-            column = column if isinstance(column, pa.ChunkedArray | pa.Array) else pa.array(column)
-            column = column.cast(_arrow_type(schema, kinds[name]))
-        except Exception as error:  # the team's function: name it, whatever it raised
-            raise DataError(
-                f"{path}: the derived column {name!r} (features.DERIVED) could not be computed "
-                f"as {kinds[name]}: {type(error).__name__}: {error}. Fix: the function in "
-                f"features.py, or the kind of {name!r} in {_fix_for(schema)}."
-            ) from None
-        if len(column) != table.num_rows:
-            raise DataError(
-                f"{path}: the derived column {name!r} has {len(column)} values for "
-                f"{table.num_rows} rows. Fix: return one value per row from features.DERIVED."
-            )
-        table = table.append_column(name, column)
-    return table
-
-
-def _csv_header(path: Path) -> list[str]:
-    with path.open("rb") as handle:
-        first = handle.readline(HEADER_LIMIT)
-    if not first.strip():
-        raise DataError(f"{path}: the file is empty. Fix: give a CSV with a header and rows.")
-    try:
-        text = first.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path}: the header is not UTF-8 (byte {error.start}). Fix: re-save the file as "
-            "UTF-8, e.g. `iconv -f latin1 -t utf-8`."
-        ) from None
-    names = next(csv.reader([text.removeprefix(codecs.BOM_UTF8.decode()).rstrip("\r\n")]))
-    refuse_duplicate_names(path, names)
-    return names
-
-
-def refuse_duplicate_names(path: str | Path, names: list[str]) -> None:
-    """A column name given twice: which column a schema (or arrow) means is then a guess."""
-    counts = Counter(names)
-    duplicated = [name for name in counts if counts[name] > 1]
-    if duplicated:
-        listed = ", ".join(
-            f"{name!r} (columns {_and([str(i + 1) for i, n in enumerate(names) if n == name])})"
-            for name in duplicated
-        )
-        one = len(duplicated) == 1
-        raise DataError(
-            f"{path}: the column name{'' if one else 's'} {listed} appear{'s' if one else ''} "
-            "more than once. Fix: rename the repeated columns so that every name is unique."
-        )
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-def _check_columns(path: Path, names: list[str], schema: DataConfig, with_target: bool) -> None:
-    kinds = column_kinds(schema)
-    optional = set() if with_target else {schema.target, *schema.drop}
-    derived = [name for name in names if name in DERIVED and name in kinds]
-    if derived:
-        raise DataError(
-            f"{path}: column {derived[0]!r} is in the file and is also derived in "
-            "features.DERIVED. Fix: rename the derived column, or drop the file's."
-        )
-    optional |= set(DERIVED)
-    missing = [column for column in kinds if column not in names and column not in optional]
-    if missing:
-        raise DataError(
-            f"{path}: declared column {missing[0]!r} is missing from the file"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-            + f". Fix: remove it from {_fix_for(schema)}, or use a file that has it."
-        )
-    extra = [name for name in names if name not in kinds]
-    if extra:
-        raise DataError(
-            f"{path}: column {extra[0]!r} is not declared in {_fix_for(schema)}"
-            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
-            + ". Fix: add it under features (numeric, categorical, boolean or datetime), "
-            "or under drop."
-        )
-
-
-_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #(\d+): )?(.*)", re.DOTALL)
-
-
-def _read_csv(path: Path, names: list[str], schema: DataConfig) -> pa.Table:
-    from pyarrow import csv as arrow_csv
-
-    kinds = column_kinds(schema)
-    types = {name: _arrow_type(schema, kinds[name]) for name in names}
-    convert = arrow_csv.ConvertOptions(
-        column_types=types,
-        null_values=list(schema.missing),
-        strings_can_be_null=True,
-        true_values=TRUE_VALUES,
-        false_values=FALSE_VALUES,
-    )
-    try:
-        table = arrow_csv.read_csv(path, convert_options=convert)
-    except pa.ArrowInvalid as error:
-        raise _csv_error(path, names, kinds, schema, str(error)) from None
-    return table.replace_schema_metadata(None)
-
-
-def _csv_error(
-    path: Path, names: list[str], kinds: dict[str, str], schema: DataConfig, message: str
-) -> DataError:
-    found = _COLUMN_ERROR.search(message)
-    if not found:
-        return DataError(f"{path}: not a well-formed CSV table: {message.strip()}")
-    column = names[int(found.group(1))]
-    detail = found.group(3).strip()
-    if "invalid UTF8" in detail:
-        return DataError(
-            f"{path}: column {column!r} holds bytes that are not UTF-8. Fix: re-save the file "
-            "as UTF-8."
-        )
-    kind = kinds[column]
-    value = re.search(r"invalid value '(.*)'", detail)
-    shown = f" such as {value.group(1)!r}" if value else ""
-    if kind == "target" and schema.task == "regression":
-        fix = (
-            "a regression target must hold numbers: choose a numeric target, or set "
-            "`task: classification` and the label type of the classes (string, integer, boolean)"
-        )
-    elif kind == "target":
-        fix = f"set data.label to the type of the labels ({', '.join(LABEL_ARROW_TYPES)})"
-    else:
-        fix = (
-            f"add the marker to `missing` if it means a missing value, or declare {column!r} "
-            "under another kind"
-        )
-    return DataError(
-        f"{path}: column {column!r} is declared {kind}"
-        + (f" ({schema.label})" if kind == "target" else "")
-        + f", but holds values{shown} that are not. Fix: in {_fix_for(schema)}, {fix}."
-    )
-
-
-def _read_parquet(path: Path, schema: DataConfig, with_target: bool) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(path).names
-    except (pa.ArrowInvalid, OSError) as error:
-        empty = path.stat().st_size == 0
-        problem = "the file is empty" if empty else f"not a readable Parquet file ({error})"
-        raise DataError(f"{path}: {problem}. Fix: give a Parquet file with rows.") from None
-    refuse_duplicate_names(path, names)
-    _check_columns(path, names, schema, with_target)
-    table = pq.read_table(path).replace_schema_metadata(None)
-    kinds = column_kinds(schema)
-    columns = []
-    for name in names:
-        wanted = _arrow_type(schema, kinds[name])
-        column = table[name]
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if not _fits(column.type, kinds[name], wanted):
-            raise DataError(
-                f"{path}: column {name!r} is declared {kinds[name]} but is stored as "
-                f"{column.type}. Fix: declare it under the kind that fits in {_fix_for(schema)}."
-            )
-        columns.append(column.cast(wanted) if column.type != wanted else column)
-    return pa.table(columns, names=names)
-
-
-def _fits(stored: pa.DataType, kind: str, wanted: pa.DataType) -> bool:
-    if kind in ("categorical", "drop"):
-        return True
-    if kind == "numeric":
-        return pa.types.is_integer(stored) or pa.types.is_floating(stored)
-    if kind == "datetime":
-        return pa.types.is_timestamp(stored) or pa.types.is_date(stored)
-    if pa.types.is_integer(wanted):
-        return pa.types.is_integer(stored)
-    if pa.types.is_floating(wanted):  # a regression target: integers are numbers too
-        return pa.types.is_integer(stored) or pa.types.is_floating(stored)
-    if pa.types.is_string(wanted):
-        return pa.types.is_string(stored) or pa.types.is_large_string(stored)
-    return stored == wanted
-
-
-def _check_values(path: Path, table: pa.Table, schema: DataConfig, with_target: bool) -> None:
-    if table.num_rows == 0:
-        raise DataError(f"{path}: the file has a header but no rows. Fix: give a table with rows.")
-    for name in table.column_names:
-        column = table[name]
-        if column.null_count == table.num_rows and name not in (schema.target, *schema.drop):
-            raise DataError(
-                f"{path}: column {name!r} is missing in every row. Fix: move it under drop in "
-                f"{_fix_for(schema)}, or fill it in."
-            )
-    if not with_target or schema.target not in table.column_names:
-        return
-    target = table[schema.target]
-    if target.null_count:
-        first = int(pc.index(pc.is_null(target), True).as_py()) + 1
-        raise DataError(
-            f"{path}: the target {schema.target!r} is missing in {target.null_count} rows "
-            f"(the first is data row {first}). Fix: remove or label those rows."
-        )
-    distinct = pc.count_distinct(target).as_py()
-    if distinct < 2:
-        what = "value; a regression" if schema.task == "regression" else "class; a classifier"
-        raise DataError(
-            f"{path}: the target {schema.target!r} has {distinct} {what} needs at least two. "
-            "Fix: check the target column, or the rows the file holds."
-        )
-
-
-def write_parquet(path: str | Path, table: pa.Table) -> Path:
-    """Write ``table`` with the pinned writer options, atomically."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, partial_path(path), **PARQUET_WRITE_OPTIONS)
-    return commit_partial(path)
-
-
-def read_prepared(path: str | Path) -> pa.Table:
-    """A prepared table, as prepare wrote it."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no prepared table here. Fix: `dvc repro` (or `dvc pull`).")
-    return pq.read_table(path)
+    return tables.read_raw(path, table_schema(schema), with_target)
 
 
 def read_for_model(path: str | Path, schema: DataConfig):

@@ -374,7 +374,7 @@ def is_report(document: Any) -> bool:
 # ---- the stage -----------------------------------------------------------------------------
 
 
-def _copy_inputs(root: Path, stages: list[Stage], scratch: Path) -> None:
+def copy_inputs(root: Path, stages: list[Stage], scratch: Path) -> None:
     """Copy into ``scratch`` what the stages read and none of them writes: the raw data,
     conf/, params.yaml, the code. An undeclared input is then missing there, and the rebuild
     fails on it instead of reading the workspace."""
@@ -521,7 +521,7 @@ def verify(report: str | Path, probe: Callable[[], Any], task: str) -> dict[str,
         raise VerificationError(problem)
     scratch = Path(tempfile.mkdtemp(prefix="verify-"))
     try:
-        _copy_inputs(root, stages, scratch)
+        copy_inputs(root, stages, scratch)
         _rerun(stages, scratch)
         checks = _compare(root, pipeline, stages, scratch, probe, task)
     except BaseException:

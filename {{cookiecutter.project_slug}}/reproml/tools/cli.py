@@ -66,6 +66,25 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deps(args: argparse.Namespace) -> int:
+    from . import deps
+
+    changed = deps.write(check=args.check)
+    if args.check and changed:
+        print(
+            f"error: dvc.yaml's code deps of {', '.join(changed)} are not the modules the stage "
+            "loads. Fix: `make deps` rewrites them.",
+            file=sys.stderr,
+        )
+        return 1
+    verb = "rewrote" if changed else "left"
+    print(
+        f"{verb} the code deps in dvc.yaml: {', '.join(changed) or 'every stage'} "
+        f"{'changed' if changed else 'as traced'}"
+    )
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     from ..runtime.environment import drift
     from ..runtime.launcher import PINNED_ENV
@@ -311,6 +330,15 @@ def _tool_environment() -> dict[str, str]:
     return env
 
 
+def _dvc_here(argv: list[str]) -> int:
+    """DVC's own command line, in this process: DVC is imported once, for the check before
+    the run and for the run itself. Stages find this environment's Python first on PATH."""
+    from dvc.cli import main as dvc_main
+
+    os.environ.update(_tool_environment())
+    return dvc_main(argv)
+
+
 def _run_tool(command: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", *command], env=_tool_environment())
 
@@ -320,7 +348,7 @@ def _repro(args: argparse.Namespace) -> int:
     if problem:  # raw `dvc repro` finds out only when verify reruns; here, before anything
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    code = _run_tool(["dvc", "repro", *args.dvc_args])
+    code = _dvc_here(["repro", *args.dvc_args])
     if code != 0:
         for where, folder in _full_folders():
             print(
@@ -376,16 +404,16 @@ def _full_folders() -> list[tuple[str, Path]]:
     return found
 
 
-# What a person compares across experiments is the scores and the choices; the columns DVC
-# also shows (every path, every per-class score, each dependency's hash) are dropped.
-EXPERIMENT_COLUMNS_DROPPED = (
-    r"^(paths\.|per_class\.|data\.(?!name$)|n_test$"
-    r"|.*\.(py|lock|csv|parquet|ok)$|\.python-version$|conf$)"
-)
+# What `make experiments` leaves out of `dvc exp show` unless [tool.reproml]
+# experiments_drop says otherwise: every path and each dependency's hash.
+EXPERIMENT_COLUMNS_DROPPED = r"^(paths\.|.*\.(py|lock|csv|parquet|ok)$|\.python-version$|conf$)"
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    return _run_tool(["dvc", "exp", "show", "--drop", EXPERIMENT_COLUMNS_DROPPED, *args.dvc_args])
+    from .settings import settings
+
+    dropped = settings().get("experiments_drop", EXPERIMENT_COLUMNS_DROPPED)
+    return _run_tool(["dvc", "exp", "show", "--drop", str(dropped), *args.dvc_args])
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -455,6 +483,11 @@ COMMANDS = {
         ],
     ),
     "repro": (_repro, "dvc repro, in this environment", [option("dvc_args", **REMAINDER)]),
+    "deps": (
+        _deps,
+        "write each stage's code deps in dvc.yaml from what it loads when it runs",
+        [option("--check", action="store_true", help="only fail if they differ")],
+    ),
     "env": (
         _env,
         "the pinned variables, or drift from the lock",

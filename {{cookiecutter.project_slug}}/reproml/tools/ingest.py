@@ -20,7 +20,7 @@ from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, commit_partial, partial_path
 from ..runtime.params import TASKS
 from ..runtime.proc import dvc_command, run
-from .settings import team_module
+from ..runtime.tables import DEFAULT_MISSING, FALSE_VALUES, TRUE_VALUES, refuse_duplicate_names
 
 RAW_DIR = Path("data/raw")
 CONF_DATA = Path("conf/data")
@@ -45,18 +45,15 @@ def _read_for_inference(path: Path):
     import pyarrow.parquet as pq
     from pyarrow import csv as arrow_csv
 
-    data = team_module("data")
-    refuse_duplicate_names = data.refuse_duplicate_names
-
     try:
         if path.suffix.lower() == ".csv":
             if path.stat().st_size == 0:
                 raise DataError(f"{path}: the file is empty. Fix: give a table with a header.")
             convert = arrow_csv.ConvertOptions(
-                null_values=team_module("config").DEFAULT_MISSING,
+                null_values=list(DEFAULT_MISSING),
                 strings_can_be_null=True,
-                true_values=data.TRUE_VALUES,
-                false_values=data.FALSE_VALUES,
+                true_values=TRUE_VALUES,
+                false_values=FALSE_VALUES,
             )
             table = arrow_csv.read_csv(path, convert_options=convert)
         else:  # before reading: arrow's own error for a repeated name names no column
@@ -244,7 +241,7 @@ def _infer(
         "label": choice.label,
         "features": kinds,
         "drop": drop,
-        "missing": list(team_module("config").DEFAULT_MISSING),
+        "missing": list(DEFAULT_MISSING),
     }
     return schema, choice
 

@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+from reproml.runtime.tables import write_parquet
+
 from ..config import ProjectConfig
-from ..data import model_columns, read_raw, write_parquet
+from ..data import model_columns, read_raw
 from ..splits import split
 
 
