@@ -206,6 +206,9 @@ def test_the_equivalent_rule_for_regression_is_relative(package):
     assert not verification.same_within_tolerance("t.csv", committed, other_rows)
     # A committed table anyone could have edited into garbage is not the same, not a traceback.
     assert not verification.same_within_tolerance("t.csv", "actual,predicted\n1,x\n", committed)
+    # The other task's plot tables are empty files on both sides: the same, not unparsable.
+    assert verification.same_within_tolerance("t.csv", "", "")
+    assert not verification.same_within_tolerance("t.csv", "", committed)
     assert verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.0 + 1e-7})
     assert not verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.01})
     assert not verification.numbers_close({"accuracy": 0.9}, {"accuracy": 0.9 + 2e-9})

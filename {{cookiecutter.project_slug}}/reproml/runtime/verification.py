@@ -211,6 +211,8 @@ def same_within_tolerance(name: str, committed: str, rebuilt: str) -> bool:
     not parse (anyone could have edited it) is not the same."""
     import pandas as pd
 
+    if committed == rebuilt:  # an empty table (the other task's plot) included
+        return True
     suffix = Path(name).suffix.lower()
     try:
         if suffix == ".json":
