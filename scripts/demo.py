@@ -30,13 +30,17 @@ def main(argv: list[str]) -> int:
     step("Running its pipeline", ["make", "repro"], project)
 
     sys.path.insert(0, str(project))
-    from my_ml_project.repro.hashing import file_digest
+    from reproml.runtime.hashing import file_digest
 
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     print(f"\nProject: {project}\n\nWhat each stage produced (sha256):")
     for name, stage in lock["stages"].items():
         for out in stage.get("outs", []):
             path = project / out["path"]
+            if path.is_dir():  # the plot tables: one line for the folder
+                files = sorted(file for file in path.iterdir() if file.is_file())
+                print(f"  {name:<9} {out['path'] + '/':<26} {len(files):>8} files")
+                continue
             print(f"  {name:<9} {out['path']:<26} {path.stat().st_size:>8} B  {file_digest(path)}")
     print(f"\nmetrics/metrics.json:\n{(project / 'metrics' / 'metrics.json').read_text()}")
     print(

@@ -49,7 +49,7 @@ def update_set(python_version: str, remote: str, model: str) -> Path:
         project = render_without_hooks(Path(scratch), python_version, remote, model)
         sys.path.insert(0, str(project))
         try:
-            from lock_placeholder.repro import locking
+            from reproml.tools import locking
 
             found = find_interpreter(python_version, os.environ.get("UV", "uv"))
             if found:
@@ -57,7 +57,8 @@ def update_set(python_version: str, remote: str, model: str) -> Path:
             locking.update(project)
         finally:
             sys.path.remove(str(project))
-            for name in [n for n in sys.modules if n.split(".")[0] == "lock_placeholder"]:
+            forget = ("lock_placeholder", "reproml")
+            for name in [n for n in sys.modules if n.split(".")[0] in forget]:
                 del sys.modules[name]
             os.environ.pop("UV_PYTHON", None)
         target = LOCKS / project_setup.lock_set_name(python_version, remote, model)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import servers
-from conftest import UV, bake, run
+from conftest import UV, bake, project_package, run
 from test_end_to_end import Project, model_override
 from test_registry import change_parameter, commit_all, set_up_signing
 from workflow_runner import run_workflow, step_environment
@@ -233,7 +233,7 @@ def commit_fault(checkout: Project, message: str) -> None:
 )
 def test_gitlab_each_injected_fault_fails_its_job(gitlab, tmp_path, job, fault):
     checkout = gitlab_checkout(gitlab, tmp_path / "checkout", own_origin=True)
-    package = next(checkout.path.glob("*/repro")).parent
+    package = checkout.path / project_package(checkout.path)
     v1_model = object_path(gitlab["remote"], released_model_md5(checkout, "model@v1.0.0"))
     expected = {
         "lint error": "F401",

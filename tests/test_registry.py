@@ -145,7 +145,7 @@ def test_statement_is_in_toto_slsa_with_the_commit_data_and_lock(lifecycle):
             [
                 str(project.path / ".venv/bin/python"),
                 "-m",
-                "my_ml_project",
+                "reproml",
                 "provenance",
                 "v1.0.0",
                 "--json",
@@ -568,8 +568,13 @@ def test_credentials_in_the_origin_url_never_reach_the_release_tag(lifecycle):
 def test_old_releases_are_checked_with_their_own_files_after_a_path_moves(lifecycle):
     project = lifecycle["project"]
     paths = project.path / "conf" / "paths" / "default.yaml"
+    dvc_yaml = project.path / "dvc.yaml"
     try:
-        paths.write_text(paths.read_text().replace("models/model.json", "models/record.json"))
+        # The model moves, and its record with it (a record sits beside its model).
+        paths.write_text(paths.read_text().replace("models/model.", "models/classifier."))
+        dvc_yaml.write_text(
+            dvc_yaml.read_text().replace("path: models/model.pkl", "path: models/classifier.pkl")
+        )
         project.make("params")
         project.make("repro")
         commit_all(project, "Move the model record")

@@ -170,10 +170,11 @@ def test_cruft_create_check_diff_and_an_update_that_retrains_nothing(tmp_path):
 
     project.make("params")
     rerun = project.make("repro").stdout
-    for stage_name in ("prepare", "train"):
+    # evaluate's code changed, so it reruns; what it writes did not, so verify (which depends
+    # on the outputs it compares) has nothing new to compare.
+    for stage_name in ("prepare", "train", "verify"):
         assert f"Stage '{stage_name}' didn't change" in rerun, rerun
-    for stage_name in ("evaluate", "verify"):
-        assert f"Running stage '{stage_name}'" in rerun, rerun
+    assert "Running stage 'evaluate'" in rerun, rerun
     after = hashlib.sha256((project.path / "models" / "model.pkl").read_bytes()).hexdigest()
     assert after == model
 

@@ -100,17 +100,19 @@ def traced_dependencies(root: Path = PROJECT_ROOT) -> dict[str, list[str]]:
                 )
             team = sorted(f for f in files if f.startswith(package + "/"))
             found[stage] = [RUNTIME, *team]
+            # The copy's dvc.yaml gets each list as it is traced: a stage that reruns the
+            # ones before it (verify) copies what they declare, which must then be complete.
+            declared = workspace / DVC_YAML
+            text, _ = rewritten(declared.read_text(encoding="utf-8"), package, found)
+            declared.write_text(text, encoding="utf-8")
     return found
 
 
-def write(root: Path = PROJECT_ROOT, check: bool = False) -> list[str]:
-    """Rewrite each traced stage's code dependencies in dvc.yaml (the lines naming the team's
-    modules or the runtime), leaving every other line, comment and dependency as it is, or
-    with ``check`` only compare. Returns the stages whose list differs."""
-    package = team_package(root)
-    traced = traced_dependencies(root)
-    path = root / DVC_YAML
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+def rewritten(text: str, package: str, traced: dict[str, list[str]]) -> tuple[str, list[str]]:
+    """dvc.yaml ``text`` with each traced stage's code dependencies (the lines naming the
+    team's modules or the runtime) replaced, every other line, comment and dependency as it
+    was; and the stages whose list differed."""
+    lines = text.splitlines(keepends=True)
     code_line = re.compile(rf"^      - ({re.escape(package)}/\S+|{RUNTIME})\s*$")
     changed, out, stage, in_deps, index = [], [], None, False, 0
     while index < len(lines):
@@ -133,6 +135,15 @@ def write(root: Path = PROJECT_ROOT, check: bool = False) -> list[str]:
             continue
         out.append(line)
         index += 1
+    return "".join(out), changed
+
+
+def write(root: Path = PROJECT_ROOT, check: bool = False) -> list[str]:
+    """Rewrite each traced stage's code dependencies in dvc.yaml, or with ``check`` only
+    compare. Returns the stages whose list differs."""
+    package = team_package(root)
+    path = root / DVC_YAML
+    text, changed = rewritten(path.read_text(encoding="utf-8"), package, traced_dependencies(root))
     if not check:
-        path.write_text("".join(out), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     return changed
