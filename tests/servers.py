@@ -23,6 +23,8 @@ TOOLS = Path(sys.executable).parent
 AZURITE = "azurite@3.37.0"
 NPM_PREFIX = Path(os.environ.get("REPROML_NPM_PREFIX", TEMPLATE / ".cache" / "npm"))
 BUCKET = "reproml"
+# The SFTP account; not a word the commands print (the tests look for it in their output).
+SSH_USER = "ci-runner"
 # Azurite's documented development account (public, not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
@@ -228,11 +230,11 @@ def start_ssh(scratch: Path, project_python: Path, home: Path) -> Server:
     return Server(
         "ssh",
         f"ssh://127.0.0.1:{port}/store",
-        {"user": "reproml", "keyfile": str(keys / "client")},
+        {"user": SSH_USER, "keyfile": str(keys / "client")},
         env={"HOME": str(home)},
         ci_secrets={
             "SSH_PRIVATE_KEY": (keys / "client").read_text(),
-            "SSH_USER": "reproml",
+            "SSH_USER": SSH_USER,
             "SSH_KNOWN_HOSTS": known_host,
         },
         process=process,
