@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 LOCKS_DIR = ".locks"
@@ -213,9 +214,10 @@ def write_cruft_state(project: Path, answers: dict) -> None:
     (project / ".cruft.json").write_text(text, encoding="utf-8")
 
 
-def init_repositories(project: Path, answers: dict) -> None:
-    """git init, dvc init with Hydra, the default remote, dvc add of the raw data, a commit.
-    DVC through its Python API: the CLI would import every command's module first."""
+def init_repositories(project: Path, answers: dict, params_written: Callable[[], None]):
+    """git init, dvc init with Hydra, the default remote, then (once ``params_written``
+    returns: dvc.yaml interpolates params.yaml, which every stage lookup resolves) dvc add of
+    the raw data. DVC through its Python API: the CLI would import every command's module."""
     from dvc.repo import Repo
 
     _run(project, "git", "init", "-q", "-b", "main")
@@ -224,6 +226,7 @@ def init_repositories(project: Path, answers: dict) -> None:
         config["hydra"] = {"enabled": "true"}
         config["core"]["remote"] = REMOTE_NAME
         config["remote"][REMOTE_NAME] = {"url": remote_url(project, answers), "verify": "true"}
+    params_written()
     repo.add(f"data/raw/{answers['dataset']}.csv")
     repo.close()
 
@@ -249,12 +252,18 @@ def finish(project: Path, answers: dict) -> None:
     )
     composer.stdin.write(json.dumps(answers))
     composer.stdin.close()
-    try:
-        init_repositories(project, answers)
-    finally:
+
+    def params_written() -> None:
         said = composer.stdout.read()
         if composer.wait() != 0:
             raise BakeError(f"composing params.yaml failed:\n{said}")
+
+    try:
+        init_repositories(project, answers, params_written)
+    finally:
+        if composer.poll() is None:
+            composer.kill()
+            composer.wait()
     commit_everything(project, answers)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from ..runtime.io import atomic_write_text
 from ..runtime.params import CONF_DIR, PARAMS_FILE, compose
 from .settings import team_module
 
@@ -23,5 +24,4 @@ def write(
         models = team_module("models")
         models.check_hyperparameters(config.model, source=f"{conf_dir}/model")
         models.check_task(config, source=f"{conf_dir}/model")
-    out.write_text(text, encoding="utf-8")
-    return out
+    return atomic_write_text(out, text)
