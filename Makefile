@@ -42,10 +42,11 @@ locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 demo-tables: bootstrap ## Rewrite the shipped demo tables and the project tests' fixture (tests/demo_data.py)
 	UV=$(UV) $(VENV_PYTHON) scripts/update_demo_tables.py
 
-bench: bootstrap ## Bake time, pipeline overhead, the scale run (10^4..10^6 rows), CI caches, model families
+bench: bootstrap ## Bake time, cost against a plain pipeline (demo, 10^4..10^6 rows), sweeps, CI caches, model families
 	UV=$(UV) $(VENV_PYTHON) bench/bake.py
 	UV=$(UV) $(VENV_PYTHON) bench/repro_overhead.py
 	UV=$(UV) $(VENV_PYTHON) bench/scale.py
+	UV=$(UV) $(VENV_PYTHON) bench/sweep.py
 	UV=$(UV) $(VENV_PYTHON) bench/ci_cache.py
 	UV=$(UV) $(VENV_PYTHON) bench/families.py
 

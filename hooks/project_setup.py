@@ -24,7 +24,7 @@ DEMO_TABLES_DIR = ".demo_tables"
 LOCK_FILES = ("uv.lock", "runtime.lock", "requirements.lock")
 # The project name the template's locks were resolved under; replaced by the real slug.
 LOCK_PLACEHOLDER_SLUG = "reproml-lock-placeholder"
-CI_FILES = {"github": ".github", "gitlab": ".gitlab-ci.yml"}
+CI_FILES = {"github": (".github",), "gitlab": (".gitlab-ci.yml", ".gitlab")}
 DEFAULT_REMOTE_URLS = {
     "s3": "s3://{slug}-dvc/store",
     "gcs": "gs://{slug}-dvc/store",
@@ -88,8 +88,8 @@ def remove_unchosen(project: Path, answers: dict) -> None:
     if MODEL_LIBRARIES.get(answers["model"]) != "torch":
         for path in network_files(answers):
             (project / path).unlink()
-    for provider, name in CI_FILES.items():
-        if provider != answers["ci"]:
+    for provider, names in CI_FILES.items():
+        for name in names if provider != answers["ci"] else ():
             path = project / name
             if path.is_dir():
                 shutil.rmtree(path)

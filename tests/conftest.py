@@ -155,6 +155,7 @@ LONGEST_FIRST = (
     "test_model_families.py",
     "test_ci.py",
     "test_registry.py",
+    "test_sweep.py",
     "test_end_to_end.py",
     "test_remotes.py",
     "test_own_data.py",

@@ -60,8 +60,12 @@ RENDERED_FILES = {
     "data/raw/.gitignore",
 }
 CI_FILES = {
-    "github": {".github/workflows/ci.yml", ".github/workflows/field-rebuild.yml"},
-    "gitlab": {".gitlab-ci.yml"},
+    "github": {
+        ".github/workflows/ci.yml",
+        ".github/workflows/field-rebuild.yml",
+        ".github/workflows/sweep.yml",
+    },
+    "gitlab": {".gitlab-ci.yml", ".gitlab/sweep.yml"},
     "none": set(),
 }
 
@@ -350,12 +354,14 @@ WORKFLOW_ROWS = [row for row in ROWS if row["ci"] != "none"]
 MATRIX_OUTPUT = re.compile(
     r'echo "(\w+)=\$\((make --no-print-directory [\w-]+)\)" >> "\$GITHUB_OUTPUT"'
 )
+# GitLab's sweep plan: a child pipeline written by a make target, kept as an artifact.
+CHILD_PIPELINE_OUTPUT = re.compile(r"(make --no-print-directory [\w-]+) > [\w.-]+\.yml")
 # What installs git and make on an image that lacks them (python:*-slim).
 PLATFORM_SETUP = re.compile(r"command -v git make >/dev/null \|\| \{ apt-get .* \}")
-# The jobs that write (each pushes only its rebuild records, a git note), and the one that
-# reads the notes without writing.
-WRITING_JOBS = {"reproduce", "rebuild"}
-NOTES_READERS = {"report"}
+# The jobs that write (each pushes only its rebuild records, a git note, or its sweep
+# point's experiment ref), and the ones that read notes or experiment refs without writing.
+WRITING_JOBS = {"reproduce", "rebuild", "point"}
+NOTES_READERS = {"report", "compare"}
 
 
 def workflows(project: Path) -> dict[str, dict]:
@@ -373,11 +379,13 @@ def ci_commands(project: Path, ci: str) -> list[str]:
             for step in job["steps"]
             if "run" in step
         ]
-    pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
-    commands = list(pipeline["default"]["before_script"])
-    for name, job in pipeline.items():
-        if name not in ("default", "variables"):
-            commands += job.get("script", []) + job.get("after_script", [])
+    commands = []
+    for file in (".gitlab-ci.yml", ".gitlab/sweep.yml"):
+        pipeline = yaml.safe_load((project / file).read_text())
+        commands += pipeline["default"]["before_script"]
+        for name, job in pipeline.items():
+            if name not in ("default", "variables"):
+                commands += job.get("script", []) + job.get("after_script", [])
     return commands
 
 
@@ -390,7 +398,12 @@ def test_ci_runs_only_make_targets_the_end_to_end_tests_run(baked):
     matrix = {
         c: MATRIX_OUTPUT.fullmatch(c).group(2) for c in commands if MATRIX_OUTPUT.fullmatch(c)
     }
-    targets = {command for command in commands if command.startswith("make ")}
+    matrix |= {
+        c: CHILD_PIPELINE_OUTPUT.fullmatch(c).group(1)
+        for c in commands
+        if CHILD_PIPELINE_OUTPUT.fullmatch(c)
+    }
+    targets = {c for c in commands if c.startswith("make ") and c not in matrix}
     targets |= {call.replace(" --no-print-directory", "") for call in matrix.values()}
     platform_setup = {c for c in commands if PLATFORM_SETUP.fullmatch(c)}
     assert set(commands) - targets - platform_setup - set(matrix) == SETUP_COMMANDS - targets

@@ -12,15 +12,18 @@ The jobs' ``UV_CACHE_DIR`` is this machine's warm uv cache, so no job downloads 
 """
 
 import contextlib
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 import servers
+import yaml
 from conftest import UV, bake, project_package, run
 from test_end_to_end import Project, model_override
 from test_registry import change_parameter, commit_all, set_up_signing
+from test_sweep import add_unseeded_noise
 from workflow_runner import run_workflow, step_environment
 
 # 4.74 and later need Node 22 (Set.prototype.union); this machine has Node 20.
@@ -141,9 +144,18 @@ def gitlab_checkout(releases: dict, path: Path, own_origin: bool = False) -> Pro
     return Project(path)
 
 
-def pipeline(releases: dict, checkout: Project, *jobs: str, schedule: bool = False):
-    """gitlab-ci-local in ``checkout``: the push pipeline, or the scheduled one."""
+def pipeline(
+    releases: dict,
+    checkout: Project,
+    *jobs: str,
+    schedule: bool = False,
+    variables: dict | None = None,
+    file: str | None = None,
+):
+    """gitlab-ci-local in ``checkout``: the push pipeline, or the scheduled one (or the
+    pipeline in ``file``, as a child pipeline GitLab would trigger)."""
     variables = {
+        **(variables or {}),
         "DVC_REMOTE_IN_CI": "true",
         "REPROML_SIGNING_KEY": str(releases["key"]),  # a "File" variable: its path
         "UV_CACHE_DIR": releases["env"]["UV_CACHE_DIR"],
@@ -158,6 +170,7 @@ def pipeline(releases: dict, checkout: Project, *jobs: str, schedule: bool = Fal
         "--shell-isolation",
         "--no-color",
         "--concurrency=1",
+        *([f"--file={file}"] if file else []),
         *[f"--variable={key}={value}" for key, value in variables.items()],
         *jobs,
     ]
@@ -272,6 +285,54 @@ def test_gitlab_each_injected_fault_fails_its_job(gitlab, tmp_path, job, fault):
         assert re.search(r"train +MISMATCH", output), output
 
 
+SWEEP = "seed=1,2"
+
+
+def assert_sweep_named_the_failing_point(output: str, name: str) -> None:
+    """Point 1 ran, verified and was compared; point 2 (unseeded noise) failed by name."""
+    assert re.search(rf"{name}-1 \(seed=1\): ran, verified and pushed to origin", output), output
+    assert re.search(rf"the point {name}-2 \(seed=2\) failed: .*MISMATCH", output), output
+    # (gitlab-ci-local puts "<job> > " before each line a job prints)
+    assert re.search(rf"(^|> ){name}-1 +match \(\d+ outputs\)", output, re.M), output
+    assert "1 of 2 points pushed no experiment (their jobs failed: see each job's log): " in output
+    assert f"{name}-2 (seed=2)" in output
+
+
+@pytest.mark.xdist_group("gitlab-ci")
+def test_gitlab_sweep_runs_a_child_pipeline_point_per_job_and_names_the_failing_point(
+    gitlab, tmp_path
+):
+    checkout = gitlab_checkout(gitlab, tmp_path / "checkout", own_origin=True)
+    add_unseeded_noise(checkout.path, "config.seed == 2")
+    commit_fault(checkout, "Noise at seed 2")
+    variables = {"SWEEP": SWEEP, "CI_PIPELINE_ID": "77"}
+    planned = pipeline(gitlab, checkout, variables=variables)
+    output = planned.stdout + planned.stderr
+    assert planned.returncode == 0, output
+    # A sweep pipeline runs the plan and the trigger job, nothing else. gitlab-ci-local
+    # passes a trigger job without running it; the child pipeline it names runs below, from
+    # the plan's artifact (copied back into the checkout), as GitLab would run it.
+    assert set(job_status(output)) == {"sweep:plan", "sweep"}, output
+    child = yaml.safe_load((checkout.path / "sweep-pipeline.yml").read_text())
+    assert [entry["POINT"] for entry in child["sweep:point"]["parallel"]["matrix"]] == [
+        "sweep-77-1",
+        "sweep-77-2",
+    ]
+    ran = pipeline(gitlab, checkout, variables={"CI_PIPELINE_ID": "78"}, file="sweep-pipeline.yml")
+    output = ran.stdout + ran.stderr
+    assert ran.returncode != 0, output
+    statuses = job_status(output)
+    assert statuses.get("sweep:collect") == "FAIL", statuses
+    points = {
+        name: verdict
+        for verdict, name in re.findall(r"^ (PASS|FAIL) +sweep:point: \[([\w-]+),", output, re.M)
+    }
+    assert points == {"sweep-77-1": "PASS", "sweep-77-2": "FAIL"}, output
+    assert_sweep_named_the_failing_point(output, "sweep-77")
+    pushed = run(["git", "ls-remote", "origin", "refs/exps/*"], cwd=checkout.path).stdout
+    assert pushed.count("sweep-77-1") == 1 and "sweep-77-2" not in pushed, pushed
+
+
 # ---- GitHub: each job's steps in a clone made like actions/checkout -----------------------
 
 
@@ -348,3 +409,34 @@ def test_github_field_rebuild_workflow_rebuilds_each_release_in_a_matrix_and_rep
     assert report.passed, report.output
     successes, checked, timed = report_figures(report.output)
     assert successes == checked >= 2 and timed >= 2
+
+
+@pytest.mark.xdist_group("github-ci")
+def test_github_sweep_runs_a_runner_per_point_and_names_the_failing_point(github, tmp_path):
+    origin = tmp_path / "origin.git"  # a copy: the fault's commit stays out of the others' way
+    run(["git", "clone", "-q", "--bare", str(github["origin"]), str(origin)], cwd=tmp_path)
+    work = Project(tmp_path / "work")
+    run(["git", "clone", "-q", str(origin), str(work.path)], cwd=tmp_path)
+    add_unseeded_noise(work.path, "config.seed == 2")
+    commit_all(work, "Noise at seed 2")
+    run(["git", "push", "-q", "origin", "main"], cwd=work.path)
+    path = github["project"].path / ".github" / "workflows" / "sweep.yml"
+    context = {
+        "vars": {"DVC_REMOTE_IN_CI": "true"},
+        "inputs": {"overrides": SWEEP},
+        "github": {"event_name": "workflow_dispatch", "ref_name": "main", "run_id": "42"},
+    }
+    runs = run_workflow(path, origin, tmp_path / "runs", github["env"], context)
+    assert runs["plan"][0].passed, runs["plan"][0].output
+    points = json.loads(runs["plan"][0].outputs["points"])
+    assert points == [
+        {"name": "sweep-42-1", "overrides": "seed=1"},
+        {"name": "sweep-42-2", "overrides": "seed=2"},
+    ]
+    first, second = runs["point"]
+    assert first.passed and not second.passed, first.output
+    compare = runs["compare"][0]
+    assert not compare.passed
+    assert_sweep_named_the_failing_point(first.output + second.output + compare.output, "sweep-42")
+    pushed = run(["git", "ls-remote", str(origin), "refs/exps/*"], cwd=tmp_path).stdout
+    assert "sweep-42-1" in pushed and "sweep-42-2" not in pushed, pushed

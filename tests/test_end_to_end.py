@@ -5,7 +5,6 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +50,10 @@ TARGETS_RUN_END_TO_END = {
     "push-records",
     "signing-key",
     "remote-credentials",
+    # test_ci.py runs the CI sweep; test_sweep.py the local one.
+    "sweep-plan",
+    "sweep-point",
+    "sweep-collect",
 }
 
 # Every demo table once, with every scikit-learn family and every Python among them. The bake
@@ -242,20 +245,6 @@ def test_experiments_compose_overrides_and_the_schema_names_bad_keys(project):
     assert typo.returncode != 0
     assert f"{key}x" in typo.stderr + typo.stdout
     run(["git", "checkout", "--", "."], cwd=project.path)
-
-
-@pytest.mark.xdist_group("workflow")
-def test_queued_sweep_over_model_families(project):
-    project.dvc("exp", "run", "--queue", "-S", "model=logreg,random_forest")
-    project.dvc("queue", "start")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        status = project.dvc("queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(2)
-    assert status.count("Success") == 2, status
-    assert {model_target("logreg"), model_target("random_forest")} <= experiment_models(project)
 
 
 def test_demo_bakes_runs_and_reports(tmp_path):

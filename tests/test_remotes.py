@@ -40,7 +40,7 @@ README_ELSEWHERE = {
     "Bring your own model": "test_model_families.py runs make add-library; test_own_data.py "
     "trains a custom estimator",
     "Change a parameter": "opens $EDITOR; test_end_to_end.py edits conf and recomposes",
-    "Run experiments": "slow sweep; test_end_to_end.py runs exp run and the queue",
+    "Run experiments": "a sweep on two workers; test_sweep.py runs the section",
     "Environment drift": "no commands; test_end_to_end.py drifts the environment",
     "Continuous integration": "no commands; the CI targets run in the tests",
     "Remotes": "no commands",

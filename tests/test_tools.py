@@ -302,7 +302,7 @@ def test_plots_are_byte_identical_in_verifys_rerun_and_drawn_offline(dataset, tm
     roc = next(svg for svg in svgs if "roc" in svg.name).read_text()
     assert all(f">{label}<" in roc for label in classes), classes
 
-    table = project.make("experiments", env={"COLUMNS": "400"}).stdout
+    table = project.make("experiments", env={"COLUMNS": "400", "ALL": "1"}).stdout
     for column in ("accuracy", "roc_auc_macro", "data.name", "model._target_", "seed"):
         assert column in table, table
     for dropped in ("paths.", "per_class.", "config.py", "runtime.lock"):

@@ -410,10 +410,46 @@ EXPERIMENT_COLUMNS_DROPPED = r"^(paths\.|.*\.(py|lock|csv|parquet|ok)$|\.python-
 
 
 def _experiments(args: argparse.Namespace) -> int:
+    from . import experiments, registry
     from .settings import settings
 
-    dropped = settings().get("experiments_drop", EXPERIMENT_COLUMNS_DROPPED)
-    return _run_tool(["dvc", "exp", "show", "--drop", str(dropped), *args.dvc_args])
+    if args.all:
+        dropped = settings().get("experiments_drop", EXPERIMENT_COLUMNS_DROPPED)
+        return _run_tool(["dvc", "exp", "show", "--drop", str(dropped)])
+    print(experiments.compare(registry.repo_root()))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from . import experiments, registry
+
+    root = registry.repo_root()
+    if args.point:  # one CI runner's point: run it here, push it
+        return experiments.run_point(args.point, args.overrides, root)
+    if (args.plan or args.collect) and not args.name:
+        raise ProjectError(
+            "a sweep across CI runners needs NAME=, the same in every job (the points' names "
+            "derive from it). Fix: e.g. NAME=sweep-$CI_PIPELINE_ID."
+        )
+    if args.plan:  # the CI matrix, or GitLab's child pipeline
+        planned = experiments.plan(args.overrides, args.name)
+        if args.gitlab:
+            print(experiments.gitlab_child_pipeline(planned, args.overrides, args.name), end="")
+        else:
+            print(json.dumps(planned))
+        return 0
+    if args.collect:  # the last CI job: pull every point's experiment and compare
+        planned = experiments.plan(args.overrides, args.name)
+        return experiments.collect_pushed(planned, root)
+    jobs = args.jobs or os.cpu_count() or 1
+    return experiments.sweep(args.overrides, jobs, args.name, root)
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    from . import experiments, registry
+
+    experiments.adopt(args.experiment, args.branch, registry.repo_root())
+    return 0
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -583,8 +619,26 @@ COMMANDS = {
     "status": (_status, "fail unless dvc.lock matches the workspace", []),
     "experiments": (
         _experiments,
-        "dvc exp show, the columns to compare",
-        [option("dvc_args", **REMAINDER)],
+        "the experiments compared: verify's result, the parameters that vary, the scores",
+        [option("--all", action="store_true", help="dvc exp show, every column to compare")],
+    ),
+    "sweep": (
+        _sweep,
+        "one verified DVC experiment per point of a Hydra sweep, on local workers",
+        [
+            option("overrides", nargs="*", help="Hydra overrides, e.g. model.C=0.1,1,10"),
+            option("--jobs", type=int, help="workers (default: one per core)"),
+            option("--name", help="the experiments' name prefix"),
+            option("--plan", action="store_true", help="print the points as a CI matrix"),
+            option("--gitlab", action="store_true", help="the plan as a GitLab child pipeline"),
+            option("--point", help="run this one point here and push it (a CI runner)"),
+            option("--collect", action="store_true", help="pull every point and compare"),
+        ],
+    ),
+    "adopt": (
+        _adopt,
+        "an experiment as a commit on a new branch, conf/ saying what it ran with",
+        [option("experiment"), option("branch")],
     ),
     "pull": (_pull, "dvc pull, in this environment", [option("dvc_args", **REMAINDER)]),
     "lint": (_lint, "ruff check and ruff format --check", []),
@@ -615,6 +669,8 @@ NAMED_VALUES = {
     "stage": ("STAGE", "stage", "give a stage name, e.g. STAGE=prod"),
     "release": ("RELEASE", "release", "give a version or release tag, e.g. RELEASE=v1.0.0"),
     "revisions": ("PLOTS_REV", "revision", "name a commit, tag or branch, e.g. PLOTS_REV=main"),
+    "experiment": ("EXP", "experiment", "copy a name from `make experiments`"),
+    "branch": ("BRANCH", "branch", "give a new branch name, e.g. BRANCH=adopt-sweep-1"),
 }
 
 

@@ -1,0 +1,136 @@
+"""Tier 3: sweeps. The baked README's sweep runs every point through the whole pipeline on two
+DVC workers, each verified; `make experiments` compares them; `make adopt` makes one a
+commit that `make rebuild` reproduces. A point that fails at fit, and one whose training is
+not reproducible (real unseeded randomness), are each named with the reason while the others
+run on; a sweep over a key conf/ does not have is refused before anything is queued."""
+
+import os
+import re
+
+import pytest
+import readme
+import yaml
+from conftest import UV, bake
+from test_end_to_end import Project, committed_first_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sweep")]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return committed_first_run(bake(tmp_path_factory.mktemp("sweep")))
+
+
+def shell(project: Project) -> dict:
+    return {**os.environ, **project.env, "UV": UV}
+
+
+def queue_names(project: Project) -> str:
+    return project.dvc("queue", "status").stdout
+
+
+def test_the_readme_sweep_runs_verified_points_compares_them_and_adopts_one(project):
+    blocks = readme.blocks(project.path / "README.md")["Run experiments"]
+    swept = readme.run_block(project.path, blocks[0], shell(project))
+    said = swept.stdout + swept.stderr
+    assert swept.returncode == 0, said
+    for number in range(1, 5):
+        assert re.search(rf"first-{number} \(.*\): ran, and verify's isolated rebuild", said)
+    # The comparison: every point, verify's result, only the parameters that vary, the scores.
+    table = said[said.index("experiment  ") :]
+    header = table.splitlines()[0].split()
+    assert header[:4] == ["experiment", "verify", "seed", "split.test_size"], header
+    assert "accuracy" in header and "model._target_" not in header
+    rows = {line.split()[0]: line for line in table.splitlines()[1:] if line.strip()}
+    assert {f"first-{n}" for n in range(1, 5)} <= set(rows)
+    assert all("match (" in rows[f"first-{n}"] for n in range(1, 5)), table
+    assert re.search(r"first-3\s+match \(\d+ outputs\)\s+2\s+0\.2\s", rows["first-3"])
+
+    adopted = readme.run_block(project.path, blocks[1], shell(project))
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    assert project.git("branch", "--show-current").stdout.strip() == "tuned"
+    experiment = yaml.safe_load((project.path / "conf/experiment/first-3.yaml").read_text())
+    assert experiment == {"seed": 2, "split": {"test_size": 0.2}}, experiment
+    assert "experiment: first-3" in (project.path / "conf/config.yaml").read_text()
+    assert project.git("status", "--porcelain").stdout == ""
+    project.make("check-params")
+    assert project.status_is_clean()
+    # The adopted commit is a commit like any other: it rebuilds its own dvc.lock.
+    rebuilt = project.make("rebuild")
+    assert "matches" in rebuilt.stdout, rebuilt.stdout
+    project.git("switch", "-q", "main")
+    project.dvc("checkout", "--force")
+
+
+def add_unseeded_noise(project_path, condition: str) -> tuple:
+    """Real unseeded randomness in the train stage, only where ``condition`` (Python over
+    ``config``) holds: verify must catch that configuration alone. Returns (file, original)."""
+    train = next(project_path.glob("*/stages/train.py"))
+    original = train.read_text()
+    train.write_text(
+        original.replace(
+            "    model.fit(features, target)",
+            f"    if {condition}:\n"
+            "        import numpy as np\n\n"
+            "        noise = np.random.default_rng().normal(0, 1e-3, features.shape)\n"
+            "        features = features + noise\n"
+            "    model.fit(features, target)",
+        )
+    )
+    assert train.read_text() != original
+    return train, original
+
+
+def test_an_unreproducible_point_is_named_and_the_others_run_verified(project):
+    train, original = add_unseeded_noise(project.path, "config.seed == 4 and config.model['C'] < 1")
+    project.git("commit", "-qam", "Noise in one configuration")
+    try:
+        result = project.make(
+            "sweep", check=False, env={"ARGS": "model.C=0.5,1.0 seed=3,4", "NAME": "faults"}
+        )
+        said = result.stdout + result.stderr
+        assert result.returncode != 0, said
+        for name, point in (("faults-1", "0.5 seed=3"), ("faults-3", "1.0 seed=3")):
+            assert re.search(rf"{name} \(model.C={point}\): ran, and verify", said), said
+        assert re.search(r"faults-4 \(model.C=1.0 seed=4\): ran, and verify", said), said
+        unreproducible = re.search(r"faults-2 \(model.C=0.5 seed=4\): FAILED: (.*)", said)
+        assert unreproducible and "MISMATCH" in unreproducible.group(1), said
+        assert "1 of 4 points failed: faults-2 (model.C=0.5 seed=4)" in result.stderr
+        table = project.make("experiments").stdout
+        row = next(line for line in table.splitlines() if line.startswith("faults-2 "))
+        assert re.match(r"faults-2\s+FAILED\s+0\.5\s+4\s", row), table
+        assert re.search(r"^faults-2 FAILED: .*models/model\.pkl .*MISMATCH", table, re.M), table
+    finally:
+        train.write_text(original)
+        project.git("commit", "-qam", "No noise")
+
+
+def test_a_sweep_with_a_bad_key_or_value_is_refused_before_anything_is_queued(project):
+    before = queue_names(project)
+    for overrides, named in (
+        ("model.Cee=1,2", "model.Cee"),
+        ("model.C=1.0,-1", "model.C"),
+        ("seed=1,,2", "Hydra override syntax"),
+    ):
+        result = project.make("sweep", check=False, env={"ARGS": overrides, "NAME": "bad"})
+        assert result.returncode != 0, result.stdout
+        assert named in result.stderr and "Fix:" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert queue_names(project) == before
+
+
+def test_adopting_a_point_that_changed_the_model_family_selects_it_in_conf(project):
+    project.make("sweep", env={"ARGS": "model=random_forest model.n_estimators=20", "NAME": "rf"})
+    project.make("adopt", env={"EXP": "rf", "BRANCH": "forest"})
+    text = (project.path / "conf/experiment/rf.yaml").read_text()
+    assert "- override /model: random_forest" in text
+    assert yaml.safe_load(text)["model"] == {"n_estimators": 20}
+    params = yaml.safe_load((project.path / "params.yaml").read_text())
+    assert params["model"]["_target_"].endswith("RandomForestClassifier")
+    project.make("check-params")
+    assert project.status_is_clean()
+    refused = project.make("adopt", check=False, env={"EXP": "rf", "BRANCH": "forest"})
+    assert refused.returncode != 0 and "exists already" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    project.git("switch", "-q", "main")
+    project.dvc("checkout", "--force")

@@ -1,0 +1,710 @@
+# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
+"""``make sweep``: one DVC experiment per point of a Hydra sweep, queued and run on local
+workers, each through the whole pipeline (verify included); ``make experiments``: the runs
+compared (scores, verify's result, the parameters that vary).
+
+The points are expanded by DVC's own Hydra sweeper (what ``dvc exp run --queue -S`` does), so
+a sweep means here exactly what it means to DVC; the queue and its workers are DVC's (celery).
+What this adds: every point is checked against conf/ and the schema before anything runs, each
+point is named with its overrides, a failed or non-reproducible one is reported with the
+reason its log gives, and it never stops the others.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..runtime.errors import ConfigError, ProjectError
+from ..runtime.proc import dvc_command, run
+from .git import git_environment, git_show
+
+PARAMS_FILE = "params.yaml"
+# How often the queue is read while the points run, in seconds.
+POLL_SECONDS = 2.0
+# Polls a point may be missing from the queue (between its states) before it counts as lost.
+LOST_POLLS = 5
+# A name a sweep gives its points: <prefix>-<n>; DVC refuses names git refs cannot hold.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$")
+
+
+class SweepError(ProjectError):
+    """A sweep could not be queued or run (as opposed to: a point ran and failed)."""
+
+
+@dataclass
+class Point:
+    """One run of a sweep: its experiment name, its overrides and, once run, how it went."""
+
+    name: str
+    overrides: list[str]
+    state: str = "queued"
+    reason: str = ""
+    revision: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """The points of a sweep, in DVC's order (``dvc exp run --queue -S`` names them
+    ``<name>-1``, ``<name>-2``, ... in this order)."""
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.hydra import get_hydra_sweeps
+    from hydra.errors import HydraException
+
+    if not overrides:
+        raise ConfigError(
+            "the sweep has no overrides. Fix: give Hydra's sweep syntax, e.g. "
+            'make sweep ARGS="model.C=0.1,1,10 split.test_size=0.2,0.3".'
+        )
+    try:
+        sweeps = get_hydra_sweeps({PARAMS_FILE: list(overrides)})
+    except (HydraException, InvalidArgumentError) as error:
+        raise ConfigError(
+            f"the sweep {' '.join(overrides)!r} is not Hydra override syntax: {error}. Fix: "
+            "key=value, key=a,b,c for a sweep, or key=range(1,4); quote the whole ARGS."
+        ) from None
+    return [sweep[PARAMS_FILE] for sweep in sweeps]
+
+
+def check_points(points: list[list[str]], conf_dir: str = "conf") -> None:
+    """Compose every point, check it against the team's schema and build its model (keys and
+    values against the estimator's own constraints) before anything is queued: a key that
+    does not exist would otherwise fail every point, after minutes, one by one."""
+    import yaml
+
+    from ..runtime.params import compose
+    from .settings import team_module
+
+    config, models = team_module("config"), team_module("models")
+    for overrides in points:
+        where = f"the sweep point {' '.join(overrides)!r}"
+        try:
+            text = compose(conf_dir, overrides)
+        except ProjectError:
+            raise
+        except Exception as error:  # Hydra names the key it cannot place
+            raise ConfigError(
+                f"{where} does not compose with {conf_dir}/: {error}. Fix: use a key that "
+                f"conf/ has (params.yaml lists them), or +key=value to add one."
+            ) from None
+        try:
+            models.build(config.validate(yaml.safe_load(text), source=where), source=where)
+        except ProjectError as error:
+            fix = "" if "Fix:" in str(error) else " Fix: change that value in ARGS."
+            raise ConfigError(f"{error}{fix}") from None
+
+
+def sweep_prefix(name: str | None) -> str:
+    prefix = name or datetime.now().strftime("sweep-%m%d-%H%M%S")
+    if not NAME_PATTERN.match(prefix):
+        raise ConfigError(
+            f"NAME={prefix!r} cannot name experiments. Fix: letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit."
+        )
+    return prefix
+
+
+def point_names(prefix: str, count: int) -> list[str]:
+    """DVC names a sweep's points <prefix>-<n>, and a single point <prefix>."""
+    return [prefix] if count == 1 else [f"{prefix}-{index + 1}" for index in range(count)]
+
+
+def tool_environment(root: Path) -> dict[str, str]:
+    """This interpreter's bin directory first on PATH (DVC's workers run the stages with it),
+    and a git identity if none is configured (DVC commits each experiment)."""
+    env = git_environment(root)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def queue(points: list[list[str]], overrides: list[str], prefix: str, root: Path) -> list[Point]:
+    """Queue the sweep with DVC (``dvc exp run --queue --name``): one experiment per point."""
+    names = point_names(prefix, len(points))
+    taken = existing_names(root) & set(names)
+    if taken:
+        raise SweepError(
+            f"experiments named {', '.join(sorted(taken))} exist already. Fix: pick another "
+            "NAME=, or remove them (dvc exp remove <name>; dvc queue remove <name>)."
+        )
+    command = dvc_command("exp", "run", "--queue", "--name", prefix)
+    for override in overrides:
+        command += ["-S", override]
+    result = run(command, cwd=root, env=tool_environment(root))
+    if result.returncode != 0:
+        raise SweepError(f"`dvc exp run --queue` refused the sweep:\n{result.stderr.strip()}")
+    return [Point(name, point) for name, point in zip(names, points, strict=True)]
+
+
+def existing_names(root: Path) -> set[str]:
+    """Names already taken by experiments or queue entries."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        queue = repo.experiments.celery_queue
+        names = {entry.name for entry in queue.iter_queued()}
+        names |= {entry.name for entry in queue.iter_active()}
+        names |= {done.entry.name for done in queue.iter_done()}
+    shown = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=root)
+    names |= {ref.rsplit("/", 1)[-1] for ref in shown.stdout.split()}
+    return {name for name in names if name}
+
+
+def run_points(points: list[Point], jobs: int, root: Path, out=sys.stdout) -> None:
+    """Start ``jobs`` DVC workers and wait until every point has run, saying as each ends."""
+    started = run(
+        dvc_command("queue", "start", "-j", str(jobs)), cwd=root, env=tool_environment(root)
+    )
+    if started.returncode != 0:
+        raise SweepError(f"`dvc queue start` failed:\n{started.stderr.strip()}")
+    from dvc.repo import Repo
+
+    waiting = {point.name: point for point in points}
+    lost_polls = 0
+    with Repo(str(root)) as repo:
+        queue = repo.experiments.celery_queue
+        while waiting:
+            in_flight = {entry.name for entry in queue.iter_queued()}
+            in_flight |= {entry.name for entry in queue.iter_active()}
+            done_now = list(queue.iter_done())
+            seen = in_flight | {done.entry.name for done in done_now}
+            lost_polls = lost_polls + 1 if set(waiting) - seen else 0
+            if lost_polls > LOST_POLLS:
+                raise SweepError(
+                    f"{', '.join(sorted(set(waiting) - seen))} left DVC's queue without a "
+                    "result (removed or killed?). Fix: `dvc queue status` shows the queue; "
+                    "run the sweep again under another NAME=."
+                )
+            for done in done_now:
+                point = waiting.pop(done.entry.name, None)
+                if point is None:
+                    continue
+                result = done.result
+                if result is not None and result.exp_hash and result.ref_info:
+                    point.state = "verified"
+                    point.revision = repo.scm.get_ref(str(result.ref_info)) or ""
+                else:
+                    point.state = "failed"
+                    point.reason = failure_reason(point.name, root)
+                print(f"  {point.name} ({' '.join(point.overrides)}): {describe(point)}", file=out)
+            if waiting:
+                time.sleep(POLL_SECONDS)
+
+
+def failure_reason(name: str, root: Path) -> str:
+    """Why a point failed, from its log: the stage's own error lines (they name the key or
+    the output and the fix), else DVC's."""
+    said = run(dvc_command("queue", "logs", name), cwd=root).stdout
+    return reason_in(said) or f"no log (see `dvc queue logs {name}`)"
+
+
+def reason_in(log: str) -> str:
+    """The lines of a failed run's log that say why: the stage's own error and the first
+    outputs verify found different, else DVC's error, else the last line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("error:")]
+    dvcs = [line for line in lines if line.startswith("ERROR:")]
+    mismatched = [line for line in lines if "MISMATCH" in line]
+    picked = (ours[-1:] + mismatched[:3]) or dvcs[-1:] or lines[-1:]
+    return " | ".join(picked)
+
+
+def describe(point: Point) -> str:
+    if point.state == "verified":
+        return "ran, and verify's isolated rebuild matches"
+    return f"FAILED: {point.reason}"
+
+
+def sweep(overrides: list[str], jobs: int, name: str | None, root: Path, out=sys.stdout) -> int:
+    """``make sweep``: queue, run and report; 1 if any point failed (after all have run)."""
+    points = expand(overrides)
+    check_points(points)
+    prefix = sweep_prefix(name)
+    queued = queue(points, overrides, prefix, root)
+    print(f"queued {len(queued)} experiments ({prefix}), running on {jobs} workers:", file=out)
+    try:
+        run_points(queued, jobs, root, out=out)
+    except KeyboardInterrupt:
+        print(
+            "stopped waiting; the points still run in the background: `dvc queue status`, "
+            "`dvc queue kill <name>`, then `make experiments`.",
+            file=sys.stderr,
+        )
+        return 130
+    failed = [point for point in queued if point.state != "verified"]
+    print(file=out)
+    print(compare(root, only=[point.name for point in queued]), file=out)
+    if failed:
+        print(
+            f"error: {len(failed)} of {len(queued)} points failed: "
+            + "; ".join(f"{point.name} ({' '.join(point.overrides)})" for point in failed)
+            + ". Their logs: `dvc queue logs <name>`.",
+            file=sys.stderr,
+        )
+        return 1
+    print("every point ran and verified. Keep one: make adopt EXP=<name> BRANCH=<branch>", file=out)
+    return 0
+
+
+# ---- comparing experiments -------------------------------------------------------------
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values."""
+    if isinstance(tree, dict):
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tree}
+
+
+@dataclass
+class Row:
+    name: str
+    state: str
+    revision: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    verify: str = ""
+
+
+def collect(root: Path) -> list[Row]:
+    """The baseline and its experiments, from ``dvc exp show --json`` (queued, running and
+    failed ones included)."""
+    shown = run(dvc_command("exp", "show", "--json"), cwd=root, env=tool_environment(root))
+    if shown.returncode != 0:
+        raise SweepError(f"`dvc exp show` failed:\n{shown.stderr.strip()}")
+    rows = []
+    for baseline in json.loads(shown.stdout or "[]"):
+        if baseline.get("rev") == "workspace":
+            continue
+        rows.append(_row(baseline, baseline.get("name") or baseline["rev"][:7], "baseline"))
+        for experiment in baseline.get("experiments") or []:
+            revision = (experiment.get("revs") or [{}])[0]
+            state = (experiment.get("executor") or {}).get("state") or "success"
+            name = experiment.get("name") or revision.get("name") or revision.get("rev", "")[:7]
+            rows.append(_row(revision, name, state))
+    return rows
+
+
+def _row(revision: dict, name: str, state: str) -> Row:
+    data = revision.get("data") or {}
+    params = (data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {}
+    metrics: dict[str, Any] = {}
+    for found in (data.get("metrics") or {}).values():
+        metrics.update(flatten(found.get("data") or {}))
+    return Row(name, state, revision.get("rev", ""), flatten(params), metrics)
+
+
+def verify_result(row: Row, root: Path) -> str:
+    """What verify said about a run (its report at the run's commit), or that it failed."""
+    if row.state == "failed":
+        return "FAILED"
+    if row.state in ("queued", "running"):
+        return row.state
+    report_path = row.params.get("paths.verify_report", "reports/verify.json")
+    text = git_show(root, row.revision, report_path) if row.revision else None
+    if not text:
+        return "no report"
+    report = json.loads(text)
+    checks = report.get("checks") or []
+    if report.get("result") == "match":
+        return f"match ({len(checks)} outputs)"
+    return "MISMATCH: " + ", ".join(c["artifact"] for c in checks if c.get("result") != "match")
+
+
+def compare(root: Path, only: list[str] | None = None) -> str:
+    """A table of the runs: name, verify's result, every parameter that varies among them
+    (paths excluded) and every scalar score."""
+    rows = collect(root)
+    if only is not None:
+        rows = [row for row in rows if row.state == "baseline" or row.name in only]
+    runs = [row for row in rows if row.state != "baseline"]
+    if not runs:
+        return "no experiments of this commit yet: `make sweep ARGS=...` runs some."
+    for row in rows:
+        row.verify = verify_result(row, root)
+    keys = sorted({key for row in rows for key in row.params if not key.startswith("paths.")})
+    varying = [key for key in keys if len({repr(row.params.get(key)) for row in rows}) > 1]
+    scores = sorted(
+        {
+            key
+            for row in rows
+            for key, value in row.metrics.items()
+            if isinstance(value, int | float) and not key.startswith("per_class.")
+        }
+    )
+    header = ["experiment", "verify", *varying, *scores]
+    table = [header] + [
+        [
+            row.name,
+            row.verify,
+            *(_cell(row.params.get(key)) for key in varying),
+            *(_cell(row.metrics.get(key)) for key in scores),
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[column]) for line in table) for column in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    for row in rows:  # why each failed run failed, from its log, under the table
+        if row.state == "failed":
+            lines.append(f"{row.name} FAILED: {failure_reason(row.name, root)}")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# ---- adopting one ----------------------------------------------------------------------
+
+EXPERIMENT_GROUP = "experiment"
+# The defaults entry in conf/config.yaml that selects an adopted experiment's file.
+EXPERIMENT_ENTRY = re.compile(rf"^(\s*-\s*{EXPERIMENT_GROUP}:\s*)(\S+)\s*$", re.MULTILINE)
+SELF_ENTRY = re.compile(r"^(\s*)-\s*_self_\s*$", re.MULTILINE)
+
+
+def find_experiment(name: str, root: Path) -> str:
+    """The commit of the experiment ``name`` (its ref under refs/exps/)."""
+    if not NAME_PATTERN.match(name or ""):
+        raise ConfigError(
+            f"EXP={name!r} is not an experiment name. Fix: copy one from `make experiments`."
+        )
+    listed = run(
+        ["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/"], cwd=root
+    ).stdout.split("\n")
+    found = {
+        line.split()[1] for line in listed if line.strip() and line.split()[0].endswith(f"/{name}")
+    }
+    if len(found) != 1:
+        problem = "no experiment has that name" if not found else "several experiments do"
+        raise ConfigError(
+            f"EXP={name!r}: {problem} here. Fix: pick one from `make experiments` (a failed "
+            "point has no results to adopt), or `dvc exp pull origin <name>` first."
+        )
+    return found.pop()
+
+
+def groups(conf_dir: Path) -> dict[str, list[str]]:
+    """conf/'s config groups (folders of YAML files) and their options; not the experiment
+    group, which is what adopting writes."""
+    return {
+        folder.name: sorted(path.stem for path in folder.glob("*.yaml"))
+        for folder in sorted(conf_dir.iterdir())
+        if folder.is_dir() and folder.name != EXPERIMENT_GROUP and any(folder.glob("*.yaml"))
+    }
+
+
+def _composed(conf_dir: Path, overrides: list[str]) -> dict:
+    import yaml
+
+    from ..runtime.params import compose
+
+    try:
+        return yaml.safe_load(compose(conf_dir, overrides))
+    except ProjectError:
+        raise
+    except Exception as error:  # Hydra's composition errors name the file or key
+        raise ConfigError(
+            f"{conf_dir}/ does not compose with {' '.join(overrides) or 'no overrides'}: "
+            f"{error}. Fix: correct conf/ (`make params` shows the same error)."
+        ) from None
+
+
+def _delta(composed: Any, target: Any, where: str) -> Any:
+    """The values of ``target`` that differ from ``composed``, as a tree to merge on top."""
+    if isinstance(composed, dict) and isinstance(target, dict):
+        extra = sorted(set(composed) - set(target), key=str)
+        if extra:
+            raise ConfigError(
+                f"the experiment has no {where}{extra[0]}, which conf/ composes to: adopting "
+                "it would need a key deleted. Fix: edit conf/ by hand to match its params.yaml "
+                "(`git show <experiment>:params.yaml`)."
+            )
+        changed = {}
+        for key, value in target.items():
+            if key not in composed:
+                changed[key] = value
+                continue
+            sub = _delta(composed[key], value, f"{where}{key}.")
+            if sub is not _SAME:
+                changed[key] = sub
+        return changed or _SAME
+    return _SAME if composed == target and type(composed) is type(target) else target
+
+
+_SAME = object()
+
+
+def derive(conf_dir: Path, target: dict) -> tuple[dict[str, str], dict]:
+    """What conf/ (selecting no experiment) needs to compose to ``target``: a choice per group
+    that changed (the option closest to it) and the values that still differ."""
+    from ..runtime.params import differences
+
+    base = _composed(conf_dir, [])
+    choices: dict[str, str] = {}
+    for group, options in groups(conf_dir).items():
+        if base.get(group) == target.get(group):
+            continue
+        scored = []
+        for option in options:
+            try:
+                candidate = _composed(conf_dir, [f"{group}={option}"])
+            except ProjectError:
+                continue  # an option that does not fit this data (no class for its task)
+            scored.append((len(differences(candidate.get(group), target.get(group))), option))
+        if scored:
+            best = min(scored)[1]
+            if _composed(conf_dir, [f"{group}={best}"]) != base:
+                choices[group] = best
+    overrides = [f"{g}={o}" for g, o in choices.items()]
+    values = _delta(_composed(conf_dir, overrides), target, "")
+    return choices, ({} if values is _SAME else values)
+
+
+def experiment_file_text(name: str, choices: dict[str, str], values: dict) -> str:
+    import yaml
+
+    lines = [
+        "# @package _global_",
+        f"# Adopted from the DVC experiment {name} (`make adopt`): conf/config.yaml selects",
+        "# this file, so `make params` composes exactly the params.yaml the experiment ran with.",
+    ]
+    if choices:
+        lines.append("defaults:")
+        lines += [f"  - override /{group}: {option}" for group, option in choices.items()]
+    text = "\n".join(lines) + "\n"
+    if values:
+        text += yaml.safe_dump(values, sort_keys=False, default_flow_style=False)
+    return text
+
+
+def select_experiment(config_text: str, name: str) -> str:
+    """conf/config.yaml with its defaults selecting ``experiment: name`` (after _self_, so
+    the experiment's values win)."""
+    if EXPERIMENT_ENTRY.search(config_text):
+        return EXPERIMENT_ENTRY.sub(lambda m: f"{m.group(1)}{name}", config_text, count=1)
+    found = SELF_ENTRY.search(config_text)
+    if not found:
+        raise ConfigError(
+            "conf/config.yaml: its defaults list has no `- _self_` entry to put the experiment "
+            f"after. Fix: add `- _self_` and then `- {EXPERIMENT_GROUP}: null` to it."
+        )
+    entry = f"\n{found.group(1)}- {EXPERIMENT_GROUP}: {name}"
+    return config_text[: found.end()] + entry + config_text[found.end() :]
+
+
+def _settings(values: dict[str, Any]) -> list[str]:
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def outputs_locked(root: Path) -> dict[str, str]:
+    """Every output's hash in dvc.lock, by path."""
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+    return {
+        out["path"]: out.get("md5") or out.get("hash", "")
+        for stage in (lock.get("stages") or {}).values()
+        for out in stage.get("outs") or []
+    }
+
+
+def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
+    """``make adopt``: a branch whose commit is the experiment's results with conf/ saying
+    what it ran with (conf/experiment/<name>.yaml), so the params check, ``make rebuild`` and
+    ``make release`` treat it as any other commit. Nothing retrains."""
+    import yaml
+
+    from ..runtime.params import CONF_DIR, compose
+    from .git import git
+
+    revision = find_experiment(name, root)
+    if git(root, "check-ref-format", "--branch", branch or "-").returncode != 0 or (
+        branch or "-"
+    ).startswith("-"):
+        raise ConfigError(f"BRANCH={branch!r} is not a branch name. Fix: e.g. BRANCH=adopt-{name}.")
+    if git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}").returncode == 0:
+        raise ConfigError(f"BRANCH={branch!r} exists already. Fix: pick another name.")
+    if git(root, "status", "--porcelain").stdout.strip():
+        raise ConfigError(
+            "the workspace has uncommitted changes, which switching branches could lose. "
+            "Fix: commit or stash them (`git status` lists them), then adopt."
+        )
+    target_text = git_show(root, revision, PARAMS_FILE) or ""
+    target = yaml.safe_load(target_text) or {}
+    on_branch = git(root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
+    back = ["switch", "-q", on_branch] if on_branch else ["switch", "-q", "--detach"]
+    back += [] if on_branch else [git(root, "rev-parse", "HEAD").stdout.strip()]
+    conf_dir = root / CONF_DIR
+    config_path = conf_dir / "config.yaml"
+    file_path = conf_dir / EXPERIMENT_GROUP / f"{name}.yaml"
+    switched = git(root, "switch", "-q", "-c", branch, revision)
+    if switched.returncode != 0:
+        raise SweepError(f"`git switch -c {branch}` failed:\n{switched.stderr.strip()}")
+    try:
+        config_path.write_text(
+            select_experiment(config_path.read_text(encoding="utf-8"), "null"), encoding="utf-8"
+        )
+        choices, values = derive(conf_dir, target)
+        file_path.parent.mkdir(exist_ok=True)
+        file_path.write_text(experiment_file_text(name, choices, values), encoding="utf-8")
+        config_path.write_text(
+            select_experiment(config_path.read_text(encoding="utf-8"), name), encoding="utf-8"
+        )
+        if compose(conf_dir) != target_text:
+            raise SweepError(
+                f"conf/ with {file_path.relative_to(root)} does not compose to the params.yaml "
+                f"experiment {name} ran with. Fix: edit conf/ by hand to match "
+                f"`git show {revision[:12]}:params.yaml`."
+            )
+        locked = outputs_locked(root)
+        # A point run on a CI runner pushed no outputs: repro rebuilds what the cache lacks,
+        # and the lock must come out the same (only the params stage's conf/ hash moves).
+        for step in (("checkout", "--quiet", "--allow-missing"), ("repro", "--quiet")):
+            done = run(dvc_command(*step), cwd=root, env=tool_environment(root))
+            if done.returncode != 0:
+                said = (done.stderr or done.stdout).strip()
+                raise SweepError(f"`dvc {' '.join(step)}` failed on the adopted commit:\n{said}")
+        if outputs_locked(root) != locked:
+            raise SweepError(
+                f"experiment {name}'s outputs, rebuilt here, differ from the ones it recorded "
+                "(its dvc.lock): it does not reproduce on this machine. Nothing was adopted."
+            )
+        git(root, "add", "-A")
+        summary = ", ".join(
+            [*(f"{g}={o}" for g, o in choices.items()), *_settings(flatten(values))]
+        )
+        committed = git(root, "commit", "-q", "-m", f"Adopt experiment {name}: {summary}")
+        if committed.returncode != 0:
+            raise SweepError(f"`git commit` failed:\n{committed.stderr.strip()}")
+    except BaseException:
+        file_path.unlink(missing_ok=True)
+        git(root, "reset", "-q", "--hard")
+        git(root, *back)
+        git(root, "branch", "-q", "-D", branch)
+        run(dvc_command("checkout", "--quiet"), cwd=root, env=tool_environment(root))
+        raise
+    shown = summary or "no changes"
+    print(f"on branch {branch}: experiment {name} as a commit ({shown}).", file=out)
+    print(
+        f"conf/config.yaml selects {file_path.relative_to(root)}; nothing retrained. Next: "
+        f"`make rebuild`, then merge {branch} (or `make release`).",
+        file=out,
+    )
+    return branch
+
+
+# ---- across CI runners -----------------------------------------------------------------
+# One runner per point: a first job plans the points (`plan`), each runner runs its own
+# in its workspace and pushes the experiment to origin (git refs and the DVC remote), and a
+# last job pulls them all and compares (`collect`). A point with nothing pushed failed.
+
+
+def plan(overrides: list[str], name: str | None) -> list[dict[str, str]]:
+    """The points as a CI matrix: ``[{"name": ..., "overrides": ...}]``, checked first."""
+    points = expand(overrides)
+    check_points(points)
+    prefix = sweep_prefix(name)
+    names = point_names(prefix, len(points))
+    return [
+        {"name": point_name, "overrides": " ".join(point)}
+        for point_name, point in zip(names, points, strict=True)
+    ]
+
+
+def gitlab_child_pipeline(planned: list[dict[str, str]], overrides: list[str], name: str) -> str:
+    """GitLab's child pipeline for the plan: .gitlab/sweep.yml's jobs, with one sweep:point
+    job per point (``parallel: matrix``). The values are YAML data, never shell text."""
+    import yaml
+
+    pipeline = {
+        "include": [{"local": ".gitlab/sweep.yml"}],
+        "variables": {"NAME": name, "ARGS": " ".join(overrides)},
+        "sweep:point": {
+            "extends": ".sweep-point",
+            "parallel": {
+                "matrix": [
+                    {"POINT": point["name"], "ARGS": point["overrides"]} for point in planned
+                ]
+            },
+        },
+    }
+    header = f"# Written by `make sweep-plan GITLAB=1` for {name}: one job per point.\n"
+    return header + yaml.safe_dump(pipeline, sort_keys=False)
+
+
+def run_point(name: str, overrides: list[str], root: Path, remote: str = "origin") -> int:
+    """Run one point in this workspace (the whole pipeline, verify included) as the
+    experiment ``name``, then push its commit to ``remote`` (params, scores and verify's
+    report are in git; the model stays on the runner: `make adopt` rebuilds it, which
+    proves it once more). 1, naming the point and the cause, if it fails; nothing is pushed
+    then."""
+    if not NAME_PATTERN.match(name or ""):
+        raise ConfigError(f"POINT={name!r} is not an experiment name. Fix: take it from the plan.")
+    check_points([overrides])
+    command = dvc_command("exp", "run", "--name", name)
+    for override in overrides:
+        command += ["-S", override]
+    ran = run(command, cwd=root, env=tool_environment(root), stream=True)
+    if ran.returncode != 0:
+        reason = reason_in(ran.stdout) or "no output"
+        print(f"error: the point {name} ({' '.join(overrides)}) failed: {reason}", file=sys.stderr)
+        return 1
+    # Git refs only: CI's DVC credentials can only read (README, "Keys and credentials").
+    pushed = run(
+        dvc_command("exp", "push", "--no-cache", remote, name),
+        cwd=root,
+        env=tool_environment(root),
+    )
+    if pushed.returncode != 0:
+        raise SweepError(
+            f"the point {name} ran and verified, but `dvc exp push --no-cache {remote} {name}` "
+            "failed:\n"
+            f"{(pushed.stderr or pushed.stdout).strip()}"
+        )
+    print(f"{name} ({' '.join(overrides)}): ran, verified and pushed to {remote}")
+    return 0
+
+
+def collect_pushed(planned: list[dict[str, str]], root: Path, remote: str = "origin") -> int:
+    """Pull every planned point's experiment from ``remote`` and compare them; 1, naming
+    them, if any point pushed nothing (its job failed or never ran)."""
+    names = [point["name"] for point in planned]
+    listed = run(dvc_command("exp", "list", remote, "--all-commits", "--name-only"), cwd=root)
+    available = set(listed.stdout.split())
+    missing = [point for point in planned if point["name"] not in available]
+    present = [name for name in names if name in available]
+    if present:
+        pulled = run(
+            dvc_command("exp", "pull", "--no-cache", remote, *present),
+            cwd=root,
+            env=tool_environment(root),
+        )
+        if pulled.returncode != 0:
+            raise SweepError(
+                f"`dvc exp pull {remote}` failed:\n{(pulled.stderr or pulled.stdout).strip()}"
+            )
+    print(compare(root, only=present))
+    if missing:
+        print(
+            f"error: {len(missing)} of {len(planned)} points pushed no experiment (their jobs "
+            "failed: see each job's log): "
+            + "; ".join(f"{point['name']} ({point['overrides']})" for point in missing),
+            file=sys.stderr,
+        )
+        return 1
+    print(f"all {len(planned)} points ran, verified and were pushed")
+    return 0
