@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from pyarrow import csv as arrow_csv
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -37,8 +38,12 @@ def estimator(model: dict, seed: int):
     return cls(**kwargs)
 
 
-def pipeline(params: dict) -> Pipeline:
+def pipeline(params: dict, textual: set[str]) -> Pipeline:
+    """``textual``: the boolean columns pyarrow read as text ("yes"/"no"), encoded with the
+    categorical ones, as a user would."""
     features, options = params["data"]["features"], params["preprocess"]
+    booleans = [c for c in features.get("boolean") or [] if c not in textual]
+    categories = (features.get("categorical") or []) + sorted(textual)
     numeric = [("impute", SimpleImputer(strategy=options["numeric_impute"]))]
     if options["scale_numeric"]:
         numeric.append(("scale", StandardScaler()))
@@ -49,11 +54,11 @@ def pipeline(params: dict) -> Pipeline:
     categorical = [("impute", SimpleImputer(strategy="constant", fill_value="missing"))]
     columns = [
         ("numeric", Pipeline(numeric), features.get("numeric") or []),
-        ("boolean", SimpleImputer(strategy="most_frequent"), features.get("boolean") or []),
+        ("boolean", SimpleImputer(strategy="most_frequent"), booleans),
         (
             "categorical",
             Pipeline([*categorical, ("encode", encoder)]),
-            features.get("categorical") or [],
+            categories,
         ),
     ]
     preprocess = ColumnTransformer([c for c in columns if c[2]], sparse_threshold=0.0)
@@ -89,8 +94,13 @@ def main(argv: list[str]) -> int:
 
     # train
     train = pq.read_table(out / "train.parquet").to_pandas()
+    textual = {
+        c
+        for c in data["features"].get("boolean") or []
+        if not (is_bool_dtype(train[c]) or is_numeric_dtype(train[c]))
+    }
     for _ in range(args.trains):
-        model = pipeline(params).fit(train.drop(columns=[target]), train[target])
+        model = pipeline(params, textual).fit(train.drop(columns=[target]), train[target])
     (out / "model.pkl").write_bytes(pickle.dumps(model))
 
     # evaluate

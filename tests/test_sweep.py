@@ -134,3 +134,27 @@ def test_adopting_a_point_that_changed_the_model_family_selects_it_in_conf(proje
     assert "Traceback" not in refused.stderr
     project.git("switch", "-q", "main")
     project.dvc("checkout", "--force")
+
+
+def test_an_experiment_ref_that_brings_code_is_refused_and_nothing_runs(project):
+    """Anyone who can push can push refs/exps/: adopting one that changes code (here a train
+    stage that would write a file when it runs) is refused before anything runs."""
+    train = next(project.path.glob("*/stages/train.py"))
+    original = train.read_text()
+    marker = project.path.parent / "ran"
+    train.write_text(f"open({str(marker)!r}, 'w').close()\n" + original)
+    params = project.path / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 42", "seed: 43"))
+    project.git("add", "-A")
+    tree = project.git("write-tree").stdout.strip()
+    head = project.git("rev-parse", "HEAD").stdout.strip()
+    forged = project.git("commit-tree", tree, "-p", head, "-m", "forged").stdout.strip()
+    project.git("reset", "-q", "--hard", "HEAD")
+    project.git("update-ref", f"refs/exps/{head[:2]}/{head[2:]}/forged", forged)
+    refused = project.make("adopt", check=False, env={"EXP": "forged", "BRANCH": "forged"})
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "changes more than results" in said, said
+    assert str(train.relative_to(project.path)) in said and "Traceback" not in said
+    assert not marker.exists()
+    assert project.git("branch", "--list", "forged").stdout == ""
+    assert project.git("status", "--porcelain").stdout == ""

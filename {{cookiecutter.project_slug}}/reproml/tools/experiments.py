@@ -506,6 +506,43 @@ def select_experiment(config_text: str, name: str) -> str:
     return config_text[: found.end()] + entry + config_text[found.end() :]
 
 
+def only_results(name: str, revision: str, root: Path) -> None:
+    """Refuse an experiment whose commit brings anything but results: its baseline must be
+    in this branch's history, and it may change only params.yaml, dvc.lock and the outputs
+    dvc.lock declares. Adopting runs the pipeline (the params stage, or a rebuild of a CI
+    point's outputs), and an experiment ref pulled from origin is anyone's who can push:
+    this way only code already on the branch runs."""
+    from .git import git, show_yaml
+
+    baseline = git(root, "rev-parse", "--verify", "--quiet", f"{revision}^").stdout.strip()
+    if not baseline or git(root, "merge-base", "--is-ancestor", baseline, "HEAD").returncode:
+        raise ConfigError(
+            f"experiment {name} was not run on this branch's history (its baseline "
+            f"{baseline[:12] or '?'} is not an ancestor of HEAD). Fix: switch to the branch it "
+            "was run from, or run the point again here."
+        )
+    lock = show_yaml(root, baseline, "dvc.lock") or {}  # the baseline's word, not the ref's
+    declared = {
+        out["path"].rstrip("/")
+        for stage in (lock.get("stages") or {}).values()
+        for out in stage.get("outs") or []
+    }
+    changed = git(root, "diff", "--name-only", "--no-renames", baseline, revision).stdout.split()
+    others = [
+        path
+        for path in changed
+        if path not in (PARAMS_FILE, "dvc.lock")
+        and not any(path == out or path.startswith(f"{out}/") for out in declared)
+    ]
+    if others:
+        raise ConfigError(
+            f"experiment {name} changes more than results: {', '.join(others[:5])}. An "
+            "experiment only sets parameters; adopting would run code nobody reviewed. "
+            "Fix: adopt an experiment made by `make sweep` or `dvc exp run` here, or review "
+            f"that change as a branch (`git diff {baseline[:12]} {revision[:12]}`)."
+        )
+
+
 def _settings(values: dict[str, Any]) -> list[str]:
     return [f"{key}={value}" for key, value in values.items()]
 
@@ -543,6 +580,7 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
             "the workspace has uncommitted changes, which switching branches could lose. "
             "Fix: commit or stash them (`git status` lists them), then adopt."
         )
+    only_results(name, revision, root)
     target_text = git_show(root, revision, PARAMS_FILE) or ""
     target = yaml.safe_load(target_text) or {}
     on_branch = git(root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
