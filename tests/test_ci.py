@@ -424,19 +424,26 @@ def test_github_sweep_runs_a_runner_per_point_and_names_the_failing_point(github
     context = {
         "vars": {"DVC_REMOTE_IN_CI": "true"},
         "inputs": {"overrides": SWEEP},
-        "github": {"event_name": "workflow_dispatch", "ref_name": "main", "run_id": "42"},
+        "github": {
+            "event_name": "workflow_dispatch",
+            "ref_name": "main",
+            "run_id": "42",
+            "run_attempt": "1",
+        },
     }
     runs = run_workflow(path, origin, tmp_path / "runs", github["env"], context)
     assert runs["plan"][0].passed, runs["plan"][0].output
     points = json.loads(runs["plan"][0].outputs["points"])
     assert points == [
-        {"name": "sweep-42-1", "overrides": "seed=1"},
-        {"name": "sweep-42-2", "overrides": "seed=2"},
+        {"name": "sweep-42-1-1", "overrides": "seed=1"},
+        {"name": "sweep-42-1-2", "overrides": "seed=2"},
     ]
     first, second = runs["point"]
     assert first.passed and not second.passed, first.output
     compare = runs["compare"][0]
     assert not compare.passed
-    assert_sweep_named_the_failing_point(first.output + second.output + compare.output, "sweep-42")
+    assert_sweep_named_the_failing_point(
+        first.output + second.output + compare.output, "sweep-42-1"
+    )
     pushed = run(["git", "ls-remote", str(origin), "refs/exps/*"], cwd=tmp_path).stdout
-    assert "sweep-42-1" in pushed and "sweep-42-2" not in pushed, pushed
+    assert "sweep-42-1-1" in pushed and "sweep-42-1-2" not in pushed, pushed

@@ -29,6 +29,11 @@ PARAMS_FILE = "params.yaml"
 POLL_SECONDS = 2.0
 # Polls a point may be missing from the queue (between its states) before it counts as lost.
 LOST_POLLS = 5
+# Polls with points queued and no worker alive before the sweep stops waiting (workers take
+# a few seconds to start).
+IDLE_POLLS = 30
+# Hydra's and the model file's keys that name code (_target_, _args_, _allowed_targets_).
+CODE_NAME = re.compile(r"(?<!\w)_[A-Za-z]\w*_(?!\w)")
 # A name a sweep gives its points: <prefix>-<n>; DVC refuses names git refs cannot hold.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$")
 
@@ -56,6 +61,13 @@ def expand(overrides: list[str]) -> list[list[str]]:
     from dvc.utils.hydra import get_hydra_sweeps
     from hydra.errors import HydraException
 
+    for override in overrides:
+        if "$" in override or CODE_NAME.search(override):
+            raise ConfigError(
+                f"the sweep override {override!r} names code or an interpolation ($, _target_ "
+                "and the like): a sweep sets values, and a point's params.yaml is pushed where "
+                "others read it. Fix: give plain values; change code in conf/ on a branch."
+            )
     if not overrides:
         raise ConfigError(
             "the sweep has no overrides. Fix: give Hydra's sweep syntax, e.g. "
@@ -164,12 +176,20 @@ def run_points(points: list[Point], jobs: int, root: Path, out=sys.stdout) -> No
     from dvc.repo import Repo
 
     waiting = {point.name: point for point in points}
-    lost_polls = 0
+    lost_polls = idle_polls = 0
     with Repo(str(root)) as repo:
         queue = repo.experiments.celery_queue
         while waiting:
-            in_flight = {entry.name for entry in queue.iter_queued()}
-            in_flight |= {entry.name for entry in queue.iter_active()}
+            active = {entry.name for entry in queue.iter_active()}
+            in_flight = active | {entry.name for entry in queue.iter_queued()}
+            # Points still queued, none running and no worker alive: nothing will run them.
+            idle = bool(set(waiting) & in_flight) and not active
+            idle_polls = idle_polls + 1 if idle and not queue.worker_status() else 0
+            if idle_polls > IDLE_POLLS:
+                raise SweepError(
+                    f"{', '.join(sorted(waiting))} are queued but no DVC worker is running. "
+                    "Fix: `dvc queue start -j <n>` runs them (`make experiments` then compares)."
+                )
             done_now = list(queue.iter_done())
             seen = in_flight | {done.entry.name for done in done_now}
             lost_polls = lost_polls + 1 if set(waiting) - seen else 0
@@ -311,11 +331,16 @@ def verify_result(row: Row, root: Path) -> str:
     text = git_show(root, row.revision, report_path) if row.revision else None
     if not text:
         return "no report"
-    report = json.loads(text)
-    checks = report.get("checks") or []
-    if report.get("result") == "match":
+    try:
+        report = json.loads(text)
+        checks = [check for check in report.get("checks") or [] if isinstance(check, dict)]
+        result = report.get("result")
+    except (ValueError, AttributeError):
+        return "unreadable report"
+    if result == "match":
         return f"match ({len(checks)} outputs)"
-    return "MISMATCH: " + ", ".join(c["artifact"] for c in checks if c.get("result") != "match")
+    differ = [str(c.get("artifact")) for c in checks if c.get("result") != "match"]
+    return "MISMATCH: " + ", ".join(differ)
 
 
 def compare(root: Path, only: list[str] | None = None) -> str:
@@ -339,7 +364,7 @@ def compare(root: Path, only: list[str] | None = None) -> str:
             if isinstance(value, int | float) and not key.startswith("per_class.")
         }
     )
-    header = ["experiment", "verify", *varying, *scores]
+    header = ["experiment", "verified", *varying, *scores]
     table = [header] + [
         [
             row.name,
@@ -522,10 +547,20 @@ def only_results(name: str, revision: str, root: Path) -> None:
             "was run from, or run the point again here."
         )
     lock = show_yaml(root, baseline, "dvc.lock") or {}  # the baseline's word, not the ref's
-    declared = {
-        out["path"].rstrip("/")
-        for stage in (lock.get("stages") or {}).values()
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    paths = {
+        str(out.get("path", "")).rstrip("/")
+        for stage in (stages or {}).values()
+        if isinstance(stage, dict)
         for out in stage.get("outs") or []
+        if isinstance(out, dict)
+    }
+    # Only outputs git already tracks (cache: false: scores, plots, reports, the record); a
+    # cached one (the model) in the ref's tree would be a file nobody's pipeline wrote.
+    declared = {
+        path
+        for path in paths
+        if path and git(root, "ls-tree", "-r", "--name-only", baseline, "--", path).stdout.strip()
     }
     changed = git(root, "diff", "--name-only", "--no-renames", baseline, revision).stdout.split()
     others = [
@@ -541,6 +576,27 @@ def only_results(name: str, revision: str, root: Path) -> None:
             "Fix: adopt an experiment made by `make sweep` or `dvc exp run` here, or review "
             f"that change as a branch (`git diff {baseline[:12]} {revision[:12]}`)."
         )
+
+
+# Keys an adopted experiment may not set: what names code to build (Hydra's and the model
+# file's own keys) and where the pipeline reads and writes.
+CODE_KEY = re.compile(r"^_.*_$")
+
+
+def values_only(name: str, values: Any, where: str = "") -> None:
+    """Refuse derived values that name code (``_target_``, ``_allowed_targets_``, ...) or
+    paths: a group choice may pick a conf/ option, but nothing else may bring code."""
+    if not isinstance(values, dict):
+        return
+    for key, value in values.items():
+        dotted = f"{where}{key}"
+        if CODE_KEY.match(str(key)) or dotted == "paths" or dotted.startswith("paths."):
+            raise ConfigError(
+                f"experiment {name} sets {dotted}, which names code or a path, not a value. "
+                "Adopting only takes values and conf/ options. Fix: put that change in conf/ "
+                "by hand, on a branch, and review it."
+            )
+        values_only(name, value, f"{dotted}.")
 
 
 def _settings(values: dict[str, Any]) -> list[str]:
@@ -562,7 +618,8 @@ def outputs_locked(root: Path) -> dict[str, str]:
 def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
     """``make adopt``: a branch whose commit is the experiment's results with conf/ saying
     what it ran with (conf/experiment/<name>.yaml), so the params check, ``make rebuild`` and
-    ``make release`` treat it as any other commit. Nothing retrains."""
+    ``make release`` treat it as any other commit. Every stage reruns once (the run's
+    results are not taken on the ref's word) and must give the run's dvc.lock."""
     import yaml
 
     from ..runtime.params import CONF_DIR, compose
@@ -582,7 +639,15 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
         )
     only_results(name, revision, root)
     target_text = git_show(root, revision, PARAMS_FILE) or ""
-    target = yaml.safe_load(target_text) or {}
+    try:
+        target = yaml.safe_load(target_text)
+    except yaml.YAMLError:
+        target = None
+    if not isinstance(target, dict):
+        raise ConfigError(
+            f"experiment {name}'s {PARAMS_FILE} is not a YAML mapping, so it cannot be what "
+            "conf/ composes to. Nothing was adopted. Fix: adopt another experiment."
+        )
     on_branch = git(root, "symbolic-ref", "--short", "-q", "HEAD").stdout.strip()
     back = ["switch", "-q", on_branch] if on_branch else ["switch", "-q", "--detach"]
     back += [] if on_branch else [git(root, "rev-parse", "HEAD").stdout.strip()]
@@ -597,6 +662,7 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
             select_experiment(config_path.read_text(encoding="utf-8"), "null"), encoding="utf-8"
         )
         choices, values = derive(conf_dir, target)
+        values_only(name, values)
         file_path.parent.mkdir(exist_ok=True)
         file_path.write_text(experiment_file_text(name, choices, values), encoding="utf-8")
         config_path.write_text(
@@ -609,9 +675,9 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
                 f"`git show {revision[:12]}:params.yaml`."
             )
         locked = outputs_locked(root)
-        # A point run on a CI runner pushed no outputs: repro rebuilds what the cache lacks,
-        # and the lock must come out the same (only the params stage's conf/ hash moves).
-        for step in (("checkout", "--quiet", "--allow-missing"), ("repro", "--quiet")):
+        # Nothing the ref claims is taken on its word (its scores, verify's report, a model a
+        # CI point never pushed): every stage reruns, and the lock must come out the same.
+        for step in (("checkout", "--quiet", "--allow-missing"), ("repro", "--quiet", "--force")):
             done = run(dvc_command(*step), cwd=root, env=tool_environment(root))
             if done.returncode != 0:
                 said = (done.stderr or done.stdout).strip()
@@ -628,12 +694,24 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
         committed = git(root, "commit", "-q", "-m", f"Adopt experiment {name}: {summary}")
         if committed.returncode != 0:
             raise SweepError(f"`git commit` failed:\n{committed.stderr.strip()}")
-    except BaseException:
+    except BaseException as error:
         file_path.unlink(missing_ok=True)
+        if file_path.parent.is_dir() and not any(file_path.parent.iterdir()):
+            file_path.parent.rmdir()
         git(root, "reset", "-q", "--hard")
-        git(root, *back)
-        git(root, "branch", "-q", "-D", branch)
+        returned = git(root, *back).returncode == 0
+        git(root, "branch", "-q", "-D", branch) if returned else None
         run(dvc_command("checkout", "--quiet"), cwd=root, env=tool_environment(root))
+        where = (
+            "nothing was adopted"
+            if returned
+            else f"you are still on {branch}: `git switch {back[-1]}`, then "
+            f"`git branch -D {branch}`"
+        )
+        if isinstance(error, ProjectError):
+            raise type(error)(f"{error}\n({where})") from None
+        if isinstance(error, Exception):
+            raise SweepError(f"adopting {name} failed: {error} ({where})") from None
         raise
     shown = summary or "no changes"
     print(f"on branch {branch}: experiment {name} as a commit ({shown}).", file=out)
