@@ -716,7 +716,8 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
     shown = summary or "no changes"
     print(f"on branch {branch}: experiment {name} as a commit ({shown}).", file=out)
     print(
-        f"conf/config.yaml selects {file_path.relative_to(root)}; nothing retrained. Next: "
+        f"conf/config.yaml selects {file_path.relative_to(root)}; every stage reran and matched "
+        "the run's dvc.lock. Next: "
         f"`make rebuild`, then merge {branch} (or `make release`).",
         file=out,
     )
