@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,6 @@ class Point:
     overrides: list[str]
     state: str = "queued"
     reason: str = ""
-    revision: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def expand(overrides: list[str]) -> list[list[str]]:
@@ -206,7 +204,6 @@ def run_points(points: list[Point], jobs: int, root: Path, out=sys.stdout) -> No
                 result = done.result
                 if result is not None and result.exp_hash and result.ref_info:
                     point.state = "verified"
-                    point.revision = repo.scm.get_ref(str(result.ref_info)) or ""
                 else:
                     point.state = "failed"
                     point.reason = failure_reason(point.name, root)
