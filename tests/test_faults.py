@@ -206,8 +206,8 @@ def test_sigkill_during_verify_leaves_no_report_and_the_next_repro_matches(proje
     and the next run must redo only verify."""
     change_a_hyperparameter(project, factor=3)
     try:
-        # The isolated rebuild reruns the stages before verify, each in a child process.
-        lock, said = kill_inside(project, "verify", "stage train")
+        # The isolated rebuild reruns the stages before verify in one child process.
+        lock, said = kill_inside(project, "verify", "stage params prepare train evaluate")
         assert_killed_stage_left_nothing_half_done(project, "verify", lock, said)
 
         rerun = project.make("repro")

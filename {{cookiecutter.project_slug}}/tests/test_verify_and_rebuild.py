@@ -21,6 +21,33 @@ def fitted_forest(seed):
     )
 
 
+def test_the_rebuild_runs_consecutive_stages_of_one_package_in_one_process():
+    Stage = machinery("runtime.pipeline").Stage
+
+    def stage(name, command, wdir="."):
+        return Stage(name=name, command=command, wdir=wdir, deps=(), outs=())
+
+    stages = [
+        stage("params", "python -m pkg stage params"),
+        stage("prepare", "python -m pkg stage prepare"),
+        stage("fetch", "python scripts/fetch.py --all"),
+        stage("train", "python -m pkg stage train"),
+        stage("evaluate", "python -m pkg stage evaluate"),
+        stage("elsewhere", "python -m pkg stage report", wdir="sub"),
+        stage("other", "python -m other stage summary"),
+    ]
+    batches = [
+        ([s.name for s in batch], command) for batch, command in verification.rerun_batches(stages)
+    ]
+    assert batches == [
+        (["params", "prepare"], "python -m pkg stage params prepare"),
+        (["fetch"], "python scripts/fetch.py --all"),
+        (["train", "evaluate"], "python -m pkg stage train evaluate"),
+        (["elsewhere"], "python -m pkg stage report"),
+        (["other"], "python -m other stage summary"),
+    ]
+
+
 def test_attribute_differences_name_what_changed():
     same = verification.attribute_differences(fitted_forest(1), fitted_forest(1))
     assert same == []

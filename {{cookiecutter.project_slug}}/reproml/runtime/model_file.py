@@ -75,12 +75,8 @@ def save_model(model: Any, path: str | Path) -> str:
     return bytes_digest(data)
 
 
-def load_model(path: str | Path, expected_sha256: str) -> Any:
-    """Load a model file: the only place the project unpickles.
-
-    The bytes are checked against ``expected_sha256`` before anything is unpickled, so a
-    tampered file never runs its payload; a model pickled by another scikit-learn is refused.
-    """
+def checked_bytes(path: str | Path, expected_sha256: str) -> bytes:
+    """A model file's bytes, refused unless their sha256 is ``expected_sha256``."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no model file here; run `dvc repro` or `dvc pull`")
@@ -91,6 +87,16 @@ def load_model(path: str | Path, expected_sha256: str) -> Any:
             f"{path}: sha256 {actual} is not the recorded {expected_sha256}; refusing to load "
             "it. Fix: `dvc checkout` (or `dvc pull`) restores the recorded file."
         )
+    return data
+
+
+def load_model(path: str | Path, expected_sha256: str) -> Any:
+    """Load a model file: the only place the project unpickles.
+
+    The bytes are checked against ``expected_sha256`` before anything is unpickled, so a
+    tampered file never runs its payload; a model pickled by another scikit-learn is refused.
+    """
+    data = checked_bytes(path, expected_sha256)
     import warnings
 
     from sklearn.exceptions import InconsistentVersionWarning
@@ -159,14 +165,30 @@ def read_record(record_path: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_recorded_model(
-    model_path: str | Path, record: str | Path, root: str | Path | None = None
-) -> Any:
-    """Load the model that ``record`` describes, checked against its recorded sha256.
-    ``model_path`` is as the record names it; ``root`` is where that path starts (the
-    working directory by default, a scratch copy for verification)."""
+def _described(model_path: str | Path, record: str | Path, root) -> tuple[Path, str]:
+    """(where the model file is, the sha256 its record holds), once the record is checked to
+    describe ``model_path``; ``root`` is where that path starts (the working directory by
+    default, a scratch copy for verification)."""
     described = read_record(record)
     if Path(described["model"]["path"]) != Path(model_path):
         raise ModelFileError(f"{record} describes {described['model']['path']}, not {model_path}")
-    located = Path(root) / model_path if root is not None else model_path
-    return load_model(located, expected_sha256=described["model"]["sha256"])
+    located = Path(root) / model_path if root is not None else Path(model_path)
+    return located, described["model"]["sha256"]
+
+
+def recorded_sha256(
+    model_path: str | Path, record: str | Path, root: str | Path | None = None
+) -> str:
+    """The sha256 that ``record`` holds for ``model_path``, once the file is checked to have
+    those bytes: what comparing two models needs when nothing is to be unpickled."""
+    located, sha256 = _described(model_path, record, root)
+    checked_bytes(located, sha256)
+    return sha256
+
+
+def load_recorded_model(
+    model_path: str | Path, record: str | Path, root: str | Path | None = None
+) -> Any:
+    """Load the model that ``record`` describes, checked against its recorded sha256."""
+    located, sha256 = _described(model_path, record, root)
+    return load_model(located, expected_sha256=sha256)

@@ -9,7 +9,8 @@ new one is compared as soon as dvc.yaml declares it.
 - portable: predictions on a fixed probe set (the test table). Survives a change of BLAS
   kernel, where the last bits of a coefficient may move but no prediction does. A classifier
   must flip no label, and its scores stay within PORTABLE_TOLERANCE; a regressor's
-  predictions are numbers, compared within ``prediction_tolerance`` (relative).
+  predictions are numbers, compared within ``prediction_tolerance`` (relative). Identical
+  model bytes imply it: the predictions are then not recomputed.
 - metrics: the evaluation scores, key by key.
 
 When the strict level fails, the report says what differs inside the model: which attributes
@@ -40,7 +41,7 @@ from .launcher import (
     VARIED_UMASK,
     varied_environment,
 )
-from .model_file import load_recorded_model, read_record, record_path
+from .model_file import load_recorded_model, record_path, recorded_sha256
 from .pipeline import DVC_YAML, Pipeline, Stage
 from .pipeline import read as read_pipeline
 from .proc import run
@@ -49,6 +50,7 @@ from .proc import run
 # regressor's predictions and for metrics, it is relative (see prediction_tolerance).
 PORTABLE_TOLERANCE = 1e-9
 DIFF_LIMIT = 20
+PREDICTIONS_CHECK = {"artifact": "predictions", "level": "portable"}
 DISASSEMBLY_LIMIT_BYTES = 4 << 20
 
 
@@ -140,11 +142,11 @@ def compare_model_files(
     artifact: str,
     expected_file: tuple[Path, str],
     rebuilt_file: tuple[Path, str],
-    expected: Any,
-    rebuilt: Any,
+    expected: Any = None,
+    rebuilt: Any = None,
 ) -> dict:
-    """The strict level: identical bytes; on a mismatch, what differs inside. Each file comes
-    with the sha256 its record holds, which loading it has just checked."""
+    """The strict level: identical bytes; on a mismatch, what differs inside the two loaded
+    models. Each file comes with the sha256 its record holds, which has just been checked."""
     (expected_path, expected_sha), (rebuilt_path, rebuilt_sha) = expected_file, rebuilt_file
     row = {
         "artifact": artifact,
@@ -245,8 +247,7 @@ def compare_predictions(expected: Any, rebuilt: Any, probe: Any, task: str) -> d
             np.asarray(rebuilt.predict(probe), dtype=float),
         )
         return {
-            "artifact": "predictions",
-            "level": "portable",
+            **PREDICTIONS_CHECK,
             "result": "match" if delta <= tolerance else "mismatch",
             "n_probe": int(probe.shape[0]),
             "max_abs_delta": delta,
@@ -255,8 +256,7 @@ def compare_predictions(expected: Any, rebuilt: Any, probe: Any, task: str) -> d
     delta = float(np.max(np.abs(_scores(expected, probe) - _scores(rebuilt, probe))))
     flips = int(np.sum(expected.predict(probe) != rebuilt.predict(probe)))
     return {
-        "artifact": "predictions",
-        "level": "portable",
+        **PREDICTIONS_CHECK,
         "result": "match" if flips == 0 and delta <= PORTABLE_TOLERANCE else "mismatch",
         "n_probe": int(probe.shape[0]),
         "max_abs_delta": delta,
@@ -343,6 +343,8 @@ def format_table(checks: list[dict]) -> str:
     for check in checks:
         if check["level"] == "strict":
             detail = f"sha256 {check['expected_sha256'][:12]} vs {check['rebuilt_sha256'][:12]}"
+        elif check["level"] == "portable" and "implied_by" in check:
+            detail = f"same model ({check['implied_by']})"
         elif check["level"] == "portable" and "tolerance" in check:
             detail = (
                 f"{check['n_probe']} probes, max |Δ| {check['max_abs_delta']:.3g} "
@@ -405,24 +407,55 @@ def copy_inputs(root: Path, stages: list[Stage], scratch: Path) -> None:
         (scratch / stage.wdir).mkdir(parents=True, exist_ok=True)
 
 
+def _stage_names(command: str) -> tuple[str, list[str]] | None:
+    """``(prefix, names)`` for a command of the form ``python -m <package> stage <names>``
+    (what the project's own stages run), None for any other command."""
+    words = command.split()
+    if len(words) < 5 or words[:2] != ["python", "-m"] or words[3] != "stage":
+        return None
+    names = words[4:]
+    return (" ".join(words[:4]), names) if all(n.isidentifier() for n in names) else None
+
+
+def rerun_batches(stages: list[Stage]) -> list[tuple[list[Stage], str]]:
+    """The stages in order, as commands to run: consecutive stages of one package and working
+    directory share one ``python -m <package> stage a b c`` process (one interpreter start-up
+    and one scikit-learn import instead of one each); any other command runs alone."""
+    batches: list[tuple[list[Stage], str]] = []
+    for stage in stages:
+        parsed = _stage_names(stage.command)
+        if batches and parsed:
+            previous, command = batches[-1]
+            joined = _stage_names(command)
+            if joined and joined[0] == parsed[0] and previous[-1].wdir == stage.wdir:
+                batches[-1] = ([*previous, stage], f"{command} {' '.join(parsed[1])}")
+                continue
+        batches.append(([stage], stage.command))
+    return batches
+
+
 def _rerun(stages: list[Stage], scratch: Path) -> None:
-    """Run each stage's declared command in ``scratch``, in a varied environment, with this
-    interpreter's environment first on PATH and the scratch copy as the code."""
+    """Run the stages' declared commands in ``scratch``, in a varied environment, with this
+    interpreter's environment first on PATH and the scratch copy as the code. The rebuild
+    runs in processes of its own, apart from the ones DVC ran, and is compared with what
+    those wrote; stages that share a rebuild process (rerun_batches) can only add a
+    difference that way, never hide one."""
     env = varied_environment(dict(os.environ))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(scratch)
-    for stage in stages:
+    for batch, command in rerun_batches(stages):
         result = run(
-            stage.command,
+            command,
             shell=True,
-            cwd=scratch / stage.wdir,
+            cwd=scratch / batch[0].wdir,
             env=env,
             umask=VARIED_UMASK if os.name == "posix" else -1,
         )
         if result.returncode != 0:
+            names = ", ".join(repr(stage.name) for stage in batch)
             raise VerificationError(
-                f"the isolated rebuild of stage {stage.name!r} failed "
-                f"(`{stage.command}`):\n{result.stdout}{result.stderr}"
+                f"the isolated rebuild of stage {names} failed "
+                f"(`{command}`):\n{result.stdout}{result.stderr}"
             )
 
 
@@ -450,20 +483,25 @@ def _compare(root: Path, pipeline: Pipeline, stages: list[Stage], scratch: Path,
 
 def _compare_model(name: str, roots: tuple[Path, Path], probe, task: str) -> list[dict]:
     """The model at the strict level (bytes, and what differs inside) and the portable one
-    (predictions on the probe rows). Each is loaded through its record, hash-checked."""
+    (predictions on the probe rows), each file checked against its record first. Identical
+    bytes are the same model, so their predictions are not recomputed: nothing is unpickled
+    and scikit-learn is not imported unless the bytes differ."""
     root, scratch = roots
     expected_path, rebuilt_path = root / name, scratch / name
     if not rebuilt_path.is_file():
         return [_only_one(name, True)]
     expected_record, rebuilt_record = (record_path(path) for path in (expected_path, rebuilt_path))
+    shas = (
+        recorded_sha256(name, expected_record, root=root),
+        recorded_sha256(name, rebuilt_record, root=scratch),
+    )
+    if shas[0] == shas[1]:
+        strict = compare_model_files(name, (expected_path, shas[0]), (rebuilt_path, shas[1]))
+        return [strict, {**PREDICTIONS_CHECK, "result": "match", "implied_by": "identical bytes"}]
     expected = load_recorded_model(name, expected_record, root=root)
     rebuilt = load_recorded_model(name, rebuilt_record, root=scratch)
     strict = compare_model_files(
-        name,
-        (expected_path, read_record(expected_record)["model"]["sha256"]),
-        (rebuilt_path, read_record(rebuilt_record)["model"]["sha256"]),
-        expected,
-        rebuilt,
+        name, (expected_path, shas[0]), (rebuilt_path, shas[1]), expected, rebuilt
     )
     return [strict, compare_predictions(expected, rebuilt, probe(), task)]
 
