@@ -7,7 +7,10 @@ No schema checks, no records, no verify, no curves. It reads the baked project's
 params.yaml only to train the same model on the same columns; `--trains 2` fits the model
 twice, which is what verify must add at the least.
 
-    python plain_pipeline.py <params.yaml> <output dir> [--trains N]
+    python plain_pipeline.py <params.yaml> <output dir> [--trains N] [--stage NAME]
+
+``--stage prepare|train|evaluate`` runs one step, so the same code can also be run as a
+plain three-stage dvc.yaml (one process per stage), the yardstick the issue measured.
 """
 
 import argparse
@@ -67,47 +70,43 @@ def pipeline(params: dict, textual: set[str]) -> Pipeline:
     )
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("params")
-    parser.add_argument("out")
-    parser.add_argument("--trains", type=int, default=1)
-    args = parser.parse_args(argv)
-    params = yaml.safe_load(Path(args.params).read_text())
-    root, out = Path(args.params).parent, Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+def prepare(params: dict, root: Path, out: Path) -> None:
+    """Read the CSV, split it, write both parts as Parquet."""
     data = params["data"]
-    target = data["target"]
-    classification = data["task"] == "classification"
-
-    # prepare: read, split, write Parquet
     frame = arrow_csv.read_csv(root / params["paths"]["raw_data"]).to_pandas()
     frame = frame.drop(columns=[c for c in data.get("drop") or [] if c in frame])
     train, test = train_test_split(
         frame,
         test_size=params["split"].get("test_size", 0.25),
         random_state=params["seed"],
-        stratify=frame[target] if classification else None,
+        stratify=frame[data["target"]] if data["task"] == "classification" else None,
     )
     train.to_parquet(out / "train.parquet")
     test.to_parquet(out / "test.parquet")
 
-    # train
-    train = pq.read_table(out / "train.parquet").to_pandas()
+
+def train(params: dict, out: Path, trains: int) -> None:
+    """Fit the model ``trains`` times on the training part and pickle it."""
+    target = params["data"]["target"]
+    frame = pq.read_table(out / "train.parquet").to_pandas()
     textual = {
         c
-        for c in data["features"].get("boolean") or []
-        if not (is_bool_dtype(train[c]) or is_numeric_dtype(train[c]))
+        for c in params["data"]["features"].get("boolean") or []
+        if not (is_bool_dtype(frame[c]) or is_numeric_dtype(frame[c]))
     }
-    for _ in range(args.trains):
-        model = pipeline(params, textual).fit(train.drop(columns=[target]), train[target])
+    for _ in range(trains):
+        model = pipeline(params, textual).fit(frame.drop(columns=[target]), frame[target])
     (out / "model.pkl").write_bytes(pickle.dumps(model))
 
-    # evaluate
+
+def evaluate(params: dict, out: Path) -> None:
+    """Score the pickled model on the test part: accuracy and F1, or R² and MAE."""
+    target = params["data"]["target"]
+    model = pickle.loads((out / "model.pkl").read_bytes())
     test = pq.read_table(out / "test.parquet").to_pandas()
     predicted = model.predict(test.drop(columns=[target]))
     actual = test[target]
-    if classification:
+    if params["data"]["task"] == "classification":
         metrics = {
             "accuracy": accuracy_score(actual, predicted),
             "f1_macro": f1_score(actual, predicted, average="macro"),
@@ -115,6 +114,29 @@ def main(argv: list[str]) -> int:
     else:
         metrics = {"r2": r2_score(actual, predicted), "mae": mean_absolute_error(actual, predicted)}
     (out / "metrics.json").write_text(json.dumps(metrics))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("params")
+    parser.add_argument("out")
+    parser.add_argument("--trains", type=int, default=1)
+    parser.add_argument(
+        "--stage",
+        choices=("all", "prepare", "train", "evaluate"),
+        default="all",
+        help="one step only: what a plain dvc.yaml of three scripts runs per stage",
+    )
+    args = parser.parse_args(argv)
+    params = yaml.safe_load(Path(args.params).read_text())
+    root, out = Path(args.params).parent, Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.stage in ("all", "prepare"):
+        prepare(params, root, out)
+    if args.stage in ("all", "train"):
+        train(params, out, args.trains)
+    if args.stage in ("all", "evaluate"):
+        evaluate(params, out)
     return 0
 
 

@@ -32,6 +32,9 @@ REFUSED_BY_A_LOCK = re.compile(r"Unable to acquire lock|is busy, it is being blo
 # and DVC's (`.<random>.tmp`).
 TEMPORARY_NAME = re.compile(r"\.partial$|\.tmp$")
 
+# The one process verify's isolated rebuild runs the stages before it in, in dvc.yaml's order.
+VERIFY_REBUILD = "stage params prepare train evaluate"
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -206,8 +209,7 @@ def test_sigkill_during_verify_leaves_no_report_and_the_next_repro_matches(proje
     and the next run must redo only verify."""
     change_a_hyperparameter(project, factor=3)
     try:
-        # The isolated rebuild reruns the stages before verify in one child process.
-        lock, said = kill_inside(project, "verify", "stage params prepare train evaluate")
+        lock, said = kill_inside(project, "verify", VERIFY_REBUILD)
         assert_killed_stage_left_nothing_half_done(project, "verify", lock, said)
 
         rerun = project.make("repro")
@@ -227,7 +229,7 @@ def test_a_second_repro_is_refused_while_the_first_runs_and_the_first_matches(pr
     first = start_repro(project)
     try:
         read_until(first, "Running stage 'verify'")
-        wait_for_process(first.pid, "stage train")
+        wait_for_process(first.pid, VERIFY_REBUILD)
         second = project.make("repro", check=False)
         said = second.stdout + second.stderr
         assert second.returncode != 0, said
