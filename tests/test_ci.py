@@ -447,3 +447,10 @@ def test_github_sweep_runs_a_runner_per_point_and_names_the_failing_point(github
     )
     pushed = run(["git", "ls-remote", str(origin), "refs/exps/*"], cwd=tmp_path).stdout
     assert "sweep-42-1-1" in pushed and "sweep-42-1-2" not in pushed, pushed
+
+    # A refused plan (a value the schema rejects) fails its job, so no point runs.
+    context["inputs"] = {"overrides": "model.C=-1,1"}
+    context["github"] = {**context["github"], "run_id": "43"}
+    refused = run_workflow(path, origin, tmp_path / "refused", github["env"], context)
+    assert not refused["plan"][0].passed and "model.C" in refused["plan"][0].output
+    assert refused["point"][0].skipped and refused["compare"][0].skipped

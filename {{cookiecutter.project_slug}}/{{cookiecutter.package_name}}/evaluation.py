@@ -28,7 +28,7 @@ CALIBRATION_BINS = 10
 IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
 # Rows per predict call when scoring the shuffled copies (bounds the memory they take).
-IMPORTANCE_BATCH_ROWS = 100_000
+IMPORTANCE_BATCH_ROWS = 20_000
 HEADERS = {
     "confusion": ["actual", "predicted"],
     "roc": ["class", "fpr", "tpr"],

@@ -85,6 +85,14 @@ def dvc_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
+def interpreter_first_on_path(environ: dict[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` with this interpreter's bin directory first on PATH: what DVC
+    runs as ``python`` in a stage's command is then this environment's."""
+    env = dict(environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
 def console_script(name: str) -> str:
     """A console script of this environment (dvc, gto), whatever PATH says."""
     return str(Path(sys.executable).parent / name)

@@ -23,7 +23,6 @@ import json
 import os
 import pickletools
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +43,7 @@ from .launcher import (
 from .model_file import load_recorded_model, record_path, recorded_sha256
 from .pipeline import DVC_YAML, Pipeline, Stage
 from .pipeline import read as read_pipeline
-from .proc import run
+from .proc import interpreter_first_on_path, run
 
 # Probabilities closer than this count as the same prediction at the portable level; for a
 # regressor's predictions and for metrics, it is relative (see prediction_tolerance).
@@ -440,8 +439,7 @@ def _rerun(stages: list[Stage], scratch: Path) -> None:
     runs in processes of its own, apart from the ones DVC ran, and is compared with what
     those wrote; stages that share a rebuild process (rerun_batches) can only add a
     difference that way, never hide one."""
-    env = varied_environment(dict(os.environ))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env = interpreter_first_on_path(varied_environment(dict(os.environ)))
     env["PYTHONPATH"] = str(scratch)
     for batch, command in rerun_batches(stages):
         result = run(

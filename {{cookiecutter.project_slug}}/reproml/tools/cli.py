@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..runtime.errors import ProjectError
-from ..runtime.proc import dvc_command
+from ..runtime.proc import dvc_command, interpreter_first_on_path
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -323,24 +323,19 @@ def _status(args: argparse.Namespace) -> int:
     return 1
 
 
-def _tool_environment() -> dict[str, str]:
-    """Put this interpreter's bin directory first, so stages run in the same environment."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
 def _dvc_here(argv: list[str]) -> int:
     """DVC's own command line, in this process: DVC is imported once, for the check before
     the run and for the run itself. Stages find this environment's Python first on PATH."""
     from dvc.cli import main as dvc_main
 
-    os.environ.update(_tool_environment())
+    os.environ.update(interpreter_first_on_path(os.environ))
     return dvc_main(argv)
 
 
 def _run_tool(command: list[str]) -> int:
-    return subprocess.call([sys.executable, "-m", *command], env=_tool_environment())
+    return subprocess.call(
+        [sys.executable, "-m", *command], env=interpreter_first_on_path(os.environ)
+    )
 
 
 def _repro(args: argparse.Namespace) -> int:

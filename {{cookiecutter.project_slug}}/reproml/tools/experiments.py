@@ -11,7 +11,6 @@ reason its log gives, and it never stops the others.
 """
 
 import json
-import os
 import re
 import sys
 import time
@@ -21,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime.errors import ConfigError, ProjectError
-from ..runtime.proc import dvc_command, run
+from ..runtime.proc import dvc_command, interpreter_first_on_path, run
 from .git import git_environment, git_show
+from .registry import verify_reports
 
 PARAMS_FILE = "params.yaml"
 # How often the queue is read while the points run, in seconds.
@@ -127,9 +127,7 @@ def point_names(prefix: str, count: int) -> list[str]:
 def tool_environment(root: Path) -> dict[str, str]:
     """This interpreter's bin directory first on PATH (DVC's workers run the stages with it),
     and a git identity if none is configured (DVC commits each experiment)."""
-    env = git_environment(root)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
+    return interpreter_first_on_path(git_environment(root))
 
 
 def queue(points: list[list[str]], overrides: list[str], prefix: str, root: Path) -> list[Point]:
@@ -324,17 +322,12 @@ def verify_result(row: Row, root: Path) -> str:
         return "FAILED"
     if row.state in ("queued", "running"):
         return row.state
-    report_path = row.params.get("paths.verify_report", "reports/verify.json")
-    text = git_show(root, row.revision, report_path) if row.revision else None
-    if not text:
+    reports = list(verify_reports(root, row.revision).values()) if row.revision else []
+    if not reports:
         return "no report"
-    try:
-        report = json.loads(text)
-        checks = [check for check in report.get("checks") or [] if isinstance(check, dict)]
-        result = report.get("result")
-    except (ValueError, AttributeError):
-        return "unreadable report"
-    if result == "match":
+    report = reports[0]
+    checks = [check for check in report["checks"] if isinstance(check, dict)]
+    if report["result"] == "match":
         return f"match ({len(checks)} outputs)"
     differ = [str(c.get("artifact")) for c in checks if c.get("result") != "match"]
     return "MISMATCH: " + ", ".join(differ)
