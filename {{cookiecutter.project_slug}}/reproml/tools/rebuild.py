@@ -23,7 +23,7 @@ import yaml
 
 from ..runtime.errors import ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
-from ..runtime.launcher import PROJECT_ROOT, VARIED_UMASK, varied_environment
+from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from ..runtime.proc import run
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
 from .locking import find_uv
@@ -207,6 +207,10 @@ def isolated_environment(environ: dict[str, str], home: Path, uv: str) -> dict[s
         DVC_NO_ANALYTICS="1",
     )
     env.pop("VIRTUAL_ENV", None)
+    # The rebuild's fresh environment has no bytecode yet: without this, every DVC and tool
+    # process there would compile DVC again (the stages drop it themselves).
+    for variable in DROPPED_ENV:
+        env.pop(variable, None)
     return env
 
 
