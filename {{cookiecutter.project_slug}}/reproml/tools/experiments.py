@@ -25,13 +25,15 @@ from .git import git_environment, git_show
 from .registry import verify_reports
 
 PARAMS_FILE = "params.yaml"
-# How often the queue is read while the points run, in seconds.
-POLL_SECONDS = 2.0
-# Polls a point may be missing from the queue (between its states) before it counts as lost.
-LOST_POLLS = 5
-# Polls with points queued and no worker alive before the sweep stops waiting (workers take
-# a few seconds to start).
-IDLE_POLLS = 30
+# How often the queue is read while the points run, in seconds (the sweep's last point is
+# reported up to this long after it ends).
+POLL_SECONDS = 1.0
+# Polls (10 s) a point may be missing from the queue (between its states) before it counts as
+# lost.
+LOST_POLLS = 10
+# Polls (60 s) with points queued and no worker alive before the sweep stops waiting (workers
+# take a few seconds to start).
+IDLE_POLLS = 60
 # Hydra's and the model file's keys that name code (_target_, _args_, _allowed_targets_).
 CODE_NAME = re.compile(r"(?<!\w)_[A-Za-z]\w*_(?!\w)")
 # A name a sweep gives its points: <prefix>-<n>; DVC refuses names git refs cannot hold.
