@@ -35,6 +35,8 @@ def test_the_rebuild_runs_consecutive_stages_of_one_package_in_one_process():
         stage("evaluate", "python -m pkg stage evaluate"),
         stage("elsewhere", "python -m pkg stage report", wdir="sub"),
         stage("other", "python -m other stage summary"),
+        stage("block", "python -m other stage report\n"),
+        stage("two_lines", "python -m other stage a\necho done"),
     ]
     batches = [
         ([s.name for s in batch], command) for batch, command in verification.rerun_batches(stages)
@@ -44,7 +46,9 @@ def test_the_rebuild_runs_consecutive_stages_of_one_package_in_one_process():
         (["fetch"], "python scripts/fetch.py --all"),
         (["train", "evaluate"], "python -m pkg stage train evaluate"),
         (["elsewhere"], "python -m pkg stage report"),
-        (["other"], "python -m other stage summary"),
+        # A YAML block's trailing newline is one line still; a second line runs as declared.
+        (["other", "block"], "python -m other stage summary report"),
+        (["two_lines"], "python -m other stage a\necho done"),
     ]
 
 

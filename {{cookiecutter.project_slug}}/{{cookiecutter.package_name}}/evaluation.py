@@ -27,8 +27,9 @@ GRID = np.linspace(0.0, 1.0, 101)
 CALIBRATION_BINS = 10
 IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
-# Rows per predict call when scoring the shuffled copies (bounds the memory they take).
-IMPORTANCE_BATCH_ROWS = 20_000
+# Cells (rows times columns) per predict call when scoring the shuffled copies: bounds the
+# memory they take (2e6 float64 cells are 16 MB).
+IMPORTANCE_BATCH_CELLS = 2_000_000
 HEADERS = {
     "confusion": ["actual", "predicted"],
     "roc": ["class", "fpr", "tpr"],
@@ -179,8 +180,9 @@ def importance_rows(model, features, actual: np.ndarray, seed: int, task: str) -
 
     scikit-learn's ``permutation_importance`` defines it the same way but calls ``predict``
     once per column and shuffle (150 calls for 30 columns), each paying the pipeline's
-    per-call cost; here the shuffled copies are stacked and predicted in a few calls of at
-    most IMPORTANCE_BATCH_ROWS rows, so memory stays bounded by that batch."""
+    per-call cost; here the shuffled copies (each column keeping its dtype) are stacked and
+    predicted a few at a time, at most IMPORTANCE_BATCH_CELLS cells per call, so memory stays
+    bounded whatever the table's width."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -189,22 +191,19 @@ def importance_rows(model, features, actual: np.ndarray, seed: int, task: str) -
         rows = np.sort(rng.choice(rows, IMPORTANCE_ROWS, replace=False))
     sample, target = features.iloc[rows].reset_index(drop=True), actual[rows]
     baseline = _importance_score(task, target, np.asarray(model.predict(sample)))
-    shuffles = [
-        (column, rng.permutation(len(rows)))
-        for column in sample.columns
-        for _ in range(IMPORTANCE_REPEATS)
-    ]
-    per_batch = max(1, IMPORTANCE_BATCH_ROWS // max(1, len(rows)))
+    shuffled = [column for column in sample.columns for _ in range(IMPORTANCE_REPEATS)]
+    per_batch = max(1, IMPORTANCE_BATCH_CELLS // max(1, sample.size))
     drops: dict[str, list[float]] = {column: [] for column in sample.columns}
-    for start in range(0, len(shuffles), per_batch):
-        batch = shuffles[start : start + per_batch]
+    for start in range(0, len(shuffled), per_batch):
+        batch = shuffled[start : start + per_batch]
         copies = []
-        for column, order in batch:
+        for column in batch:
             copy = sample.copy()
-            copy[column] = sample[column].to_numpy()[order]
+            order = rng.permutation(len(rows))
+            copy[column] = sample[column].take(order).reset_index(drop=True)
             copies.append(copy)
         predicted = np.asarray(model.predict(pd.concat(copies, ignore_index=True)))
-        for index, (column, _) in enumerate(batch):
+        for index, column in enumerate(batch):
             part = predicted[index * len(rows) : (index + 1) * len(rows)]
             drops[column].append(baseline - _importance_score(task, target, part))
     pairs = sorted(

@@ -407,10 +407,12 @@ def copy_inputs(root: Path, stages: list[Stage], scratch: Path) -> None:
 
 
 def _stage_names(command: str) -> tuple[str, list[str]] | None:
-    """``(prefix, names)`` for a command of the form ``python -m <package> stage <names>``
-    (what the project's own stages run), None for any other command."""
+    """``(prefix, names)`` for a one-line command of the form ``python -m <package> stage
+    <names>`` (what the project's own stages run), None for any other command."""
     words = command.split()
-    if len(words) < 5 or words[:2] != ["python", "-m"] or words[3] != "stage":
+    if command.strip() != " ".join(words) or len(words) < 5:
+        return None  # several lines, or tabs: the shell may read it otherwise
+    if words[:2] != ["python", "-m"] or words[3] != "stage":
         return None
     names = words[4:]
     return (" ".join(words[:4]), names) if all(n.isidentifier() for n in names) else None
@@ -419,26 +421,29 @@ def _stage_names(command: str) -> tuple[str, list[str]] | None:
 def rerun_batches(stages: list[Stage]) -> list[tuple[list[Stage], str]]:
     """The stages in order, as commands to run: consecutive stages of one package and working
     directory share one ``python -m <package> stage a b c`` process (one interpreter start-up
-    and one scikit-learn import instead of one each); any other command runs alone."""
-    batches: list[tuple[list[Stage], str]] = []
+    and one scikit-learn import instead of one each); any other command runs alone, as
+    declared."""
+    groups: list[tuple[list[Stage], tuple[str, list[str]] | None]] = []
     for stage in stages:
         parsed = _stage_names(stage.command)
-        if batches and parsed:
-            previous, command = batches[-1]
-            joined = _stage_names(command)
-            if joined and joined[0] == parsed[0] and previous[-1].wdir == stage.wdir:
-                batches[-1] = ([*previous, stage], f"{command} {' '.join(parsed[1])}")
+        if groups and parsed and groups[-1][1]:
+            batch, (prefix, names) = groups[-1]
+            if prefix == parsed[0] and batch[-1].wdir == stage.wdir:
+                groups[-1] = ([*batch, stage], (prefix, [*names, *parsed[1]]))
                 continue
-        batches.append(([stage], stage.command))
-    return batches
+        groups.append(([stage], parsed))
+    return [
+        (batch, f"{parsed[0]} {' '.join(parsed[1])}" if parsed else batch[0].command)
+        for batch, parsed in groups
+    ]
 
 
 def _rerun(stages: list[Stage], scratch: Path) -> None:
     """Run the stages' declared commands in ``scratch``, in a varied environment, with this
     interpreter's environment first on PATH and the scratch copy as the code. The rebuild
     runs in processes of its own, apart from the ones DVC ran, and is compared with what
-    those wrote; stages that share a rebuild process (rerun_batches) can only add a
-    difference that way, never hide one."""
+    those wrote; stages that share a rebuild process (rerun_batches) may see state an earlier
+    one left (docs/design-decisions.md says what that costs)."""
     env = interpreter_first_on_path(varied_environment(dict(os.environ)))
     env["PYTHONPATH"] = str(scratch)
     for batch, command in rerun_batches(stages):
@@ -450,10 +455,12 @@ def _rerun(stages: list[Stage], scratch: Path) -> None:
             umask=VARIED_UMASK if os.name == "posix" else -1,
         )
         if result.returncode != 0:
-            names = ", ".join(repr(stage.name) for stage in batch)
+            what = f"stage {batch[0].name!r}"
+            if len(batch) > 1:  # the output's last `<stage>: ...` line says how far it got
+                what = f"stages {', '.join(s.name for s in batch)} (one process)"
             raise VerificationError(
-                f"the isolated rebuild of stage {names} failed "
-                f"(`{command}`):\n{result.stdout}{result.stderr}"
+                f"the isolated rebuild of {what} failed (`{command}`):\n"
+                f"{result.stdout}{result.stderr}"
             )
 
 
