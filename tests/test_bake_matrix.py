@@ -350,9 +350,9 @@ def test_baking_twice_into_the_same_place_is_refused_and_keeps_the_first(output_
 
 SETUP_COMMANDS = {"python -m pip install uv==0.13.9", "make setup"}
 WORKFLOW_ROWS = [row for row in ROWS if row["ci"] != "none"]
-# The one command that is not a bare make call: a matrix read from a make target.
-# A matrix job's list, from a make target; assigned on a line of its own, so that a failing
-# target fails the step (`echo "x=$(make ...)"` would pass with an empty list).
+# The one command that is not a bare make call: a matrix job's list read from a make target,
+# assigned on a line of its own, so that a failing target fails the step (`echo "x=$(make
+# ...)"` would pass with an empty list).
 MATRIX_OUTPUT = re.compile(
     r'(\w+)="\$\((make --no-print-directory [\w-]+)\)"\necho "\1=\$\1" >> "\$GITHUB_OUTPUT"\n?'
 )

@@ -173,7 +173,7 @@ def test_an_experiment_ref_that_brings_code_is_refused_and_nothing_runs(project,
     forged = project.git("commit-tree", tree, "-p", head, "-m", "forged").stdout.strip()
     project.git("reset", "-q", "--hard", "HEAD")
     project.dvc("checkout", "--force")
-    name = f"forged-{len(forgery)}"
+    name = "forged-" + forgery.replace(" ", "-")
     project.git("update-ref", f"refs/exps/{head[:2]}/{head[2:]}/{name}", forged)
     refused = project.make("adopt", check=False, env={"EXP": name, "BRANCH": name})
     said = refused.stdout + refused.stderr

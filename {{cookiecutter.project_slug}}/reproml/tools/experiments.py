@@ -34,8 +34,9 @@ LOST_POLLS = 10
 # Polls (60 s) with points queued and no worker alive before the sweep stops waiting (workers
 # take a few seconds to start).
 IDLE_POLLS = 60
-# Hydra's and the model file's keys that name code (_target_, _args_, _allowed_targets_).
-CODE_NAME = re.compile(r"(?<!\w)_[A-Za-z]\w*_(?!\w)")
+# Hydra's and the model file's keys that name code (_target_, _args_, _allowed_targets_): a
+# sweep's overrides may not mention one, nor an adopted experiment's values set one.
+CODE_NAME = re.compile(r"(?<!\w)_\w*_(?!\w)")
 # A name a sweep gives its points: <prefix>-<n>; DVC refuses names git refs cannot hold.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$")
 
@@ -324,12 +325,7 @@ def verify_result(row: Row, root: Path) -> str:
         return "FAILED"
     if row.state in ("queued", "running"):
         return row.state
-    from yaml import YAMLError
-
-    try:
-        reports = list(verify_reports(root, row.revision).values()) if row.revision else []
-    except (YAMLError, ProjectError, ValueError, AttributeError, TypeError):
-        return "unreadable dvc.lock"  # an experiment ref anyone may have pushed
+    reports = list(verify_reports(root, row.revision).values()) if row.revision else []
     if not reports:
         return "no report"
     checks = [c for report in reports for c in report["checks"] if isinstance(c, dict)]
@@ -574,11 +570,6 @@ def only_results(name: str, revision: str, root: Path) -> None:
         )
 
 
-# Keys an adopted experiment may not set: what names code to build (Hydra's and the model
-# file's own keys) and where the pipeline reads and writes.
-CODE_KEY = re.compile(r"^_.*_$")
-
-
 def values_only(name: str, values: Any, where: str = "") -> None:
     """Refuse derived values that name code (``_target_``, ``_allowed_targets_``, ...) or
     paths: a group choice may pick a conf/ option, but nothing else may bring code."""
@@ -586,7 +577,7 @@ def values_only(name: str, values: Any, where: str = "") -> None:
         return
     for key, value in values.items():
         dotted = f"{where}{key}"
-        if CODE_KEY.match(str(key)) or dotted == "paths" or dotted.startswith("paths."):
+        if CODE_NAME.fullmatch(str(key)) or dotted == "paths" or dotted.startswith("paths."):
             raise ConfigError(
                 f"experiment {name} sets {dotted}, which names code or a path, not a value. "
                 "Adopting only takes values and conf/ options. Fix: put that change in conf/ "
@@ -696,7 +687,8 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
             file_path.parent.rmdir()
         git(root, "reset", "-q", "--hard")
         returned = git(root, *back).returncode == 0
-        git(root, "branch", "-q", "-D", branch) if returned else None
+        if returned:
+            git(root, "branch", "-q", "-D", branch)
         run(dvc_command("checkout", "--quiet"), cwd=root, env=tool_environment(root))
         where = (
             "nothing was adopted"

@@ -190,13 +190,20 @@ def record_path(repo: Path, commit: str = "HEAD") -> str:
 
 def verify_reports(repo: Path, commit: str = "HEAD") -> dict[str, dict]:
     """``{path: report}`` of every verify report ``commit`` holds: the outputs its dvc.lock
-    records that parse as one (verification.is_report), whichever stage wrote them."""
+    records that parse as one (verification.is_report), whichever stage wrote them. A dvc.lock
+    that is not DVC's shape (anyone may push a commit) holds none."""
     from ..runtime.verification import is_report
 
+    try:
+        lock = show_yaml(repo, commit, DVC_LOCK)
+    except yaml.YAMLError:
+        return {}
+    stages = lock.get("stages") if isinstance(lock, dict) else None
     found = {}
-    for stage in (show_yaml(repo, commit, DVC_LOCK).get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            path = str(out.get("path", ""))
+    for stage in stages.values() if isinstance(stages, dict) else []:
+        outs = stage.get("outs") if isinstance(stage, dict) else None
+        for out in outs if isinstance(outs, list) else []:
+            path = str(out.get("path", "")) if isinstance(out, dict) else ""
             document = show_json(repo, commit, path) if path.endswith(".json") else None
             if is_report(document):
                 found[path] = document
