@@ -3,10 +3,10 @@
 Two halves, so baking needs nothing beside cookiecutter but git and uv. ``bake`` runs in
 cookiecutter's own Python with the standard library only: it puts the locks in place and
 creates the project's locked environment (``uv sync --frozen``, offline from uv's cache when
-it can). ``finish`` then runs in that environment (this file as a script): it writes the
-dataset and params.yaml with the project's own code, and initialises git and DVC in one
-process. Nothing resolves packages: the locks were resolved when the template was released
-(``make locks``); the DVC remote is only configured, not contacted.
+it can). ``finish`` then runs in that environment (this file as a script): it composes
+params.yaml with the project's own code while it initialises git and DVC. Nothing resolves
+packages: the locks were resolved when the template was released (``make locks``); the DVC
+remote is only configured, not contacted.
 """
 
 import importlib
@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 LOCKS_DIR = ".locks"
@@ -214,21 +213,46 @@ def write_cruft_state(project: Path, answers: dict) -> None:
     (project / ".cruft.json").write_text(text, encoding="utf-8")
 
 
-def init_repositories(project: Path, answers: dict, params_written: Callable[[], None]):
-    """git init, dvc init with Hydra, the default remote, then (once ``params_written``
-    returns: dvc.yaml interpolates params.yaml, which every stage lookup resolves) dvc add of
-    the raw data. DVC through its Python API: the CLI would import every command's module."""
-    from dvc.repo import Repo
+# What `dvc init` writes to .dvc/.gitignore, and where `dvc add` keeps a file's copy (DVC 3's
+# cache layout: files/md5/<first two hex digits>/<the rest>, read-only).
+DVC_DIR_GITIGNORE = "/config.local\n/tmp\n/cache\n"
+DVC_CACHE_FILES = Path(".dvc") / "cache" / "files" / "md5"
+
+
+def init_repositories(project: Path, answers: dict) -> None:
+    """git init, then what `dvc init`, the remote's configuration and `dvc add` of the raw
+    table write. DVC's own ``Config`` writes .dvc/config; the rest (two ignore files, the
+    .dvc file and the cache's copy) is written here, because importing ``dvc.repo`` in the
+    fresh environment cost a second of a three-second bake. A tier-2 test demands the bytes
+    DVC's ``Repo.init`` and ``Repo.add`` write (tests/test_bake_matrix.py)."""
+    from dvc.config import Config
 
     _run(project, "git", "init", "-q", "-b", "main")
-    repo = Repo.init(str(project))
-    with repo.config.edit() as config:
+    dvc_dir = project / ".dvc"
+    dvc_dir.mkdir()
+    with Config.init(str(dvc_dir)).edit() as config:
         config["hydra"] = {"enabled": "true"}
         config["core"]["remote"] = REMOTE_NAME
         config["remote"][REMOTE_NAME] = {"url": remote_url(project, answers), "verify": "true"}
-    params_written()
-    repo.add(f"data/raw/{answers['dataset']}.csv")
-    repo.close()
+    (dvc_dir / ".gitignore").write_text(DVC_DIR_GITIGNORE, encoding="utf-8")
+    track_raw_table(project, project / "data" / "raw" / f"{answers['dataset']}.csv")
+
+
+def track_raw_table(project: Path, raw: Path) -> None:
+    """What `dvc add <raw>` writes for one new file: its .dvc file, its git-ignore line and
+    its read-only copy in the cache (the md5 by the project's own hashing)."""
+    hashing = import_project_module(project, "reproml", "runtime.hashing")
+    md5 = hashing.file_digest(raw, "md5")
+    size = raw.stat().st_size
+    raw.with_name(f"{raw.name}.dvc").write_text(
+        f"outs:\n- md5: {md5}\n  size: {size}\n  hash: md5\n  path: {raw.name}\n",
+        encoding="utf-8",
+    )
+    (raw.parent / ".gitignore").write_text(f"/{raw.name}\n", encoding="utf-8")
+    cached = project / DVC_CACHE_FILES / md5[:2] / md5[2:]
+    cached.parent.mkdir(parents=True)
+    shutil.copyfile(raw, cached)
+    cached.chmod(0o444)
 
 
 def commit_everything(project: Path, answers: dict) -> None:
@@ -252,14 +276,11 @@ def finish(project: Path, answers: dict) -> None:
     )
     composer.stdin.write(json.dumps(answers))
     composer.stdin.close()
-
-    def params_written() -> None:
+    try:
+        init_repositories(project, answers)
         said = composer.stdout.read()
         if composer.wait() != 0:
             raise BakeError(f"composing params.yaml failed:\n{said}")
-
-    try:
-        init_repositories(project, answers, params_written)
     finally:
         if composer.poll() is None:
             composer.kill()

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from reproml.runtime.cells import DEFAULT_MISSING
 from reproml.runtime.errors import ConfigError
 from reproml.runtime.params import PARAMS_FILE, TASKS
-from reproml.runtime.tables import DEFAULT_MISSING
 
 # A regression target is `number` (read as float64); a class label is one of the others.
 LABEL_TYPES = ("string", "integer", "boolean", "number")

@@ -18,11 +18,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .cells import DEFAULT_MISSING, FALSE_VALUES, TRUE_VALUES
 from .errors import DataError
 from .io import commit_partial, partial_path
-
-# What a CSV cell holding nothing means, unless a schema says otherwise.
-DEFAULT_MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "NULL")
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,6 @@ class TableSchema:
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
-TRUE_VALUES = ["true", "True", "TRUE", "yes", "Yes", "YES", "1"]
-FALSE_VALUES = ["false", "False", "FALSE", "no", "No", "NO", "0"]
 # Every option that reaches the bytes of a Parquet file, pinned; the writer's own version is
 # pinned by runtime.lock. Statistics and dictionaries are functions of the values alone.
 PARQUET_WRITE_OPTIONS = {

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from ..runtime.cells import DEFAULT_MISSING, FALSE_VALUES, TRUE_VALUES
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, commit_partial, partial_path
 from ..runtime.params import TASKS
 from ..runtime.proc import dvc_command, run
-from ..runtime.tables import DEFAULT_MISSING, FALSE_VALUES, TRUE_VALUES, refuse_duplicate_names
+from ..runtime.tables import refuse_duplicate_names
 
 RAW_DIR = Path("data/raw")
 CONF_DATA = Path("conf/data")
