@@ -241,6 +241,23 @@ def test_a_derived_feature_is_computed_alike_in_prepare_and_in_predict(config, w
         del features.DERIVED["derived_twice"]
 
 
+def test_predicting_in_batches_gives_the_bytes_of_one_call(config, workspace, monkeypatch):
+    """evaluate predicts the test table a batch of rows at a time, so the model's copies of
+    its input stay small; batches of a few rows give the same metrics and plot tables."""
+    run_stage("prepare", config)
+    run_stage("train", config)
+
+    def evaluated(batch_rows: int) -> dict[str, bytes]:
+        monkeypatch.setattr(evaluation, "PREDICT_BATCH_ROWS", batch_rows)
+        written = run_stage("evaluate", config)
+        tables = sorted(written["plots"].iterdir())
+        return {"metrics": written["metrics"].read_bytes()} | {
+            path.name: path.read_bytes() for path in tables
+        }
+
+    assert evaluated(7) == evaluated(1 << 30)
+
+
 def test_seed_flows_from_config(config, workspace):
     run_stage("prepare", config)
     first = run_stage("train", config)["model"].read_bytes()

@@ -30,6 +30,9 @@ IMPORTANCE_REPEATS = 5
 # Cells (rows times columns) per predict call when scoring the shuffled copies: bounds the
 # memory they take (2e6 float64 cells are 16 MB).
 IMPORTANCE_BATCH_CELLS = 2_000_000
+# Test rows per predict call: the copies a pipeline makes of its input (imputer, encoder,
+# scaler) then take memory for this many rows, not for the whole test table.
+PREDICT_BATCH_ROWS = 65_536
 HEADERS = {
     "confusion": ["actual", "predicted"],
     "roc": ["class", "fpr", "tpr"],
@@ -99,14 +102,29 @@ def error_by_decile_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
     return _csv(HEADERS["error_by_decile"], rows)
 
 
+def predict_in_batches(method, features) -> np.ndarray:
+    """``method`` (``predict``, ``predict_proba``, ``decision_function``) over the rows,
+    PREDICT_BATCH_ROWS at a time. Each row's prediction depends on that row alone, so the
+    values are those of one call; the model's working copies are bounded by the batch."""
+    if len(features) <= PREDICT_BATCH_ROWS:
+        return np.asarray(method(features))
+    return np.concatenate(
+        [
+            np.asarray(method(features.iloc[start : start + PREDICT_BATCH_ROWS]))
+            for start in range(0, len(features), PREDICT_BATCH_ROWS)
+        ]
+    )
+
+
 def class_scores(model, features) -> tuple[list, np.ndarray | None, bool]:
     """``(classes, one score column per class, whether scores are probabilities)``; scores
     are None for a model with neither ``predict_proba`` nor ``decision_function``."""
     classes = list(model.classes_)
     if hasattr(model, "predict_proba"):
-        return classes, np.asarray(model.predict_proba(features), dtype=float), True
+        scores = predict_in_batches(model.predict_proba, features)
+        return classes, scores.astype(float, copy=False), True
     if hasattr(model, "decision_function"):
-        scores = np.asarray(model.decision_function(features), dtype=float)
+        scores = predict_in_batches(model.decision_function, features).astype(float, copy=False)
         if scores.ndim == 1:  # binary: the positive class's score
             scores = np.column_stack([-scores, scores])
         return classes, scores, False

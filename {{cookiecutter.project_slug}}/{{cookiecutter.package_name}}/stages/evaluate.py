@@ -15,8 +15,9 @@ def run(config: ProjectConfig) -> dict[str, Path]:
     paths = config.paths
     model = load_recorded_model(paths.model, paths.model_record)
     features, actual = read_for_model(paths.test, config.data)
+    predicted = evaluation.predict_in_batches(model.predict, features)
     result = evaluation.Evaluation(
-        model, features, actual, model.predict(features), config.data.task, config.seed
+        model, features, actual, predicted, config.data.task, config.seed
     )
     return {
         "metrics": write_json(paths.metrics, evaluation.scores(result)),
