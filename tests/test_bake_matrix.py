@@ -260,23 +260,24 @@ repo.close()
 """
 
 
-def cache_files(project: Path) -> dict[str, tuple[int, str]]:
-    """Each file in the DVC cache: its mode and sha256."""
-    cache = project / ".dvc" / "cache"
-    return {
-        path.relative_to(cache).as_posix(): (
-            path.stat().st_mode,
-            hashlib.sha256(path.read_bytes()).hexdigest(),
-        )
-        for path in sorted(cache.rglob("*"))
-        if path.is_file()
-    }
+def dvc_written(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file and folder under .dvc (its scratch tmp/ aside) and data/raw: its mode, and
+    a file's sha256. What DVC's init and add leave, or what the bake wrote in their place."""
+    found = {}
+    for top in (root / ".dvc", root / "data" / "raw"):
+        for path in sorted(top.rglob("*")):
+            name = path.relative_to(root).as_posix()
+            if name == ".dvc/tmp" or name.startswith(".dvc/tmp/"):
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            found[name] = (path.stat().st_mode, digest)
+    return found
 
 
 def test_the_bakes_dvc_files_are_the_bytes_dvc_itself_writes(baked, tmp_path):
     """The hook writes what `dvc init` and `dvc add` of the raw table write (importing DVC's
-    repository cost a second of the bake). DVC itself, from the project's environment, writes
-    the same bytes into a fresh repository holding the same table."""
+    repository took 1.2 s of a 2.8 s bake). DVC itself, from the project's environment,
+    writes the same files, bytes and modes into a fresh repository holding the same table."""
     project, answers = baked
     table = f"data/raw/{answers['dataset']}.csv"
     reference = tmp_path / "reference"
@@ -291,7 +292,44 @@ def test_the_bakes_dvc_files_are_the_bytes_dvc_itself_writes(baked, tmp_path):
     run([python, "-c", DVC_INIT_AND_ADD, str(reference), table, url], cwd=reference)
     for name in (".dvc/config", ".dvc/.gitignore", f"{table}.dvc", "data/raw/.gitignore"):
         assert (project / name).read_text() == (reference / name).read_text(), name
-    assert cache_files(project) == cache_files(reference)
+    assert dvc_written(project) == dvc_written(reference)
+
+
+def test_a_git_ignored_dvc_file_fails_the_bake_naming_the_file(tmp_path):
+    """`dvc add` refuses to write a .dvc file git ignores; so does the bake, which writes it
+    itself (a global excludes file naming *.dvc), and it leaves no project behind."""
+    excludes = tmp_path / "excludes"
+    excludes.write_text("*.dvc\n")
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f"[core]\n\texcludesFile = {excludes}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(out)]
+    result = run(command, cwd=tmp_path, check=False, env={"GIT_CONFIG_GLOBAL": str(gitconfig)})
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    # *.dvc also matches the .dvc folder; cookiecutter itself then logs its hook exception.
+    assert "git ignores .dvc/config, .dvc/.gitignore, data/raw/breast_cancer.csv.dvc" in message
+    assert "git check-ignore -v" in message
+    assert list(out.iterdir()) == []
+
+
+def test_a_cache_the_user_configured_elsewhere_receives_the_raw_table(tmp_path):
+    """A shared cache set in the user's global DVC configuration is where DVC's own `dvc add`
+    puts the raw table: the bake hands such a cache to DVC instead of writing .dvc/cache."""
+    shared = tmp_path / "shared-cache"
+    (tmp_path / "xdg" / "dvc").mkdir(parents=True)
+    (tmp_path / "xdg" / "dvc" / "config").write_text(f"[cache]\n    dir = {shared}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(out)]
+    run(command, cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    project = out / "my-ml-project"
+    dvc_file = yaml.safe_load((project / "data/raw/breast_cancer.csv.dvc").read_text())
+    md5 = dvc_file["outs"][0]["md5"]
+    assert (shared / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+    assert not (project / ".dvc" / "cache" / "files").exists()
+    assert run(["git", "status", "--porcelain"], cwd=project).stdout == ""
 
 
 def test_raw_data_is_written_and_fits_its_shipped_schema(baked):

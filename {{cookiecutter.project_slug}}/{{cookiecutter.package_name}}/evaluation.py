@@ -104,8 +104,10 @@ def error_by_decile_rows(actual: np.ndarray, predicted: np.ndarray) -> str:
 
 def predict_in_batches(method, features) -> np.ndarray:
     """``method`` (``predict``, ``predict_proba``, ``decision_function``) over the rows,
-    PREDICT_BATCH_ROWS at a time. Each row's prediction depends on that row alone, so the
-    values are those of one call; the model's working copies are bounded by the batch."""
+    PREDICT_BATCH_ROWS at a time, so the model's working copies are bounded by the batch.
+    Each row's prediction depends on that row alone; a numeric library may still round a
+    row differently in a batch of another size, but the batches are fixed, so every run
+    gives the same bytes."""
     if len(features) <= PREDICT_BATCH_ROWS:
         return np.asarray(method(features))
     return np.concatenate(
