@@ -1,5 +1,9 @@
 """Verification levels, drift detection and dvc.lock comparison, as units."""
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import PROJECT_ROOT, machinery
@@ -19,6 +23,15 @@ def fitted_forest(seed):
     return RandomForestClassifier(n_estimators=3, random_state=seed).fit(
         features, np.arange(40) % 2
     )
+
+
+def test_this_interpreter_goes_first_on_path_and_no_empty_entry_names_the_cwd():
+    """DVC's workers and the rebuild run `python` from PATH: this environment's comes first,
+    and an unset or empty PATH adds no empty entry (which would search the current folder)."""
+    proc = machinery("runtime.proc")
+    ours = str(Path(sys.executable).parent)
+    for given, rest in (({}, []), ({"PATH": ""}, []), ({"PATH": "/a::/b:"}, ["/a", "/b"])):
+        assert proc.interpreter_first_on_path(given)["PATH"].split(os.pathsep) == [ours, *rest]
 
 
 def test_the_rebuild_runs_consecutive_stages_of_one_package_in_one_process():

@@ -89,7 +89,9 @@ def interpreter_first_on_path(environ: dict[str, str]) -> dict[str, str]:
     """A copy of ``environ`` with this interpreter's bin directory first on PATH: what DVC
     runs as ``python`` in a stage's command is then this environment's."""
     env = dict(environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # No empty entry when PATH is unset or empty: an empty entry means the current directory.
+    rest = [entry for entry in env.get("PATH", "").split(os.pathsep) if entry]
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), *rest])
     return env
 
 
