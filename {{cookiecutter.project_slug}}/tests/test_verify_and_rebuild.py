@@ -34,6 +34,33 @@ def test_this_interpreter_goes_first_on_path_and_no_empty_entry_names_the_cwd():
         assert proc.interpreter_first_on_path(given)["PATH"].split(os.pathsep) == [ours, *rest]
 
 
+def test_the_bytecode_warm_up_imports_only_what_the_runtime_lock_pins(tmp_path):
+    """The rebuild's warm-up imports the top-level module of each distribution the revision's
+    runtime.lock pins, to compile their bytecode early: here only PyYAML's, not scikit-learn."""
+    import json
+    import subprocess
+    from importlib.metadata import version
+
+    lock = tmp_path / "runtime.lock"
+    lock.write_text(f"pyyaml=={version('pyyaml')}\n")
+    shown = rebuild.WARM_BYTECODE + "\nprint(__import__('json').dumps(sorted(sys.modules)))"
+    command = [sys.executable, "-c", shown, str(PROJECT_ROOT), str(lock)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    imported = set(json.loads(done.stdout))
+    assert "yaml" in imported
+    assert "sklearn" not in imported and "pandas" not in imported
+
+
+def test_a_background_helper_is_stopped_with_its_children():
+    """The warm-up runs in a process group of its own; stopping it leaves nothing running."""
+    proc = machinery("runtime.proc")
+    process = proc.start_background(["sh", "-c", "sleep 60 & sleep 60"])
+    proc.stop_background(process)
+    assert process.returncode is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)
+
+
 def test_the_rebuild_runs_consecutive_stages_of_one_package_in_one_process():
     Stage = machinery("runtime.pipeline").Stage
 

@@ -66,6 +66,31 @@ def run(
     return subprocess.CompletedProcess(command, code, "".join(lines), "")
 
 
+def start_background(
+    command: list[str], cwd: Path | None = None, env: dict | None = None
+) -> subprocess.Popen:
+    """Start ``command`` beside the caller, output discarded, in a process group of its own:
+    for work nobody waits on (warming a cache). ``stop_background`` ends it and its children."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=os.name == "posix",
+    )
+
+
+def stop_background(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    process.wait()
+
+
 def run_checked(
     command: list[str], error: type[Exception], cwd: Path | None = None, **kw
 ) -> subprocess.CompletedProcess:

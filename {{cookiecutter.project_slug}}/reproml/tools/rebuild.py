@@ -24,9 +24,9 @@ import yaml
 from ..runtime.errors import ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
-from ..runtime.proc import run
+from ..runtime.proc import run, start_background, stop_background
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
-from .locking import find_uv
+from .locking import RUNTIME_LOCK, find_uv
 from .notes import append_record, utc_now
 from .remote import fetch_objects
 
@@ -38,6 +38,23 @@ PROBE_ENVIRONMENT = (
     "environment = import_module('reproml.runtime.environment'); "
     "print(json.dumps({'drift': environment.drift(sys.argv[2]), "
     "'fingerprint': environment.fingerprint(sys.argv[2])}))"
+)
+
+
+# Run in the revision's fresh environment while the drift probe and the fetch run: import the
+# top-level module of every distribution runtime.lock pins (scikit-learn, pandas, pyarrow,
+# ...), so Python compiles their bytecode on the other core rather than inside the first stage
+# that imports them. It writes bytecode into the rebuild's own .venv and nothing else that the
+# rebuild reads; a module that fails to import is passed over (its stage fails on its own).
+WARM_BYTECODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from importlib import import_module, metadata; "
+    "environment = import_module('reproml.runtime.environment'); "
+    "pinned = set(environment.locked_versions(sys.argv[2])); "
+    "modules = [module for module, names in sorted(metadata.packages_distributions().items()) "
+    "if module.isidentifier() and not module.startswith('_') "
+    "and any(environment.normalize(name) in pinned for name in names)]\n"
+    "for module in modules:\n"
+    "    try:\n        import_module(module)\n    except BaseException:\n        pass"
 )
 
 
@@ -235,6 +252,7 @@ class Rebuilder:
         self.env["PATH"] = os.pathsep.join([str(venv_bin), self.env.get("PATH", "")])
         self.dvc = [str(venv_bin / "dvc")]
         self.python = str(venv_bin / "python")
+        self.warming = None  # the bytecode warm-up, while it runs
 
     def step(self, number: int, name: str, title: str, action) -> None:
         print(f"[{number}/4] {name}: {title}", flush=True)
@@ -263,6 +281,9 @@ class Rebuilder:
         result = run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
+        lock = str(self.worktree / RUNTIME_LOCK)
+        warm = [self.python, "-c", WARM_BYTECODE, str(PROJECT_ROOT), lock]
+        self.warming = start_background(warm, cwd=self.scratch / "home", env=self.env)
         command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT)]
         probe = run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
         if probe.returncode != 0:
@@ -429,6 +450,8 @@ class Rebuilder:
         return {line for line in listed.stdout.splitlines() if line}
 
     def cleanup(self) -> None:
+        if self.warming is not None:
+            stop_background(self.warming)
         if self.keep:
             print(f"kept the worktree at {self.worktree}")
             return
