@@ -51,14 +51,34 @@ def test_the_bytecode_warm_up_imports_only_what_the_runtime_lock_pins(tmp_path):
     assert "sklearn" not in imported and "pandas" not in imported
 
 
-def test_a_background_helper_is_stopped_with_its_children():
-    """The warm-up runs in a process group of its own; stopping it leaves nothing running."""
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a process that exited and awaits reaping does not)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
+def test_a_background_helper_is_stopped_with_its_children(tmp_path):
+    """The warm-up runs in a process group of its own; stopping it stops its children too."""
+    import time
+
     proc = machinery("runtime.proc")
-    process = proc.start_background(["sh", "-c", "sleep 60 & sleep 60"])
+    said = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {said}.part && mv {said}.part {said}; wait"
+    process = proc.start_background(["sh", "-c", script])
+    deadline = time.monotonic() + 30
+    while not said.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child = int(said.read_text())
+    assert _running(child)
     proc.stop_background(process)
     assert process.returncode is not None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _running(child)
 
 
 def test_the_rebuild_runs_consecutive_stages_of_one_package_in_one_process():

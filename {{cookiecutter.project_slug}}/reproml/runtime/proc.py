@@ -5,6 +5,7 @@ Output is always captured (callers name failures with it) and a non-zero exit ne
 each caller knows what the failure means and says so (tools/git.py adds git's identity).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -69,9 +70,10 @@ def run(
 def start_background(
     command: list[str], cwd: Path | None = None, env: dict | None = None
 ) -> subprocess.Popen:
-    """Start ``command`` beside the caller, output discarded, in a process group of its own:
-    for work nobody waits on (warming a cache). ``stop_background`` ends it and its children."""
-    return subprocess.Popen(
+    """Start ``command`` beside the caller, output discarded, in a process group of its own
+    and at the lowest CPU priority: for work nobody waits on (warming a cache), which should
+    only take a core the caller leaves idle. ``stop_background`` ends it and its children."""
+    process = subprocess.Popen(
         command,
         cwd=cwd,
         env=env,
@@ -80,14 +82,23 @@ def start_background(
         stderr=subprocess.DEVNULL,
         start_new_session=os.name == "posix",
     )
+    if hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):  # it may have ended already
+            os.setpriority(os.PRIO_PROCESS, process.pid, 19)
+    return process
 
 
 def stop_background(process: subprocess.Popen) -> None:
+    """Kill ``process`` and its group if it still runs, then reap it; never raises (it runs
+    in ``finally`` blocks, where it must not hide the real outcome)."""
     if process.poll() is None:
-        if os.name == "posix":
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
+        try:
+            if os.name == "posix":
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        except (ProcessLookupError, PermissionError):  # it ended meanwhile
+            pass
     process.wait()
 
 

@@ -23,7 +23,13 @@ import yaml
 
 from ..runtime.errors import ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
-from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
+from ..runtime.launcher import (
+    DROPPED_ENV,
+    PINNED_ENV,
+    PROJECT_ROOT,
+    VARIED_UMASK,
+    varied_environment,
+)
 from ..runtime.proc import run, start_background, stop_background
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
 from .locking import RUNTIME_LOCK, find_uv
@@ -46,9 +52,14 @@ PROBE_ENVIRONMENT = (
 # ...), so Python compiles their bytecode on the other core rather than inside the first stage
 # that imports them. It writes bytecode into the rebuild's own .venv and nothing else that the
 # rebuild reads; a module that fails to import is passed over (its stage fails on its own).
+# Neither the project (sys.argv[1], needed only for the lock reader) nor the working folder
+# stays on its path, so only installed packages are imported. It runs at the lowest CPU
+# priority with the stages' thread counts; if still busy when the stages start, it shares the
+# machine with them until it ends (seconds) or the rebuild ends and stops it.
 WARM_BYTECODE = (
     "import sys; sys.path.insert(0, sys.argv[1]); from importlib import import_module, metadata; "
     "environment = import_module('reproml.runtime.environment'); "
+    "sys.path[:] = [entry for entry in sys.path if entry not in ('', sys.argv[1])]; "
     "pinned = set(environment.locked_versions(sys.argv[2])); "
     "modules = [module for module, names in sorted(metadata.packages_distributions().items()) "
     "if module.isidentifier() and not module.startswith('_') "
@@ -249,7 +260,8 @@ class Rebuilder:
         self.worktree = self.scratch / repo.name
         self.env = isolated_environment(dict(os.environ), self.scratch / "home", uv)
         venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
-        self.env["PATH"] = os.pathsep.join([str(venv_bin), self.env.get("PATH", "")])
+        path = [entry for entry in self.env.get("PATH", "").split(os.pathsep) if entry]
+        self.env["PATH"] = os.pathsep.join([str(venv_bin), *path])
         self.dvc = [str(venv_bin / "dvc")]
         self.python = str(venv_bin / "python")
         self.warming = None  # the bytecode warm-up, while it runs
@@ -283,7 +295,9 @@ class Rebuilder:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
         lock = str(self.worktree / RUNTIME_LOCK)
         warm = [self.python, "-c", WARM_BYTECODE, str(PROJECT_ROOT), lock]
-        self.warming = start_background(warm, cwd=self.scratch / "home", env=self.env)
+        threads = {key: value for key, value in PINNED_ENV.items() if key.endswith("_THREADS")}
+        home = self.scratch / "home"
+        self.warming = start_background(warm, cwd=home, env={**self.env, **threads})
         command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT)]
         probe = run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
         if probe.returncode != 0:
@@ -452,6 +466,7 @@ class Rebuilder:
     def cleanup(self) -> None:
         if self.warming is not None:
             stop_background(self.warming)
+            self.warming = None
         if self.keep:
             print(f"kept the worktree at {self.worktree}")
             return
