@@ -48,10 +48,7 @@ def run(
 
     def kill() -> None:
         expired.set()
-        if os.name == "posix":
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
+        _kill_group(process)
 
     timer = threading.Timer(timeout, kill) if timeout else None
     if timer:
@@ -92,14 +89,18 @@ def stop_background(process: subprocess.Popen) -> None:
     """Kill ``process`` and its group if it still runs, then reap it; never raises (it runs
     in ``finally`` blocks, where it must not hide the real outcome)."""
     if process.poll() is None:
-        try:
-            if os.name == "posix":
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
-        except (ProcessLookupError, PermissionError):  # it ended meanwhile
-            pass
+        _kill_group(process)
     process.wait()
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL to the process group a ``start_new_session`` process leads (the process alone
+    elsewhere); nothing if it ended meanwhile."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
 
 
 def run_checked(
