@@ -34,21 +34,24 @@ def test_this_interpreter_goes_first_on_path_and_no_empty_entry_names_the_cwd():
         assert proc.interpreter_first_on_path(given)["PATH"].split(os.pathsep) == [ours, *rest]
 
 
-def test_the_bytecode_warm_up_imports_only_what_the_runtime_lock_pins(tmp_path):
-    """The rebuild's warm-up imports the top-level module of each distribution the revision's
-    runtime.lock pins, to compile their bytecode early: here only PyYAML's, not scikit-learn."""
+def test_the_bytecode_warm_up_compiles_what_was_listed_without_running_it(tmp_path):
+    """The rebuild's warm-up compiles the listed installed files (what the project's own
+    environment has bytecode for) and never runs them; a broken or missing file is passed
+    over."""
     import json
     import subprocess
-    from importlib.metadata import version
 
-    lock = tmp_path / "runtime.lock"
-    lock.write_text(f"pyyaml=={version('pyyaml')}\n")
-    shown = rebuild.WARM_BYTECODE + "\nprint(__import__('json').dumps(sorted(sys.modules)))"
-    command = [sys.executable, "-c", shown, str(PROJECT_ROOT), str(lock)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    imported = set(json.loads(done.stdout))
-    assert "yaml" in imported
-    assert "sklearn" not in imported and "pandas" not in imported
+    site = tmp_path / "site"
+    (site / "pkg").mkdir(parents=True)
+    ran = tmp_path / "ran"
+    (site / "pkg" / "__init__.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    (site / "pkg" / "broken.py").write_text("def (:\n")
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps(["pkg/__init__.py", "pkg/broken.py", "pkg/missing.py"]))
+    command = [sys.executable, "-c", rebuild.WARM_BYTECODE, str(listed), str(site)]
+    subprocess.run(command, check=True, capture_output=True)
+    assert not ran.exists()
+    assert rebuild.compiled_here(site) == ["pkg/__init__.py"]
 
 
 def _running(pid: int) -> bool:

@@ -23,16 +23,10 @@ import yaml
 
 from ..runtime.errors import ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
-from ..runtime.launcher import (
-    DROPPED_ENV,
-    PINNED_ENV,
-    PROJECT_ROOT,
-    VARIED_UMASK,
-    varied_environment,
-)
+from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from ..runtime.proc import run, start_background, stop_background
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
-from .locking import RUNTIME_LOCK, find_uv
+from .locking import find_uv
 from .notes import append_record, utc_now
 from .remote import fetch_objects
 
@@ -47,26 +41,39 @@ PROBE_ENVIRONMENT = (
 )
 
 
-# Run in the revision's fresh environment while the drift probe and the fetch run: import the
-# top-level module of every distribution runtime.lock pins (scikit-learn, pandas, pyarrow,
-# ...), so Python compiles their bytecode on the other core rather than inside the first stage
-# that imports them. It writes bytecode into the rebuild's own .venv and nothing else that the
-# rebuild reads; a module that fails to import is passed over (its stage fails on its own).
-# Neither the project (sys.argv[1], needed only for the lock reader) nor the working folder
-# stays on its path, so only installed packages are imported. It runs at the lowest CPU
-# priority with the stages' thread counts; if still busy when the stages start, it shares the
-# machine with them until it ends (seconds) or the rebuild ends and stops it.
+# Run in the revision's fresh environment while the drift probe and the fetch run: compile
+# (never import) the installed source files this project's own environment has bytecode for,
+# i.e. what its stages, DVC and tools imported here, so Python does not compile them inside
+# the first stage that imports each one. argv: a JSON list of paths relative to
+# site-packages, and the site-packages folder (the interpreter's own unless given). Bytecode
+# up to date is left alone; a file that is missing or does not compile is passed over.
 WARM_BYTECODE = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from importlib import import_module, metadata; "
-    "environment = import_module('reproml.runtime.environment'); "
-    "sys.path[:] = [entry for entry in sys.path if entry not in ('', sys.argv[1])]; "
-    "pinned = set(environment.locked_versions(sys.argv[2])); "
-    "modules = [module for module, names in sorted(metadata.packages_distributions().items()) "
-    "if module.isidentifier() and not module.startswith('_') "
-    "and any(environment.normalize(name) in pinned for name in names)]\n"
-    "for module in modules:\n"
-    "    try:\n        import_module(module)\n    except BaseException:\n        pass"
+    "import compileall, json, sys, sysconfig\n"
+    "from pathlib import Path\n"
+    "site = Path(sys.argv[2] if len(sys.argv) > 2 else sysconfig.get_paths()['purelib'])\n"
+    "for name in json.loads(Path(sys.argv[1]).read_text(encoding='utf-8')):\n"
+    "    if (site / name).is_file():\n"
+    "        compileall.compile_file(str(site / name), quiet=2)"
 )
+
+
+def compiled_here(site: Path | None = None) -> list[str]:
+    """The installed source files this interpreter's environment (or ``site``) holds bytecode
+    for, relative to its site-packages: what this project's processes imported, a fair guess
+    at what a rebuild of one of its revisions imports."""
+    import sysconfig
+
+    site = site or Path(sysconfig.get_paths()["purelib"])
+    suffix = f".{sys.implementation.cache_tag}.pyc"
+    found = set()
+    for folder, _, files in os.walk(site):
+        if Path(folder).name != "__pycache__":
+            continue
+        for name in files:
+            if name.endswith(suffix):
+                source = Path(folder).parent / (name[: -len(suffix)] + ".py")
+                found.add(source.relative_to(site).as_posix())
+    return sorted(found)
 
 
 @dataclass
@@ -293,11 +300,10 @@ class Rebuilder:
         result = run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
-        lock = str(self.worktree / RUNTIME_LOCK)
-        warm = [self.python, "-c", WARM_BYTECODE, str(PROJECT_ROOT), lock]
-        threads = {key: value for key, value in PINNED_ENV.items() if key.endswith("_THREADS")}
-        home = self.scratch / "home"
-        self.warming = start_background(warm, cwd=home, env={**self.env, **threads})
+        listed = self.scratch / "compiled-here.json"
+        listed.write_text(json.dumps(compiled_here()), encoding="utf-8")
+        warm = [self.python, "-c", WARM_BYTECODE, str(listed)]
+        self.warming = start_background(warm, cwd=self.scratch / "home", env=self.env)
         command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT)]
         probe = run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
         if probe.returncode != 0:
