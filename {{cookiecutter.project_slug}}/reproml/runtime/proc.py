@@ -125,10 +125,15 @@ def dvc_command(*args: str) -> list[str]:
 def interpreter_first_on_path(environ: dict[str, str]) -> dict[str, str]:
     """A copy of ``environ`` with this interpreter's bin directory first on PATH: what DVC
     runs as ``python`` in a stage's command is then this environment's."""
+    return path_first(environ, Path(sys.executable).parent)
+
+
+def path_first(environ: dict[str, str], folder: Path) -> dict[str, str]:
+    """A copy of ``environ`` with ``folder`` first on PATH, and no empty entry when PATH is
+    unset or empty (an empty entry means the current directory)."""
     env = dict(environ)
-    # No empty entry when PATH is unset or empty: an empty entry means the current directory.
     rest = [entry for entry in env.get("PATH", "").split(os.pathsep) if entry]
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), *rest])
+    env["PATH"] = os.pathsep.join([str(folder), *rest])
     return env
 
 

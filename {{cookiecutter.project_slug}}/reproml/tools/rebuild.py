@@ -24,7 +24,7 @@ import yaml
 from ..runtime.errors import ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
-from ..runtime.proc import run, start_background, stop_background
+from ..runtime.proc import path_first, run, start_background, stop_background
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
 from .locking import find_uv
 from .notes import append_record, utc_now
@@ -265,10 +265,9 @@ class Rebuilder:
         self.timeout = timeout
         self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
         self.worktree = self.scratch / repo.name
-        self.env = isolated_environment(dict(os.environ), self.scratch / "home", uv)
         venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
-        path = [entry for entry in self.env.get("PATH", "").split(os.pathsep) if entry]
-        self.env["PATH"] = os.pathsep.join([str(venv_bin), *path])
+        isolated = isolated_environment(dict(os.environ), self.scratch / "home", uv)
+        self.env = path_first(isolated, venv_bin)
         self.dvc = [str(venv_bin / "dvc")]
         self.python = str(venv_bin / "python")
         self.warming = None  # the bytecode warm-up, while it runs
