@@ -163,6 +163,7 @@ LONGEST_FIRST = (
     "test_end_to_end.py",
     "test_remotes.py",
     "test_own_data.py",
+    "test_oracle.py",
     "test_tools.py",
     "test_regression.py",
     "test_faults.py",

@@ -64,7 +64,7 @@ TARGETS_RUN_END_TO_END = {
 ROWS = [
     {"dataset": "breast_cancer", "model": "logreg", "python_version": "3.11", "tests": True},
     {"dataset": "wine", "model": "hist_gb", "python_version": "3.13", "tests": False},
-    {"dataset": "digits", "model": "random_forest", "python_version": "3.12", "tests": False},
+    {"dataset": "digits", "model": "logreg", "python_version": "3.12", "tests": False},
     {"dataset": "churn", "model": "hist_gb", "python_version": "3.11", "tests": False},
     {"dataset": "diabetes", "model": "random_forest", "python_version": "3.12", "tests": True},
 ]
@@ -295,10 +295,28 @@ in_released_group = pytest.mark.xdist_group("released")
 
 
 @in_released_group
-def test_ci_targets_pass_on_a_clean_project(released):
+def test_ci_targets_pass_on_a_clean_project_and_rebuild_names_the_edits_it_leaves_out(released):
+    """The CI targets pass on the committed project. Then, with an edit to a tracked file and
+    a new file in the workspace, `make rebuild` rebuilds what HEAD holds (MATCH), and its
+    first and last lines say that those two changes were not part of it."""
     released.make("check-params", "check-lock", "check-env", "status")
-    rebuilt = released.make("rebuild")
+    family, key, old, new = model_override(released)
+    conf = released.path / "conf" / "model" / f"{family}.yaml"
+    conf.write_text(conf.read_text().replace(f"{key}: {old}", f"{key}: {new}"))
+    (released.path / "conf" / "model" / "tuned.yaml").write_text(conf.read_text())
+    try:
+        rebuilt = released.make("--silent", "rebuild")
+    finally:
+        (released.path / "conf" / "model" / "tuned.yaml").unlink()
+        restore_committed_state(released)
     assert "rebuild of HEAD" in rebuilt.stdout and ": MATCH" in rebuilt.stdout
+    lines = rebuilt.stdout.splitlines()
+    left_out = (
+        f"note: 2 uncommitted changes (conf/model/{family}.yaml, conf/model/tuned.yaml) are "
+        f"not part of this rebuild of HEAD ({head(released)[:12]})"
+    )
+    assert lines[0].startswith(left_out), rebuilt.stdout
+    assert lines[-1] == lines[0], rebuilt.stdout
 
 
 @in_released_group

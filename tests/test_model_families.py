@@ -13,14 +13,16 @@ import yaml
 from conftest import bake, model_target, run
 from project_setup import MODEL_LIBRARIES
 from test_end_to_end import Project
+from test_oracle import assert_every_family_agrees_with_its_library
 
 pytestmark = pytest.mark.slow
 
 # The network first: its environment (torch) is the longest to install.
 FAMILIES = sorted(MODEL_LIBRARIES, key=lambda name: name != "torch_mlp")
 # XGBoost's classifier takes only the codes 0..n-1 as labels: the churn table's are text
-# ("churned", "stayed"), with categories, dates and missing values besides.
-CLASSIFICATION_DEMO = {"xgboost": "churn"}
+# ("churned", "stayed"), with categories, dates and missing values besides. CatBoost's and
+# LightGBM's on wine's three classes: CatBoost's multiclass predict returns a column.
+CLASSIFICATION_DEMO = {"xgboost": "churn", "catboost": "wine", "lightgbm": "wine"}
 
 
 def write_regression_table(path) -> str:
@@ -88,10 +90,16 @@ def test_a_family_rebuilds_byte_for_byte_on_both_tasks(family, tmp_path):
         line.split("==")[0].removesuffix("-cpu") for line in locked.splitlines()
     )
 
+    # The plain library is the oracle: on every demo table of both tasks, the project's own
+    # stages give the predictions and scores the library and scikit-learn's metrics give.
+    assert_every_family_agrees_with_its_library(path, [family], tmp_path)
+
     repro_verify_and_rebuild(project, "Train the classifier", rebuild=False)
     assert trained_target(project) == model_target(family, "classification").replace(
         "{{ cookiecutter.package_name }}", "fam"
     )
+    scores = json.loads((path / "metrics/metrics.json").read_text())
+    assert 0.8 <= scores["accuracy"] <= 1 and 0.8 <= scores["f1_macro"] <= 1, scores
     assert not list(path.rglob("catboost_info")), "the library wrote files beside the model"
     # The project's model-file tests with this library: every shipped file composes and
     # builds, a wrong type and a typo are named (CatBoost's parser, XGBoost's warning); in the

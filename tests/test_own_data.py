@@ -1,8 +1,9 @@
 """Tier 3: a team's own table and model, the way the baked README tells a user to bring them.
 
 A mixed-type table (string categories, `NA`, a string label that is not the last column, an
-id column, a year) goes through `make data`, `make repro`, a fresh clone and `make rebuild`,
-as CSV and as Parquet; then a custom estimator class is trained from a YAML file alone.
+id column, a year) goes through `make data` and `make repro` as CSV and as Parquet, and
+`make rebuild` in a clone of its own as CSV; then a custom estimator class is trained from a
+YAML file alone.
 Last, bad input through the real commands (`make data`, `predict`, a model file, `make rebuild`
 and `make release`): each refused by name, with nothing half-written and nothing lost.
 """
@@ -10,6 +11,7 @@ and `make release`): each refused by name, with nothing half-written and nothing
 import csv
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -139,18 +141,17 @@ def test_a_teams_own_table_rebuilds_byte_for_byte(kind, tmp_path):
     assert [line["patient_id"] for line in lines] == [row[0] for row in table[:8]]
     assert {line["prediction"] for line in lines} <= {"recovered", "relapse"}
 
-    # The rebuild in a clone of its own, in the environment of the commit's lock, with the
-    # data fetched from the remote (the fresh-clone flow of the README is test_end_to_end's).
     project.git("add", "-A")
     project.git("commit", "-qm", "Train the model")
+    if kind == "parquet":  # what differs is how the table is read, which verify reran above
+        group_and_time_splits(project)
+        return
+    # The rebuild in a clone of its own, in the environment of the commit's lock, with the
+    # data fetched from the remote (the fresh-clone flow of the README is test_end_to_end's).
     project.dvc("push")
     rebuilt = project.make("rebuild")
     assert ": MATCH" in rebuilt.stdout
-
-    if kind == "csv":
-        custom_estimator_from_yaml(project)
-    else:
-        group_and_time_splits(project)
+    custom_estimator_from_yaml(project)
 
 
 def prepared_years(project: Project) -> tuple[set, set]:
@@ -441,7 +442,9 @@ def test_predictions_are_safe_to_open_in_a_spreadsheet(guarded, tmp_path):
     rows_to_predict(rows, FORMULA_IDS)
     predict(guarded, rows, tmp_path / "out.csv", check=True)
     lines = list(csv.reader((tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()))
-    assert lines[0] == ["visit_id", "prediction"]
+    # One probability column per class, named by the class (spreadsheet-safe: it begins
+    # with "probability_").
+    assert lines[0] == ["visit_id", "prediction", "probability_=1+2", "probability_@low"]
     assert [line[0] for line in lines[1:]] == [
         '\'=HYPERLINK("http://evil.example","x")',
         "'+SUM(1,2)",
@@ -458,7 +461,8 @@ def test_predictions_are_safe_to_open_in_a_spreadsheet(guarded, tmp_path):
     pq.write_table(table, tmp_path / "rows.parquet")
     predict(guarded, tmp_path / "rows.parquet", tmp_path / "out2.csv", check=True)
     with (tmp_path / "out2.csv").open(encoding="utf-8", newline="") as handle:
-        assert list(csv.reader(handle))[1:] == [["'\rcr", "'=1+2"], ["-7", "'@low"]]
+        rows = [line[:2] for line in csv.reader(handle)][1:]
+    assert rows == [["'\rcr", "'=1+2"], ["-7", "'@low"]]
 
 
 @guarded_group
@@ -541,3 +545,112 @@ def test_a_revision_or_version_that_looks_like_an_option_is_refused(guarded):
     direct = [".venv/bin/python", "-m", "reproml", "rebuild", "--", "-x"]
     assert run(direct, cwd=project.path, check=False).returncode == 2
     assert (refs(), state(project)) == before
+
+
+def problem_table(path) -> None:
+    """A table with every problem `make data` names: a target missing in 8 of 406 rows, an
+    empty column, a column of one value, separated by semicolons, yes/no labels."""
+    rng = np.random.default_rng(3)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";", lineterminator="\n")
+        writer.writerow(["x1", "x2", "notes", "origin", "bought"])
+        for index in range(406):
+            x1, x2 = (round(float(v), 4) for v in rng.normal(0, 1, 2))
+            label = "" if index % 50 == 7 else ("yes" if x1 > 0 else "no")
+            writer.writerow([x1, x2, "", "usa", label])
+
+
+@guarded_group
+def test_make_data_names_each_problem_of_a_table_and_the_fix(guarded, tmp_path):
+    """Before anything runs: a missing target is refused with the option that drops those
+    rows; with it, how many; the semicolons sniffed; the empty and the one-value column put
+    under drop, each named; yes/no labels kept as text. Then the pipeline reads it so."""
+    project = guarded
+    source = tmp_path / "problems.csv"
+    problem_table(source)
+    before = state(project)
+    env = {"SRC": str(source), "TARGET": "bought"}
+    result = project.make("data", env=env, check=False)
+    refused(result, "the target 'bought' is missing in 8 of 406 rows", "MISSING_TARGET=drop")
+    assert state(project) == before
+    try:
+        said = project.make("data", env={**env, "MISSING_TARGET": "drop"}).stdout
+        for note in (
+            "the target 'bought' is missing in 8 of 406 rows: prepare leaves them out",
+            "separated by a semicolon, not commas: `delimiter: ';'`",
+            "column 'notes' is empty in every row, so it is under drop",
+            "column 'origin' holds one value ('usa') in every row, so it is under drop",
+            "the target 'bought' holds 'no', 'yes': read as true/false, these labels would change",
+        ):
+            assert note in said, said
+        assert re.search(r"x1 +numeric +the number", said), said
+        schema = yaml.safe_load((project.path / "conf/data/problems.yaml").read_text())
+        assert schema["delimiter"] == ";" and schema["missing_target"] == "drop"
+        assert schema["label"] == "string" and schema["drop"] == ["notes", "origin"]
+        project.make("params")
+        stage = [".venv/bin/python", "-m", "guarded", "stage", "params", "prepare", "train"]
+        ran = run([*stage, "evaluate"], cwd=project.path)
+        assert "left out 8 of 406 rows whose target 'bought' is missing" in ran.stderr
+        scores = json.loads((project.path / "metrics/metrics.json").read_text())
+        assert set(scores["per_class"]) == {"no", "yes"} and scores["n_test"] == 100
+    finally:
+        back_to_the_commit(project)
+
+
+def weather_table(path) -> None:
+    """Two years of days whose weather follows the season: the date is the signal."""
+    import datetime
+
+    rng = np.random.default_rng(17)
+    start = datetime.date(2012, 1, 1)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["date", "wind", "weather"])
+        for index in range(2 * 365):
+            day = start + datetime.timedelta(days=index)
+            season = np.sin(2 * np.pi * (day.timetuple().tm_yday - 100) / 365)
+            warmth = season + rng.normal(0, 0.3)
+            weather = "sun" if warmth > 0.4 else "snow" if warmth < -0.4 else "rain"
+            writer.writerow([day.isoformat(), round(float(rng.normal(3, 1)), 1), weather])
+
+
+@guarded_group
+def test_dates_reach_the_model_and_predict_on_raw_rows_agrees_with_evaluate(guarded, tmp_path):
+    """A date column's parts are features by default (`make data` says which): accuracy
+    rises above the same model without them, and `make predict` on the raw test rows gives
+    exactly evaluate's predictions (the parts are computed inside the pickled pipeline)."""
+    import pyarrow.parquet as pq
+
+    project = guarded
+    source = tmp_path / "weather.csv"
+    weather_table(source)
+    try:
+        said = project.make("data", env={"SRC": str(source), "TARGET": "weather"}).stdout
+        assert re.search(r"date +datetime +its year, month, day_of_week, day_of_year", said), said
+        config = project.path / "conf/config.yaml"  # trees: a season is not linear in a date
+        config.write_text(config.read_text().replace("model: logreg", "model: hist_gb"))
+        project.make("params")
+        project.make("repro")
+        with_dates = json.loads((project.path / "metrics/metrics.json").read_text())["accuracy"]
+
+        test = pq.read_table(project.path / "data/prepared/test.parquet").to_pandas()
+        rows = tmp_path / "rows.csv"
+        test.drop(columns=["weather"]).assign(date=test["date"].dt.strftime("%Y-%m-%d")).to_csv(
+            rows, index=False
+        )
+        project.make("predict", env={"IN": str(rows), "OUT": str(tmp_path / "out.csv")})
+        predicted = [row["prediction"] for row in csv.DictReader((tmp_path / "out.csv").open())]
+        confusion = project.path / "plots/tables/confusion.csv"
+        assert predicted == [row["predicted"] for row in csv.DictReader(confusion.open())]
+
+        schema_file = project.path / "conf/data/weather.yaml"
+        schema = yaml.safe_load(schema_file.read_text())
+        schema["dates"] = {"date": []}  # [] keeps the date out of the model
+        schema_file.write_text(yaml.safe_dump(schema, sort_keys=False))
+        project.make("params")  # the same stages; verify showed above that they reproduce
+        stages = [".venv/bin/python", "-m", "guarded", "stage", "params", "prepare", "train"]
+        run([*stages, "evaluate"], cwd=project.path)
+        without = json.loads((project.path / "metrics/metrics.json").read_text())["accuracy"]
+        assert with_dates > without + 0.15, (with_dates, without)
+    finally:
+        back_to_the_commit(project)

@@ -587,6 +587,65 @@ def test_old_releases_are_checked_with_their_own_files_after_a_path_moves(lifecy
         restore_committed_state(project)
 
 
+def raw_rows_to_predict(project: Project, path: Path, count: int = 12) -> Path:
+    """The first rows of the tracked raw table without the target, as a server gets them."""
+    import csv
+
+    config = yaml.safe_load((project.path / "params.yaml").read_text())
+    raw = project.path / config["paths"]["raw_data"]
+    with raw.open(newline="") as source, path.open("w", newline="") as out:
+        rows = csv.DictReader(source)
+        names = [name for name in rows.fieldnames if name != config["data"]["target"]]
+        writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        for _, row in zip(range(count), rows, strict=False):
+            writer.writerow(row)
+    return path
+
+
+def test_predict_with_a_release_runs_its_own_model_in_its_own_environment(lifecycle, tmp_path):
+    """`make predict VERSION=v1.0.0` after the workspace moved to another scikit-learn (and
+    so another lock): the workspace can no longer load its model, the release still predicts,
+    the same bytes as before the move, with its own model (v1's, not the workspace's v2)."""
+    project = lifecycle["project"]
+    rows = raw_rows_to_predict(project, tmp_path / "rows.csv")
+
+    def predicted(name: str, version: str = "", check: bool = True):
+        env = {"IN": str(rows), "OUT": str(tmp_path / name), "VERSION": version}
+        return project.make("predict", env=env, check=check)
+
+    said = predicted("v1.csv", "v1.0.0").stdout
+    assert "predict with model@v1.0.0" in said and "its model, code and environment" in said
+    predicted("workspace.csv")
+    first = (tmp_path / "v1.csv").read_bytes()
+    assert first.splitlines()[0] == (tmp_path / "workspace.csv").read_bytes().splitlines()[0]
+    assert first != (tmp_path / "workspace.csv").read_bytes()  # v1's own model, not v2's
+    pyproject = project.path / "pyproject.toml"
+    try:
+        pyproject.write_text(
+            pyproject.read_text().replace("scikit-learn==1.9.1", "scikit-learn==1.9.0")
+        )
+        project.make("lock")
+        project.make("setup")
+        assert "scikit-learn==1.9.0" in (project.path / "runtime.lock").read_text()
+        moved = predicted("moved.csv", check=False)
+        assert moved.returncode != 0 and "scikit-learn" in moved.stderr, moved.stderr
+        predicted("v1-again.csv", "v1.0.0")
+        assert (tmp_path / "v1-again.csv").read_bytes() == first
+    finally:
+        restore_committed_state(project)
+        project.make("setup")
+    # An unknown version, and a tag nobody signed, are refused before any of their code runs.
+    project.git("tag", "-a", "-m", "stray", "model@v9.9.8", "HEAD")
+    try:
+        for version in ("v9.9.9", "v9.9.8"):
+            refused = predicted("none.csv", version, check=False)
+            assert refused.returncode != 0 and version in refused.stderr, refused.stderr
+            assert "predict with" not in refused.stdout and not (tmp_path / "none.csv").exists()
+    finally:
+        project.git("tag", "-d", "model@v9.9.8")
+
+
 def test_hand_edits_to_a_statement_or_a_tag_hash_are_detected(lifecycle):
     project = lifecycle["project"]
     original = tag_message(project, "model@v1.0.0")

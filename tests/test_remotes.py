@@ -42,7 +42,7 @@ README_ELSEWHERE = {
     "Where things live": "no commands",
     "Bring your own data": "placeholders; test_own_data.py runs it with real tables",
     "Bring your own model": "test_model_families.py runs make add-library; test_own_data.py "
-    "trains a custom estimator",
+    "trains a custom estimator and runs make predict; test_registry.py make predict VERSION=",
     "Change a parameter": "opens $EDITOR; test_end_to_end.py edits conf and recomposes",
     "Run experiments": "a sweep on two workers; test_sweep.py runs the section",
     "Environment drift": "no commands; test_end_to_end.py drifts the environment",

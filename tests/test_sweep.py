@@ -1,8 +1,9 @@
 """Tier 3: sweeps. The baked README's sweep runs every point through the whole pipeline on two
 DVC workers, each verified; `make experiments` compares them; `make adopt` makes one a
 commit that `make rebuild` reproduces. A point that fails at fit, and one whose training is
-not reproducible (real unseeded randomness), are each named with the reason while the others
-run on; a sweep over a key conf/ does not have is refused before anything is queued."""
+not reproducible (real unseeded randomness), are each named with the reason from their own
+log (the stage's error, not DVC's) and shown without scores, while the others run on; a
+sweep over a key conf/ does not have is refused before anything is queued."""
 
 import os
 import re
@@ -79,25 +80,60 @@ def add_unseeded_noise(project_path, condition: str) -> tuple:
     return train, original
 
 
-def test_an_unreproducible_point_is_named_and_the_others_run_verified(project):
+def refuse_at_fit(train, condition: str) -> None:
+    """Where ``condition`` holds, a fit that scikit-learn refuses (lbfgs takes no dual=True;
+    the schema's checks pass it, as they pass any value the estimator's constraints accept):
+    the train stage fails with a traceback that ends in scikit-learn's ValueError."""
+    text = train.read_text()
+    train.write_text(
+        text.replace(
+            "    model.fit(features, target)",
+            f"    if {condition}:\n"
+            "        model.set_params(model__dual=True)\n"
+            "    model.fit(features, target)",
+        )
+    )
+    assert train.read_text() != text
+
+
+def test_an_unreproducible_point_and_a_refused_fit_are_named_and_the_others_run_verified(
+    project,
+):
     train, original = add_unseeded_noise(project.path, "config.seed == 4 and config.model['C'] < 1")
-    project.git("commit", "-qam", "Noise in one configuration")
+    refuse_at_fit(train, "config.seed == 3 and config.model['C'] >= 1")
+    project.git("commit", "-qam", "Noise in one configuration, a refused fit in another")
     try:
         result = project.make(
             "sweep", check=False, env={"ARGS": "model.C=0.5,1.0 seed=3,4", "NAME": "faults"}
         )
         said = result.stdout + result.stderr
         assert result.returncode != 0, said
-        for name, point in (("faults-1", "0.5 seed=3"), ("faults-3", "1.0 seed=3")):
-            assert re.search(rf"{name} \(model.C={point}\): ran, and verify", said), said
+        assert re.search(r"faults-1 \(model.C=0.5 seed=3\): ran, and verify", said), said
         assert re.search(r"faults-4 \(model.C=1.0 seed=4\): ran, and verify", said), said
         unreproducible = re.search(r"faults-2 \(model.C=0.5 seed=4\): FAILED: (.*)", said)
         assert unreproducible and "MISMATCH" in unreproducible.group(1), said
-        assert "1 of 4 points failed: faults-2 (model.C=0.5 seed=4)" in result.stderr
+        # The stage's own error, from the point's log: the traceback's last line, not DVC's
+        # "failed to reproduce 'train'".
+        refused = re.search(r"faults-3 \(model.C=1.0 seed=3\): FAILED: (.*)", said)
+        assert refused, said
+        assert re.fullmatch(r"in train: ValueError: .*dual=True.*", refused.group(1)), said
+        assert (
+            "2 of 4 points failed: faults-2 (model.C=0.5 seed=4); faults-3 (model.C=1.0 seed=3)"
+        ) in result.stderr
         table = project.make("experiments").stdout
-        row = next(line for line in table.splitlines() if line.startswith("faults-2 "))
-        assert re.match(r"faults-2\s+FAILED\s+0\.5\s+4\s", row), table
+        # A failed point's row has its parameters and no scores (never its baseline's), in
+        # the sweep's own summary as in `make experiments`.
+        for shown in (said, table):
+            rows = {
+                cells[0]: cells
+                for cells in (line.split() for line in shown.splitlines() if line[:1].strip())
+                if cells[1:2] in (["FAILED"], ["match"])
+            }
+            assert rows["faults-2"] == ["faults-2", "FAILED", "0.5", "4"], shown
+            assert rows["faults-3"] == ["faults-3", "FAILED", "1", "3"], shown
+            assert len(rows["faults-1"]) > 4, shown  # a verified point has its scores
         assert re.search(r"^faults-2 FAILED: .*models/model\.pkl .*MISMATCH", table, re.M), table
+        assert re.search(r"^faults-3 FAILED: in train: ValueError: .*dual", table, re.M), table
     finally:
         train.write_text(original)
         project.git("commit", "-qam", "No noise")

@@ -2,7 +2,9 @@
 git and uv (a bare virtualenv, and `uvx`), cruft's whole cycle against a real template
 commit, and pre-commit's hooks on real commits."""
 
+import csv
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -290,9 +292,12 @@ def test_plots_are_byte_identical_in_verifys_rerun_and_drawn_offline(dataset, tm
     for name in PLOT_FILES:
         check = checks[f"plots/tables/{name}.csv"]
         assert check["level"] == "strict" and check["result"] == "match", check
-    roc = (plots / "roc.csv").read_text()
-    classes = {line.split(",")[0] for line in roc.splitlines()[1:]}
-    assert len(classes) == (1 if dataset == "breast_cancer" else 3)
+    # Each class's curve is named for the legend with its AUC, to three decimals.
+    roc_rows = list(csv.DictReader(io.StringIO((plots / "roc.csv").read_text())))
+    curves = {row["curve"] for row in roc_rows}
+    assert len(curves) == len({row["class"] for row in roc_rows})
+    assert len(curves) == (1 if dataset == "breast_cancer" else 3)
+    assert all(re.fullmatch(r".+ \(AUC [01]\.\d{3}\)", curve) for curve in curves), curves
 
     drawn = project.make("plots").stdout
     index = project.path / "build" / "plots" / "index.html"
@@ -301,8 +306,13 @@ def test_plots_are_byte_identical_in_verifys_rerun_and_drawn_offline(dataset, tm
     assert "<script" not in page and "http" not in page
     svgs = sorted((project.path / "build" / "plots").glob("*.svg"))
     assert len(svgs) == len(PLOT_FILES)
-    roc = next(svg for svg in svgs if "roc" in svg.name).read_text()
-    assert all(f">{label}<" in roc for label in classes), classes
+    svg_of = {svg.name.removeprefix("plots_tables_").partition(".csv")[0]: svg for svg in svgs}
+    roc = svg_of["roc"].read_text()
+    assert all(f">{curve}<" in roc for curve in curves), curves
+    # The layers the templates add: the diagonals, and the count in each confusion cell.
+    assert "role-mark diagonal_marks" in roc and ">chance (AUC 0.500)<" in roc
+    assert "role-mark diagonal_marks" in svg_of["calibration"].read_text()
+    assert "role-mark counts_marks" in svg_of["confusion"].read_text()
 
     table = project.make("experiments", env={"COLUMNS": "400", "ALL": "1"}).stdout
     for column in ("accuracy", "roc_auc_macro", "data.name", "model._target_", "seed"):

@@ -92,7 +92,8 @@ BAD_TABLES = {
     ),
     "missing target": (
         csv_bytes(rows=[*GOOD_ROWS, "9,rome,1.0,yes,2023-02-02,NA"]),
-        r"the target 'label' is missing in 1 rows \(the first is data row 9\)",
+        r"the target 'label' is missing in 1 of 9 rows \(the first is data row 9\).*"
+        r"missing_target: drop",
     ),
     "all-missing column": (
         csv_bytes(
@@ -193,3 +194,56 @@ def test_prepared_tables_are_byte_identical_across_processes(tmp_path):
         assert prepare(path).returncode == 0
     for name in ("train.parquet", "test.parquet"):
         assert (first / "out" / name).read_bytes() == (second / "out" / name).read_bytes()
+
+
+ingest = machinery("tools.ingest")
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "kind"),
+    [
+        ("customer_id", ["1001.0", "1002.0", "1003.0", "1004.0"], "drop"),  # a float id
+        ("weight", ["1.5", "2.5", "3.5", "4.5"], "numeric"),  # unique, but a measure
+        ("comment", ["a b", "c d", "e f", "g h"], "drop"),  # unique text
+        ("origin", ["usa", "usa", "usa", "usa"], "drop"),  # one value
+        ("origin", ["usa", "usa", "NA", "usa"], "categorical"),  # one value and missing
+    ],
+)
+def test_make_data_puts_what_cannot_inform_the_model_under_drop(tmp_path, column, values, kind):
+    path = tmp_path / "t.csv"
+    rows = [f"{value},{index % 2}" for index, value in enumerate(values)]
+    path.write_text("\n".join([f"{column},label", *rows]) + "\n")
+    schema = ingest.infer_schema(path, "label", "t", "t.csv")
+    found = (
+        "drop"
+        if column in schema["drop"]
+        else next(name for name, columns in schema["features"].items() if column in columns)
+    )
+    assert found == kind
+
+
+@pytest.mark.parametrize(
+    ("labels", "label"),
+    [
+        (["yes", "no"], "string"),
+        (["true", "false"], "string"),
+        (["True", "False"], "boolean"),
+        (["007", "012"], "string"),
+        (["7", "12"], "integer"),
+    ],
+)
+def test_make_data_keeps_labels_as_the_file_writes_them(tmp_path, labels, label):
+    path = tmp_path / "t.csv"
+    rows = [f"{index},{labels[index % 2]}" for index in range(8)]
+    path.write_text("\n".join(["x,label", *rows]) + "\n")
+    assert ingest.infer_schema(path, "label", "t", "t.csv")["label"] == label
+
+
+def test_the_separator_is_sniffed_past_a_quoted_value_cut_at_the_sniffed_lines(tmp_path):
+    tables = machinery("runtime.tables")
+    path = tmp_path / "t.csv"
+    rows = [f'{index};"a;b";1' for index in range(tables.SNIFF_LINES - 1)]
+    path.write_text("\n".join(["id;note;label", *rows, '99;"cut\nhere";1']) + "\n")
+    assert tables.sniff_delimiter(path) == ";"
+    path.write_text('id,note,label\n1,"a;b;c",x\n2,"d;e",y\n')
+    assert tables.sniff_delimiter(path) == ","

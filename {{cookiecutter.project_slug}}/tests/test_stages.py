@@ -3,9 +3,12 @@
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from importlib import import_module
+from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -166,7 +169,7 @@ def test_a_perfect_scorer_has_a_perfect_curve():
     assert plots.roc_auc_macro(actual, ["no", "yes"], scores) == 1.0
     flipped = 1.0 - scores
     assert plots.roc_auc_macro(actual, ["no", "yes"], flipped) == 0.0
-    assert plots.roc_rows(actual, ["no", "yes"], None) == "class,fpr,tpr\n"
+    assert plots.roc_rows(actual, ["no", "yes"], None) == "class,curve,fpr,tpr\n"
 
 
 def test_split_is_stratified_disjoint_and_complete():
@@ -295,6 +298,43 @@ def test_vectorizer_bytes_do_not_depend_on_the_process():
         return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     assert dump() == dump()
+
+
+# argv: the project root, a file, and what to do: "save" a fitted estimator there, or "load"
+# it first and then train; either way, print the sha256 of a pipeline trained in the process.
+BYTES_AFTER_AN_UNPICKLE = """
+import hashlib, pickle, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+if sys.argv[3] == "load":  # before any estimator of the class exists in this process
+    pickle.loads(Path(sys.argv[2]).read_bytes())
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from reproml.runtime.model_file import model_bytes
+x, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
+if sys.argv[3] == "save":
+    Path(sys.argv[2]).write_bytes(pickle.dumps(LogisticRegression().fit(x, y)))
+model = Pipeline([("prepare", ColumnTransformer([("n", StandardScaler(), [0, 1])])),
+                  ("model", LogisticRegression())]).fit(x, y)
+print(hashlib.sha256(model_bytes(model)).hexdigest())
+"""
+
+
+def test_model_bytes_do_not_depend_on_an_estimator_unpickled_before(tmp_path):
+    """scikit-learn's ``__setstate__`` keeps the pickle stream's attribute-name strings, and a
+    class's instances share one key table: once a model was loaded first in a process
+    (predict, evaluate), a model trained there later pickled to other bytes, until the model
+    file interned the names."""
+
+    def digest(action: str) -> str:
+        script = [BYTES_AFTER_AN_UNPICKLE, str(PROJECT_ROOT), str(tmp_path / "lr.pkl"), action]
+        command = [sys.executable, "-c", *script]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    assert digest("save") == digest("load")
 
 
 class Payload:
@@ -487,3 +527,196 @@ def test_model_bytes_are_canonical_for_every_model_and_data_kind(tmp_path):
         for encoding in ("onehot", "ordinal")
     }
     assert digests("2", "Pacific/Chatham") == first
+
+
+# ---- the plots as drawn -------------------------------------------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _legend_entries(rows: list[dict]) -> dict[str, str]:
+    """``{class: its legend entry}`` of a curve table: one entry per class."""
+    entries = {(row["class"], row["curve"]) for row in rows}
+    assert len(entries) == len({label for label, _ in entries}), entries
+    return dict(entries)
+
+
+@pytest.mark.filterwarnings("ignore:No positive samples:sklearn.exceptions.UndefinedMetricWarning")
+def test_curve_legends_name_each_class_with_scikit_learns_area():
+    """The legend entry of each one-vs-rest curve is scikit-learn's roc_auc_score (or
+    average_precision_score) of the scores the curve is drawn from, to three decimals."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    classes = ["ant", "bee", "cat"]
+    actual = np.array(classes)[rng.integers(0, 3, 300)]
+    scores = rng.random((300, 3)) + 0.8 * np.column_stack([actual == name for name in classes])
+    for rows_of, area_of, name in (
+        (evaluation.roc_rows, roc_auc_score, "AUC"),
+        (evaluation.precision_recall_rows, average_precision_score, "AP"),
+    ):
+        text = rows_of(actual, classes, scores)
+        assert rows_of(actual, classes, scores) == text  # the same bytes on a rerun
+        expected = {
+            label: f"{label} ({name} {area_of(actual == label, scores[:, index]):.3f})"
+            for index, label in enumerate(classes)
+        }
+        assert _legend_entries(_table(text.encode())) == expected
+    # A binary model's curve is its positive class's; a class the test rows lack has no area.
+    binary = _table(evaluation.roc_rows(actual == "bee", [False, True], scores[:, :2]).encode())
+    assert set(_legend_entries(binary)) == {"True"}
+    with_dog = np.column_stack([scores, rng.random(300)])
+    absent = _table(evaluation.roc_rows(actual, [*classes, "dog"], with_dog).encode())
+    assert _legend_entries(absent)["dog"] == "dog (AUC undefined)"
+
+
+def test_the_legend_areas_are_those_of_the_evaluated_model(outputs, module_workspace):
+    """roc.csv's and precision_recall.csv's legend entries are scikit-learn's areas of the
+    evaluated model's one-vs-rest scores on the test rows."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    config = project_module("config").load_params(module_workspace / "params.yaml")
+    if config.data.task == "regression":
+        pytest.skip("a regression project has no class curves")
+    model = models.load_recorded_model(config.paths.model, config.paths.model_record)
+    features, actual = project_module("data").read_for_model(config.paths.test, config.data)
+    classes, scores, _ = evaluation.class_scores(model, features)
+    curve_classes = [1] if len(classes) == 2 else range(len(classes))
+    for table, area_of, name in (
+        ("roc", roc_auc_score, "AUC"),
+        ("precision_recall", average_precision_score, "AP"),
+    ):
+        assert _legend_entries(_table(outputs[table])) == {
+            str(classes[index]): (
+                f"{classes[index]} ({name} "
+                f"{area_of(actual == classes[index], scores[:, index]):.3f})"
+            )
+            for index in curve_classes
+        }
+
+
+@pytest.fixture(scope="module")
+def drawn(outputs, module_workspace, tmp_path_factory) -> dict[str, ElementTree.ElementTree]:
+    """This run's plots as `make plots` draws them, by table name: DVC fills in the templates
+    dvc.yaml names (`dvc plots show --json`) and vl-convert renders each one to SVG."""
+    repo = tmp_path_factory.mktemp("drawn")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copyfile(module_workspace / name, repo / name)
+    shutil.copytree(PROJECT_ROOT / "plots" / "templates", repo / "plots" / "templates")
+    shutil.copytree(module_workspace / "plots" / "tables", repo / "plots" / "tables")
+    proc = machinery("runtime.proc")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DVC_NO_ANALYTICS", "1")
+        proc.run_checked(proc.dvc_command("init", "--no-scm", "-q"), RuntimeError, cwd=repo)
+        machinery("tools.offline_plots").render(repo, [], Path("svg"))
+    return {
+        path.name.removeprefix("plots_tables_").partition(".csv")[0]: ElementTree.parse(path)
+        for path in sorted((repo / "svg").glob("*.svg"))
+    }
+
+
+def _texts(svg: ElementTree.ElementTree, group_class: str) -> list[ElementTree.Element]:
+    """The text elements under the SVG groups of one class (a layer's ``<name>_marks``, or
+    ``role-legend-label``)."""
+    return [
+        text
+        for group in svg.iter(f"{SVG}g")
+        if group_class in group.get("class", "").split()
+        for text in group.iter(f"{SVG}text")
+    ]
+
+
+def _layer(svg: ElementTree.ElementTree, name: str) -> list[ElementTree.Element]:
+    """What a template's layer ``name`` drew: the items of its ``<name>_marks`` group."""
+    return [
+        item
+        for group in svg.iter(f"{SVG}g")
+        if f"{name}_marks" in group.get("class", "").split()
+        for item in group
+    ]
+
+
+def test_every_drawn_plot_is_titled_in_words(drawn, module_workspace):
+    """Each plot carries the title dvc.yaml gives it, not DVC's default (the file's path)."""
+    plots = set(evaluation.PLOTS[task(module_workspace)])
+    # Only a model with probabilities has a calibration table.
+    assert set(drawn) <= plots and plots - set(drawn) <= {"calibration"}
+    declared = yaml.safe_load((module_workspace / "dvc.yaml").read_text())["plots"]
+    titles = {
+        Path(path).stem: entry.get("title")
+        for item in declared
+        if isinstance(item, dict)
+        for path, entry in item.items()
+    }
+    for name, svg in drawn.items():
+        shown = [text.text for text in _texts(svg, "role-title-text")]
+        assert titles[name] in shown, (name, shown)
+        assert not [title for title in shown if ".csv" in title or "/" in title], (name, shown)
+
+
+def test_the_confusion_matrix_shows_the_count_in_every_cell(drawn, outputs, module_workspace):
+    if task(module_workspace) == "regression":
+        pytest.skip("a regression project has no confusion matrix")
+    rows = _table(outputs["confusion"])
+    labels = {row[side] for row in rows for side in ("actual", "predicted")}
+    expected = {
+        (actual, predicted): sum(
+            row["actual"] == actual and row["predicted"] == predicted for row in rows
+        )
+        for actual in labels
+        for predicted in labels
+    }
+    shown = {}
+    for text in _texts(drawn["confusion"], "counts_marks"):
+        # Vega labels each mark for screen readers: "predicted class: 1; actual class: 0; rows: 3"
+        said = dict(part.split(": ") for part in text.get("aria-label").split("; "))
+        shown[(said["actual class"], said["predicted class"])] = int(text.text)
+    assert shown == expected
+
+
+def _rule_from_corner_to_corner(svg: ElementTree.ElementTree, layer: str) -> None:
+    """The layer drew one line, from the bottom-left corner of a square plot to its top-right
+    (the diagonal of a plot whose axes both run from 0 to 1)."""
+    [line] = _layer(svg, layer)
+    width, height = float(line.get("x2")), -float(line.get("y2"))
+    assert width == height > 0 and line.get("transform") == f"translate(0,{height:g})"
+
+
+def test_roc_and_calibration_draw_their_diagonal_and_legends_name_the_areas(
+    drawn, outputs, module_workspace
+):
+    if task(module_workspace) == "regression":
+        pytest.skip("a regression project has no class curves")
+    legend = {text.text for text in _texts(drawn["roc"], "role-legend-label")}
+    assert set(_legend_entries(_table(outputs["roc"])).values()) <= legend
+    assert "chance (AUC 0.500)" in legend
+    _rule_from_corner_to_corner(drawn["roc"], "diagonal")
+    legend = {text.text for text in _texts(drawn["precision_recall"], "role-legend-label")}
+    assert set(_legend_entries(_table(outputs["precision_recall"])).values()) <= legend
+    if "calibration" in drawn:
+        _rule_from_corner_to_corner(drawn["calibration"], "diagonal")
+        legend = {text.text for text in _texts(drawn["calibration"], "role-legend-label")}
+        assert "perfectly calibrated" in legend
+
+
+def test_predicted_against_actual_draws_y_equals_x_on_equal_axes(drawn, module_workspace):
+    if task(module_workspace) != "regression":
+        pytest.skip("a classification project has no predicted-against-actual plot")
+    svg = drawn["predicted_actual"]
+    axes = [
+        group.get("aria-label")
+        for group in svg.iter(f"{SVG}g")
+        if "role-axis" in group.get("class", "").split()
+        and "linear scale" in (group.get("aria-label") or "")
+    ]
+    [x_axis, y_axis] = sorted(axes)
+    assert x_axis.startswith("X-axis") and y_axis.startswith("Y-axis")
+    assert x_axis.partition("values from")[2] == y_axis.partition("values from")[2] != ""
+    # The line's two ends, in pixels: equal scales put y = x at 45 degrees.
+    [line] = _layer(svg, "identity")
+    start, end = (
+        [float(value) for value in point.split(",")] for point in line.get("d")[1:].split("L")
+    )
+    assert end[0] - start[0] == pytest.approx(start[1] - end[1]) and end[0] > start[0]
+    legend = {text.text for text in _texts(svg, "role-legend-label")}
+    assert "predicted = actual" in legend

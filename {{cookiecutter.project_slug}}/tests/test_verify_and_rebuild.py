@@ -324,3 +324,75 @@ def test_the_field_summary_names_each_release_that_no_longer_rebuilds_and_why():
         "no releases yet: nothing to rebuild (`make release VERSION=v0.1.0` makes one)",
         0,
     )
+
+
+def committed_repository(path: Path) -> str:
+    """A git repository at ``path`` with one commit (a pipeline with no stages and no
+    dvc.lock, a tracked file, an ignored one); its HEAD."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+        return subprocess.run(command, cwd=path, check=True, capture_output=True, text=True).stdout
+
+    path.mkdir(exist_ok=True)
+    git("init", "-q")
+    (path / "params.yaml").write_text("seed: 1\n")
+    (path / ".gitignore").write_text("ignored.txt\n")
+    (path / "dvc.yaml").write_text("stages: {}\n")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    git("tag", "v1")
+    return git("rev-parse", "HEAD").strip()
+
+
+def test_a_rebuild_of_the_checked_out_commit_names_the_uncommitted_changes_it_leaves_out(
+    tmp_path,
+):
+    """Tracked files modified or staged and untracked files git does not ignore are named;
+    ignored files are not; nor is anything when the workspace is clean or the rebuilt commit
+    is not the checked-out one (the workspace has no bearing on it)."""
+    import subprocess
+
+    head = committed_repository(tmp_path)
+    assert rebuild.workspace_note(tmp_path, "HEAD", head) == ""
+    (tmp_path / "params.yaml").write_text("seed: 2\n")
+    (tmp_path / "staged.yaml").write_text("x: 1\n")
+    subprocess.run(["git", "add", "staged.yaml"], cwd=tmp_path, check=True)
+    (tmp_path / "new.py").write_text("")
+    (tmp_path / "ignored.txt").write_text("")
+    assert rebuild.uncommitted_changes(tmp_path) == ["params.yaml", "staged.yaml", "new.py"]
+    assert rebuild.workspace_note(tmp_path, "HEAD", head) == (
+        "note: 3 uncommitted changes (params.yaml, staged.yaml, new.py) are not part of this "
+        f"rebuild of HEAD ({head[:12]}): it rebuilds what was committed, in a clone of its "
+        "own. Commit them to rebuild them."
+    )
+    assert f"rebuild of v1 ({head[:12]}, the checked-out commit)" in rebuild.workspace_note(
+        tmp_path, "v1", head
+    )
+    assert rebuild.workspace_note(tmp_path, "v0", "f" * 40) == ""
+    for index in range(3):
+        (tmp_path / f"more{index}.py").write_text("")
+    assert "(params.yaml, staged.yaml, more0.py, and 3 more)" in rebuild.workspace_note(
+        tmp_path, "HEAD", head
+    )
+    outcome = rebuild.Rebuild("HEAD", head, False, note="note: left out")
+    assert rebuild.report(outcome).splitlines()[-1] == "note: left out"
+
+
+def test_make_rebuild_says_first_and_last_what_it_left_out_even_when_it_cannot_rebuild(
+    tmp_path, monkeypatch, capsys
+):
+    """Through the command: a checked-out commit with no dvc.lock cannot be rebuilt, and the
+    output still begins and ends with the uncommitted change it would have left out."""
+    cli = machinery("tools.cli")
+    committed_repository(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: 2\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["rebuild", "--no-record", "--", "HEAD"]) == rebuild.EXIT_ERROR
+    said = capsys.readouterr()
+    lines = (said.out + said.err).splitlines()
+    assert lines[0].startswith("note: 1 uncommitted change (params.yaml) is not part of"), lines
+    assert lines[0].endswith("Commit it to rebuild it."), lines
+    assert lines[-1] == lines[0], lines
+    assert "error: HEAD has no committed dvc.lock" in said.err

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from reproml.runtime.cells import DEFAULT_MISSING
+from reproml.runtime.cells import DEFAULT_MISSING, DELIMITERS
 from reproml.runtime.errors import ConfigError
 from reproml.runtime.params import PARAMS_FILE, TASKS
 
@@ -23,6 +23,12 @@ from reproml.runtime.params import PARAMS_FILE, TASKS
 LABEL_TYPES = ("string", "integer", "boolean", "number")
 REGRESSION_LABEL = "number"
 SPLIT_KINDS = ("stratified", "group", "time")
+# What a datetime column gives the model (features.date_parts computes them): `dates:` in
+# conf/data/<name>.yaml names them per column; a column it does not name gets DEFAULT_DATE_PARTS.
+DATE_PARTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour")
+DEFAULT_DATE_PARTS = ("year", "month", "day_of_week", "day_of_year")
+# What a row whose target is missing does: stop the stage naming it, or leave the row out.
+MISSING_TARGET = ("refuse", "drop")
 NUMERIC_IMPUTERS = ("mean", "median", "most_frequent")
 CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
 
@@ -34,7 +40,7 @@ class FeatureColumns:
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     boolean: list[str] = field(default_factory=list)
-    # Read and checked as dates, used by the time split; not fed to the model.
+    # Read and checked as dates; each reaches the model as the parts `dates:` names.
     datetime: list[str] = field(default_factory=list)
 
 
@@ -53,6 +59,17 @@ class DataConfig:
     # Columns read but never used as features (ids); a group split may still use one.
     drop: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=lambda: list(DEFAULT_MISSING))
+    # The parts of each datetime column the model sees (year, month, ...: DATE_PARTS); a
+    # column not named gets DEFAULT_DATE_PARTS, and `[]` keeps it out of the model.
+    dates: dict[str, list[str]] = field(default_factory=dict)
+    # The CSV field separator (`make data` sniffs it).
+    delimiter: str = ","
+    # refuse: a row without a target stops the stage; drop: prepare leaves such rows out.
+    missing_target: str = "refuse"
+
+    def date_parts(self, column: str) -> list[str]:
+        """What reaches the model from the datetime column ``column``."""
+        return list(self.dates.get(column, DEFAULT_DATE_PARTS))
 
 
 @dataclass
@@ -152,6 +169,8 @@ def _check_choices(config: ProjectConfig, source: str) -> None:
     choices = [
         ("data.task", config.data.task, TASKS),
         ("data.label", config.data.label, LABEL_TYPES),
+        ("data.missing_target", config.data.missing_target, MISSING_TARGET),
+        ("data.delimiter", config.data.delimiter, DELIMITERS),
         ("split.kind", config.split.kind, SPLIT_KINDS),
         ("preprocess.numeric_impute", config.preprocess.numeric_impute, NUMERIC_IMPUTERS),
         (
@@ -162,7 +181,10 @@ def _check_choices(config: ProjectConfig, source: str) -> None:
     ]
     for key, value, allowed in choices:
         if value not in allowed:
-            raise ConfigError(f"{source}: {key}: {value!r} is not one of {', '.join(allowed)}")
+            shown = ", ".join(
+                repr(choice) if key == "data.delimiter" else choice for choice in allowed
+            )
+            raise ConfigError(f"{source}: {key}: {value!r} is not one of {shown}")
     _check_label_fits_task(config.data, source)
     if not 0.0 < config.split.test_size < 1.0:
         raise ConfigError(
@@ -203,6 +225,7 @@ def _check_columns(config: ProjectConfig, source: str) -> None:
             seen[column] = where
     if not any(vars(data.features).values()):
         raise ConfigError(f"{source}: data.features: no feature columns are declared")
+    _check_dates(data, source)
     split = config.split
     if split.kind == "stratified":
         return
@@ -216,6 +239,24 @@ def _check_columns(config: ProjectConfig, source: str) -> None:
             f"{source}: split.column: {split.column!r} is declared in data.{seen[split.column]};"
             " a time split needs a datetime or numeric column"
         )
+
+
+def _check_dates(data: DataConfig, source: str) -> None:
+    """``dates:`` names datetime columns, each with parts the features know."""
+    for column, parts in data.dates.items():
+        if column not in data.features.datetime:
+            raise ConfigError(
+                f"{source}: data.dates.{column}: {column!r} is not a datetime column of "
+                f"conf/data/{data.name}.yaml. Fix: declare it under features: datetime, or "
+                "remove it from dates."
+            )
+        unknown = [part for part in parts if part not in DATE_PARTS]
+        if unknown or len(set(parts)) != len(parts):
+            problem = f"{unknown[0]!r} is not a date part" if unknown else "a part is named twice"
+            raise ConfigError(
+                f"{source}: data.dates.{column}: {problem}. Fix: name each part once, from "
+                f"{', '.join(DATE_PARTS)} ([] keeps the column out of the model)."
+            )
 
 
 def _reject_interpolations(node: Any, source: str, prefix: str) -> None:

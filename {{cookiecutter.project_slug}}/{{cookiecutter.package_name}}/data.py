@@ -12,7 +12,7 @@ from reproml.runtime import tables
 from reproml.runtime.tables import TableSchema, read_prepared
 
 from .config import DataConfig
-from .features import DERIVED
+from .features import derived_for, model_dates
 
 
 def column_kinds(schema: DataConfig) -> dict[str, str]:
@@ -25,9 +25,10 @@ def column_kinds(schema: DataConfig) -> dict[str, str]:
 
 
 def model_columns(schema: DataConfig) -> list[str]:
-    """The columns the model sees, in a fixed order."""
+    """The columns the model sees, in a fixed order: every feature column, but datetime
+    columns whose `dates:` entry is empty."""
     features = schema.features
-    return [*features.numeric, *features.boolean, *features.categorical]
+    return [*features.numeric, *model_dates(schema), *features.boolean, *features.categorical]
 
 
 def table_schema(schema: DataConfig) -> TableSchema:
@@ -40,8 +41,11 @@ def table_schema(schema: DataConfig) -> TableSchema:
         drop=tuple(schema.drop),
         missing=tuple(schema.missing),
         source=f"conf/data/{schema.name}.yaml",
-        derived=DERIVED,
-        derived_source="features.DERIVED (features.py)",
+        derived=derived_for(schema.name),
+        derived_source="features.DERIVED or DERIVED_BY_TABLE (features.py)",
+        delimiter=schema.delimiter,
+        drop_missing_target=schema.missing_target == "drop",
+        model_columns=tuple(model_columns(schema)),
     )
 
 
@@ -50,8 +54,9 @@ def read_raw(path: str | Path, schema: DataConfig, with_target: bool = True) -> 
     schema, with the derived features (features.DERIVED) the schema lists computed: prepare
     and predict read raw rows only through here, so both compute them alike.
 
-    ``with_target=False`` reads rows to predict: the target and the dropped columns may be
-    absent, every feature column must be there.
+    ``with_target=False`` reads rows to predict: only the columns the model uses must be
+    there; the target, dropped (id) columns and columns nobody declared may be absent or
+    present, and are not read, but for the ids.
     """
     return tables.read_raw(path, table_schema(schema), with_target)
 
@@ -70,7 +75,7 @@ def read_for_model(path: str | Path, schema: DataConfig):
 def features_frame(table: pa.Table, schema: DataConfig):
     """The model's input as a pandas DataFrame: numeric and boolean columns as float64 with
     NaN for missing, categorical columns as objects with NaN for missing, which is what
-    scikit-learn's imputers and encoders expect."""
+    scikit-learn's imputers and encoders expect, datetime columns as datetime64 with NaT."""
     import pandas as pd
 
     columns = {}
@@ -78,6 +83,9 @@ def features_frame(table: pa.Table, schema: DataConfig):
         column = table[name]
         if name in schema.features.categorical:
             columns[name] = pd.Series(_shared_strings(column), dtype=object, copy=False)
+        elif name in schema.features.datetime:
+            values = column.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
+            columns[name] = pd.Series(values, dtype="datetime64[us]", copy=False)
         else:
             numbers = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
             columns[name] = pd.Series(numbers, dtype=np.float64, copy=False)

@@ -6,23 +6,41 @@ for it to PLOTS under its task. evaluate writes it to ``<plots folder>/<name>.cs
 compares it, and ``dvc plots show`` draws it (dvc.yaml's top-level ``plots:`` can name its axes
 and template).
 
-Classification scores are plain numpy (importing sklearn.metrics would cost the evaluate stage
-a second of start-up for a few sums); classes keep their names. Regression scores come from
-sklearn.metrics, whose definitions (R², MAPE) are the ones people compare with. Curves are
+Scores come from scikit-learn's own functions (sklearn.metrics), whose definitions are the
+ones people compare with; classes keep their names. The machinery's contract
+(reproml/runtime/contract.py) refuses predictions that are not one label or number per row,
+and scores outside their ranges, before anything is written. Curves are
 sampled on fixed grids (101 points), so a file's size does not grow with the test table and two
 revisions compare point by point; values are written with six decimals, so the files are
 byte-identical whenever the model's scores are. Multiclass curves are one class against the
-rest; a binary model's curves are those of its positive class.
+rest; a binary model's curves are those of its positive class. A ROC or precision-recall row
+also names its curve for the plot's legend, with scikit-learn's area of the same scores to
+three decimals (``malignant (AUC 0.993)``, ``malignant (AP 0.990)``); the templates in
+plots/templates draw the rest (the diagonals, y = x, the counts in the confusion cells).
 """
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from reproml.runtime.contract import COUNT
+
+# The range of every score scores() writes, per-class ones included: evaluate stops when one
+# falls outside (reproml/runtime/contract.py). Add one here when you add a score.
+METRIC_RANGES = {
+    **dict.fromkeys(
+        ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc_macro"), (0.0, 1.0)
+    ),
+    **dict.fromkeys(("f1", "precision", "recall"), (0.0, 1.0)),
+    **dict.fromkeys(("rmse", "mae", "mape"), (0.0, math.inf)),
+    "r2": (-math.inf, 1.0),
+    **dict.fromkeys(("n_test", "support"), COUNT),
+}
 GRID = np.linspace(0.0, 1.0, 101)
 CALIBRATION_BINS = 10
 IMPORTANCE_ROWS = 2000
@@ -35,8 +53,8 @@ IMPORTANCE_BATCH_CELLS = 2_000_000
 PREDICT_BATCH_ROWS = 65_536
 HEADERS = {
     "confusion": ["actual", "predicted"],
-    "roc": ["class", "fpr", "tpr"],
-    "precision_recall": ["class", "recall", "precision"],
+    "roc": ["class", "curve", "fpr", "tpr"],
+    "precision_recall": ["class", "curve", "recall", "precision"],
     "calibration": ["class", "predicted", "observed"],
     "predicted_actual": ["actual", "predicted"],
     "residuals": ["predicted", "residual"],
@@ -137,30 +155,51 @@ def _curve_classes(classes: list) -> list[int]:
     return [1] if len(classes) == 2 else list(range(len(classes)))
 
 
+def _legend_entry(label, area_name: str, area: float | None) -> str:
+    """A curve's name in the plot's legend: its class and its area to three decimals, so the
+    text is the same whenever the scores are (``malignant (AUC 0.993)``)."""
+    return f"{label} ({area_name} {'undefined' if area is None else f'{area:.3f}'})"
+
+
 def roc_rows(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> str:
-    """True-positive rate at each false-positive rate of the grid (the best reached there)."""
-    from sklearn.metrics import roc_curve
+    """True-positive rate at each false-positive rate of the grid (the best reached there),
+    each curve named with its AUC: scikit-learn's ``roc_auc_score`` of the same scores, not
+    the area under the sampled grid (undefined when the test rows hold one side only)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
 
     rows = []
     for index in _curve_classes(classes) if scores is not None else []:
-        fpr, tpr, _ = roc_curve(actual == classes[index], scores[:, index])
+        truth = actual == classes[index]
+        fpr, tpr, _ = roc_curve(truth, scores[:, index])
+        both_sides = 0 < truth.sum() < truth.size
+        area = float(roc_auc_score(truth, scores[:, index])) if both_sides else None
+        curve = _legend_entry(classes[index], "AUC", area)
         at = np.searchsorted(fpr, GRID, side="right") - 1
-        rows += [[str(classes[index]), x, float(y)] for x, y in zip(GRID, tpr[at], strict=True)]
+        rows += [
+            [str(classes[index]), curve, x, float(y)] for x, y in zip(GRID, tpr[at], strict=True)
+        ]
     return _csv(HEADERS["roc"], rows)
 
 
 def precision_recall_rows(actual: np.ndarray, classes: list, scores: np.ndarray | None) -> str:
-    """Interpolated precision (the best at this recall or more) at each recall of the grid."""
-    from sklearn.metrics import precision_recall_curve
+    """Interpolated precision (the best at this recall or more) at each recall of the grid,
+    each curve named with its average precision: scikit-learn's ``average_precision_score``
+    of the same scores (undefined without a positive test row)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
 
     rows = []
     for index in _curve_classes(classes) if scores is not None else []:
-        precision, recall, _ = precision_recall_curve(actual == classes[index], scores[:, index])
+        truth = actual == classes[index]
+        precision, recall, _ = precision_recall_curve(truth, scores[:, index])
+        area = float(average_precision_score(truth, scores[:, index])) if truth.any() else None
+        curve = _legend_entry(classes[index], "AP", area)
         order = np.argsort(recall, kind="stable")
         best_from = np.maximum.accumulate(precision[order][::-1])[::-1]
         at = np.clip(np.searchsorted(recall[order], GRID, side="left"), 0, len(order) - 1)
         values = best_from[at]
-        rows += [[str(classes[index]), x, float(y)] for x, y in zip(GRID, values, strict=True)]
+        rows += [
+            [str(classes[index]), curve, x, float(y)] for x, y in zip(GRID, values, strict=True)
+        ]
     return _csv(HEADERS["precision_recall"], rows)
 
 
@@ -245,31 +284,30 @@ def roc_auc_macro(actual: np.ndarray, classes: list, scores: np.ndarray | None) 
     return float(np.mean(areas)) if areas else None
 
 
-def _scores(actual: np.ndarray, predicted: np.ndarray, label) -> dict[str, float | int]:
-    hits = predicted == label
-    truth = actual == label
-    true_positive = float(np.sum(hits & truth))
-    predicted_count, actual_count = float(np.sum(hits)), int(np.sum(truth))
-    precision = true_positive / predicted_count if predicted_count else 0.0
-    recall = true_positive / actual_count if actual_count else 0.0
-    total = precision + recall
-    f1 = 2 * precision * recall / total if total else 0.0
-    return {"f1": f1, "precision": precision, "recall": recall, "support": actual_count}
-
-
 def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
-    """Accuracy, macro-averaged precision, recall and F1, and the same per class by name."""
+    """Accuracy, macro-averaged precision, recall and F1, and the same per class by name, as
+    scikit-learn's own functions compute them (the classes are those of either side, as
+    ``f1_score(average="macro")`` takes them; a class never predicted scores 0)."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
     classes = sorted(set(np.unique(actual).tolist()) | set(np.unique(predicted).tolist()), key=str)
-    per_class = {str(label): _scores(actual, predicted, label) for label in classes}
-
-    def macro(key: str) -> float:
-        return float(np.mean([scores[key] for scores in per_class.values()]))
-
+    precision, recall, f1, support = precision_recall_fscore_support(
+        actual, predicted, labels=classes, zero_division=0.0
+    )
+    per_class = {
+        str(label): {
+            "f1": float(f1[index]),
+            "precision": float(precision[index]),
+            "recall": float(recall[index]),
+            "support": int(support[index]),
+        }
+        for index, label in enumerate(classes)
+    }
     return {
-        "accuracy": float(np.mean(actual == predicted)),
-        "f1_macro": macro("f1"),
-        "precision_macro": macro("precision"),
-        "recall_macro": macro("recall"),
+        "accuracy": float(accuracy_score(actual, predicted)),
+        "f1_macro": float(np.mean(f1)),
+        "precision_macro": float(np.mean(precision)),
+        "recall_macro": float(np.mean(recall)),
         "n_test": int(actual.shape[0]),
         "per_class": per_class,
     }

@@ -16,6 +16,13 @@ Anything else, a function or another class, is refused unless the model file lis
 the top-level key ``_allowed_targets_`` (e.g. ``_allowed_targets_: [mypkg.module.Net]``),
 which is never passed to the estimator.
 
+A key no class and no library record names is refused, naming the closest real ones, for
+every library: LightGBM's and XGBoost's classes take their library's parameters through
+``**kwargs``, and the library's own list (determinism.keyword_parameters) is what they are
+checked against. A key such a class takes that no list names goes under the top-level key
+``_pass_through_`` (e.g. ``_pass_through_: [my_key]``, ``[estimator.my_key]`` for a nested
+estimator's), which is never passed to the estimator either.
+
 What makes each library retrain to the same bytes (seeds, thread counts, deterministic modes)
 is set by the machinery (reproml/runtime/determinism.py), for the keys the model file leaves unset.
 """
@@ -26,7 +33,6 @@ import importlib.util
 import inspect
 import logging
 import re
-import sys
 from typing import Any
 
 from reproml.runtime import determinism
@@ -39,11 +45,25 @@ from .features import preprocessor
 TARGET_KEY = "_target_"
 ALLOWED_TARGETS_KEY = "_allowed_targets_"
 TASK_CLASSES_KEY = "_by_task_"
+PASS_THROUGH_KEY = "_pass_through_"
 # The model file's own keys, never passed to the estimator.
-MODEL_FILE_KEYS = (ALLOWED_TARGETS_KEY, TASK_CLASSES_KEY)
+MODEL_FILE_KEYS = (ALLOWED_TARGETS_KEY, TASK_CLASSES_KEY, PASS_THROUGH_KEY)
 # Hydra's instantiate keys: read by Hydra, not passed as parameters.
 HYDRA_KEYS = ("_partial_", "_args_", "_recursive_", "_convert_")
 TASK_KINDS = {"classification": "classifier", "regression": "regressor"}
+# Where a library documents the parameters its classes take through **kwargs; for any other
+# class, its own documentation lists them (`python -m pydoc <its _target_>`).
+PARAMETER_DOCUMENTATION = {
+    "lightgbm": "LightGBM's parameters: https://lightgbm.readthedocs.io/en/stable/Parameters.html",
+    "xgboost": "XGBoost's parameters: https://xgboost.readthedocs.io/en/stable/parameter.html",
+    "catboost": "CatBoost's parameters: https://catboost.ai/docs/en/references/training-parameters/",
+}
+# A refused key's message offers up to CLOSEST_NAMES real names: those at least CLOSE_ENOUGH
+# to it (difflib's ratio; difflib's own default cutoff), and at most AS_CLOSE_AS_THE_CLOSEST
+# less close than the closest one, so a clear typo gets one answer, not three.
+CLOSEST_NAMES = 3
+CLOSE_ENOUGH = 0.6
+AS_CLOSE_AS_THE_CLOSEST = 0.1
 _CONSTRAINT_KEY = re.compile(r"The '(\w+)' parameter")
 
 
@@ -105,8 +125,14 @@ def estimator_class(model: dict[str, Any], source: str = "params.yaml") -> type:
 
 
 def parameter_names(cls: type) -> list[str]:
-    """The parameters a class takes by name, plus those its library documents for
-    ``**kwargs`` (LightGBM's parameter list)."""
+    """The parameters a class takes: those it names, plus those its library records for
+    ``**kwargs`` (LightGBM's parameters and aliases, XGBoost's booster parameters)."""
+    names = _declared_names(cls)
+    return names + [name for name in determinism.keyword_parameters(cls) if name not in names]
+
+
+def _declared_names(cls: type) -> list[str]:
+    """The names a class gives its parameters itself: the ones its documentation shows."""
     getter = getattr(cls, "_get_param_names", None)
     if getter is not None:
         names = list(getter())
@@ -117,15 +143,17 @@ def parameter_names(cls: type) -> list[str]:
             for name, parameter in signature.parameters.items()
             if name != "self" and parameter.kind is not parameter.VAR_KEYWORD
         ]
-    if _has_var_keyword(cls) and inspect.isclass(cls) and hasattr(cls, "get_params"):
+    if takes_any_keyword(cls) and inspect.isclass(cls) and hasattr(cls, "get_params"):
         # XGBoost's classes name their parameters in a base class, behind **kwargs; a class
         # that needs arguments to be built has only its signature.
         with contextlib.suppress(Exception):
             names += [name for name in cls().get_params(deep=False) if name not in names]
-    return names + [name for name in determinism.keyword_parameters(cls) if name not in names]
+    return names
 
 
-def _has_var_keyword(cls: type) -> bool:
+def takes_any_keyword(cls: type) -> bool:
+    """A class with ``**kwargs`` (LightGBM's, XGBoost's): the only kind that can take a key
+    listed under ``_pass_through_``; any other class refuses it when it is built."""
     init = cls.__init__ if inspect.isclass(cls) else cls
     try:
         parameters = inspect.signature(init).parameters.values()
@@ -134,10 +162,42 @@ def _has_var_keyword(cls: type) -> bool:
     return any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
 
 
-def takes_any_keyword(cls: type) -> bool:
-    """A class with ``**kwargs`` whose library publishes no parameter list (XGBoost): its
-    keys are the library's to check (XGBoost names unused ones when it trains)."""
-    return _has_var_keyword(cls) and not determinism.keyword_parameters(cls)
+def closest_names(key: str, cls: type) -> list[str]:
+    """Up to CLOSEST_NAMES canonical names for ``key``: the names the class takes that are
+    about as close to it as the closest one, each as the name the documentation gives it (a
+    library alias becomes its parameter: LightGBM's ``verbose`` is ``verbosity``); one reached
+    only through its alias says so (``num_iterations (alias num_tree)``)."""
+    canonical = dict(determinism.keyword_parameters(cls))
+    canonical.update((name, name) for name in _declared_names(cls))
+    scored = sorted(
+        ((_similarity(key, name), name) for name in canonical), key=lambda pair: -pair[0]
+    )
+    if not scored or scored[0][0] < CLOSE_ENOUGH:
+        return []
+    suggestions: dict[str, str] = {}
+    for score, name in scored:
+        if score < max(CLOSE_ENOUGH, scored[0][0] - AS_CLOSE_AS_THE_CLOSEST):
+            break
+        real = canonical[name]
+        far = real != name and _similarity(key, real) < CLOSE_ENOUGH
+        suggestions.setdefault(real, f"{real} (alias {name})" if far else real)
+    return list(suggestions.values())[:CLOSEST_NAMES]
+
+
+def _similarity(key: str, name: str) -> float:
+    return difflib.SequenceMatcher(None, key, name).ratio()
+
+
+def pass_through_keys(model: dict[str, Any], source: str = "params.yaml") -> set[str]:
+    """The keys the model file lets through unchecked (``_pass_through_``), as dotted paths
+    from ``model`` (``my_key``, or ``estimator.my_key`` for a nested estimator's)."""
+    keys = model.get(PASS_THROUGH_KEY, [])
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise ConfigError(
+            f"{source}: model.{PASS_THROUGH_KEY}: expected a list of keys of the model (a "
+            f"nested estimator's as estimator.key), got {keys!r}."
+        )
+    return {f"model.{key}" for key in keys}
 
 
 def check_task(config: ProjectConfig, source: str = "params.yaml") -> None:
@@ -167,45 +227,64 @@ def check_task(config: ProjectConfig, source: str = "params.yaml") -> None:
 def check_hyperparameters(model: dict[str, Any], source: str = "params.yaml") -> type:
     """Import every ``_target_`` of the model, nested ones included, and refuse keys their
     classes do not take (naming the key and the closest real ones), before anything runs."""
-    return _check_node(model, "model", source, allowed_targets(model, source))
+    passed = pass_through_keys(model, source)
+    return _check_node(model, "model", source, allowed_targets(model, source), passed)
 
 
-def _check_node(node: dict[str, Any], where: str, source: str, allowed: set[str]):
+def _check_node(node: dict[str, Any], where: str, source: str, allowed: set[str], passed: set[str]):
     cls = _resolve(node.get(TARGET_KEY), f"{where}.{TARGET_KEY}", source, allowed)
-    known = parameter_names(cls)
+    known = set(parameter_names(cls))
     for key, value in node.items():
         if key == TARGET_KEY or key in HYDRA_KEYS or (where == "model" and key in MODEL_FILE_KEYS):
             continue
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=3)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            name = getattr(cls, "__name__", cls)
-            if not takes_any_keyword(cls):
-                raise ConfigError(
-                    f"{source}: {where}.{key}: {name} has no parameter {key!r}; {hint}"
-                    f"Fix: use one of its parameters ({', '.join(known)})."
-                )
-            # The library's to check: named here, not refused (its value is still checked).
-            print(
-                f"warning: {source}: {where}.{key}: {name} does not name {key!r}; {hint}"
-                "it passes it on to its library, which ignores a key it does not know.",
-                file=sys.stderr,
-            )
-        _check_value(value, f"{where}.{key}", source, allowed)
+            _check_unknown_key(cls, node[TARGET_KEY], str(key), f"{where}.{key}", source, passed)
+        _check_value(value, f"{where}.{key}", source, allowed, passed)
     return cls
 
 
-def _check_value(value: Any, where: str, source: str, allowed: set[str]) -> None:
+def _check_unknown_key(
+    cls: type, target: str, key: str, path: str, source: str, passed: set[str]
+) -> None:
+    """Refuse a key the class does not take, in a few lines: the key, the closest real names
+    and the fix; never the whole list (LightGBM's has some 300 names). A key the model file
+    lets through passes if the class has ``**kwargs`` to take it."""
+    name = getattr(cls, "__name__", target)
+    close = closest_names(key, cls)
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
+    entry = path.removeprefix("model.")
+    if path in passed:
+        if takes_any_keyword(cls):
+            return
+        raise ConfigError(
+            f"{source}: model.{PASS_THROUGH_KEY}: {entry}: {name} takes no **kwargs, so it "
+            f"would refuse {key!r} when built{hint}\n"
+            f"Fix: remove {entry} from {PASS_THROUGH_KEY} and correct the key."
+        )
+    documentation = PARAMETER_DOCUMENTATION.get(
+        determinism.library_of(cls), f"its parameters: `.venv/bin/python -m pydoc {target}`"
+    )
+    message = f"{source}: {path}: {name} has no parameter {key!r}{hint}\n"
+    message += f"Fix: correct the key ({documentation})."
+    if takes_any_keyword(cls):
+        message += (
+            f"\nOr, if {name} takes {key!r} through **kwargs all the same, add it to the "
+            f"model file's {PASS_THROUGH_KEY}: [{entry}] (passed on unchecked)."
+        )
+    raise ConfigError(message)
+
+
+def _check_value(value: Any, where: str, source: str, allowed: set[str], passed: set[str]) -> None:
     """Find the ``_target_`` mappings Hydra would call, however deep (lists included)."""
     if isinstance(value, dict):
         if TARGET_KEY in value:
-            _check_node(value, where, source, allowed)
+            _check_node(value, where, source, allowed, passed)
             return
         for key, item in value.items():
-            _check_value(item, f"{where}.{key}", source, allowed)
+            _check_value(item, f"{where}.{key}", source, allowed, passed)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_value(item, f"{where}.{index}", source, allowed)
+            _check_value(item, f"{where}.{index}", source, allowed, passed)
 
 
 def build(config: ProjectConfig, source: str = "params.yaml"):

@@ -1,17 +1,20 @@
-"""Predictions for raw rows, in the input format, with the pipeline's verified model."""
+"""Predictions for raw rows, with the pipeline's verified model: each row's id, its prediction
+and, for a classifier, the probability of each class. `make predict IN=... OUT=...` runs it;
+with VERSION=, the machinery runs the release's own copy of it, in the release's environment."""
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
+from reproml.runtime.contract import check_predictions, check_probabilities
 from reproml.runtime.errors import DataError
-from reproml.runtime.io import atomic_write_text
+from reproml.runtime.io import atomic_write_text, check_output_path
 from reproml.runtime.model_file import load_recorded_model
 
 from .config import ProjectConfig
 from .data import features_frame, read_raw
+from .evaluation import predict_in_batches
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV
 # Injection"); a plain number such as -3 or +1.5e-2 is still a number, not a formula.
@@ -39,38 +42,34 @@ def csv_text(rows) -> str:
     return text.getvalue()
 
 
-def check_output(rows: str | Path, out: str | Path) -> None:
-    """Refuse an output that would destroy the input rows or cannot be a file."""
-    rows, out = Path(rows), Path(out)
-    if out.is_dir():
-        raise DataError(
-            f"{out}: is a directory. Fix: give the path of a file to write, e.g. "
-            f"{out / 'predictions.csv'}."
-        )
-    same = out.resolve() == rows.resolve()
-    if not same and out.exists() and rows.exists():
-        same = os.path.samefile(out, rows)
-    if same:
-        raise DataError(
-            f"{out}: is the input file {rows}; writing there would overwrite the rows. Fix: "
-            "give another output path, e.g. predictions.csv."
-        )
-
-
 def predict(config: ProjectConfig, rows: str | Path, out: str | Path) -> Path:
-    """Read raw rows (CSV or Parquet, the target optional), write a CSV of their dropped
-    columns (ids, to join on) and one ``prediction`` per row: a label as the classes are
-    named, or for regression a number (written exactly, as Python writes a float).
-    Cells a spreadsheet would run as formulas are written with a leading ``'``."""
-    check_output(rows, out)
+    """Read raw rows (CSV or Parquet; only the columns the model uses must be there) and
+    write a CSV with one line per row: its id (the dropped id columns the rows have, else
+    ``row``, its number in the file from 1), its ``prediction`` (a label as the classes are
+    named, or for regression a number, written exactly), and for a classifier with
+    probabilities one ``probability_<class>`` column per class. Cells a spreadsheet would run
+    as formulas are written with a leading ``'``."""
+    check_output_path(rows, out)
     model = load_recorded_model(config.paths.model, config.paths.model_record)
     table = read_raw(rows, config.data, with_target=False)
-    predicted = model.predict(features_frame(table, config.data))
-    kept = [name for name in config.data.drop if name in table.column_names]
-    columns = [table[name].to_pylist() for name in kept]
-    rows = zip(*columns, predicted.tolist(), strict=True)
+    features = features_frame(table, config.data)
+    task = config.data.task
+    predicted = predict_in_batches(model.predict, features)
+    predicted = check_predictions(model, predicted, len(features), task, f"predict {rows}")
+    ids = [name for name in config.data.drop if name in table.column_names]
+    header = [*ids] if ids else ["row"]
+    columns = [table[name].to_pylist() for name in ids] or [range(1, len(features) + 1)]
+    header.append("prediction")
+    columns.append(predicted.tolist())
+    if task == "classification" and hasattr(model, "predict_proba"):
+        probabilities = predict_in_batches(model.predict_proba, features)
+        probabilities = check_probabilities(model, probabilities, len(features), f"predict {rows}")
+        for index, label in enumerate(model.classes_.tolist()):
+            header.append(f"probability_{label}")
+            columns.append(probabilities[:, index].astype(float).tolist())
+    lines = zip(*columns, strict=True)
     try:
-        return atomic_write_text(out, csv_text([[*kept, "prediction"], *rows]))
+        return atomic_write_text(out, csv_text([header, *lines]))
     except OSError as error:
         raise DataError(
             f"{out}: cannot be written ({error.strerror or error}). Fix: give a path in a "

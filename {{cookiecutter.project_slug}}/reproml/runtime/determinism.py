@@ -15,6 +15,8 @@ removed, and writes ``catboost_info/`` unless told not to; torch needs its seed 
 operations, deterministic algorithms.
 """
 
+import functools
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -34,8 +36,10 @@ class LibrarySettings:
     threads: str | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
     taken_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # The library takes class labels only as the codes 0..n-1 (EncodedLabels adapts it).
+    # The library takes class labels only as the codes 0..n-1 (LibraryClassifier adapts it).
     needs_label_codes: bool = False
+    # Its classifier's predict may return an (n, 1) column (LibraryClassifier flattens it).
+    column_predictions: bool = False
 
 
 LIBRARIES = {
@@ -60,6 +64,7 @@ LIBRARIES = {
         threads="thread_count",
         fixed={"allow_writing_files": False},
         taken_by={"random_seed": ("random_state",), "thread_count": ("n_jobs",)},
+        column_predictions=True,
     ),
 }
 # Stored by CatBoost in every model: a random GUID and the time training finished.
@@ -100,18 +105,82 @@ def settings_for(cls: type) -> LibrarySettings:
     return LIBRARIES.get(library_of(cls), LibrarySettings())
 
 
-def keyword_parameters(cls: type) -> list[str]:
-    """The parameters a class takes through ``**kwargs``, from its library's own list: all of
-    LightGBM's parameters and their aliases. Empty where the library publishes no list."""
-    if library_of(cls) == "lightgbm":
-        try:  # LightGBM's own list (LGBM_DumpParamAliases): every parameter, every alias
-            from lightgbm.basic import _ConfigAliases
+def keyword_parameters(cls: type) -> dict[str, str]:
+    """Every name a class takes through ``**kwargs``, from its library's own record, each
+    mapped to the library's canonical name for it: LightGBM's parameter list with its aliases
+    (``verbose`` -> ``verbosity``), and XGBoost's booster parameters. Empty for a library
+    without such a record: its classes take only the names they declare."""
+    library = library_of(cls)
+    if library == "lightgbm":
+        return _lightgbm_parameters()
+    if library == "xgboost":
+        return _xgboost_parameters()
+    return {}
 
-            every = _ConfigAliases._get_all_param_aliases()
-        except (ImportError, AttributeError):  # a LightGBM without it: any key, as XGBoost
-            return []
-        return sorted({name for names in every.values() for name in names})
-    return []
+
+@functools.cache
+def _lightgbm_parameters() -> dict[str, str]:
+    try:  # LightGBM's own list (LGBM_DumpParamAliases): every parameter, every alias
+        from lightgbm.basic import _ConfigAliases
+
+        every = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):  # a LightGBM without it: the declared names only
+        return {}
+    return {
+        alias: canonical for canonical, aliases in every.items() for alias in [canonical, *aliases]
+    }
+
+
+# XGBoost records a booster's parameters in its saved configuration, but only those of the
+# booster, objective and tree method it is set to: these settings add the ones the default
+# (gbtree, reg:squarederror, hist) leaves out, so that every parameter XGBoost documents is
+# listed. A setting this XGBoost does not have is skipped.
+XGBOOST_SETTINGS_WITH_OWN_PARAMETERS = (
+    {},
+    {"booster": "dart"},
+    {"booster": "gblinear", "updater": "coord_descent"},
+    {"tree_method": "exact"},
+    {"objective": "reg:tweedie"},
+    {"objective": "reg:pseudohubererror"},
+    {"objective": "reg:quantileerror", "quantile_alpha": 0.5},
+    {"objective": "survival:aft"},
+    {"objective": "rank:ndcg"},
+)
+
+
+@functools.cache
+def _xgboost_parameters() -> dict[str, str]:
+    """The names XGBoost's own check (``validate_parameters``) takes: the global settings,
+    ``eval_metric``, and every ``*_param`` section of a booster's configuration."""
+    try:
+        import xgboost
+        from xgboost.core import XGBoostError
+    except ImportError:
+        return {}
+    names = {"eval_metric", *xgboost.get_config()}
+    with xgboost.config_context(verbosity=0):
+        for setting in XGBOOST_SETTINGS_WITH_OWN_PARAMETERS:
+            try:  # a booster with no feature has no configuration to save
+                booster = xgboost.Booster({"num_feature": 1, **setting})
+                names |= _parameter_sections(json.loads(booster.save_config()))
+            except XGBoostError:
+                continue
+    return {name: name for name in sorted(names)}
+
+
+def _parameter_sections(config: Any) -> set[str]:
+    """The keys of every ``*_param`` section of XGBoost's saved configuration, however deep."""
+    if isinstance(config, list):
+        return set().union(*(_parameter_sections(item) for item in config))
+    if not isinstance(config, dict):
+        return set()
+    names: set[str] = set()
+    for key, value in config.items():
+        if key.endswith("_param") and isinstance(value, dict):
+            names |= set(value)
+        else:
+            names |= _parameter_sections(value)
+    return names
 
 
 def prepare_training(cls: type, seed: int) -> None:
@@ -133,22 +202,26 @@ def _uses_torch(cls: type) -> bool:
     return getattr(module, "torch", None) is not None
 
 
-class EncodedLabels:
-    """A classifier of a library that takes class labels only as the codes 0..n-1 (XGBoost),
-    made to take any labels, as scikit-learn's own do: labels are encoded for ``fit`` and
-    decoded by ``predict``; ``classes_`` are the labels. models.build wraps such a class in
-    it, so a model file names the library's class as usual. A scikit-learn meta-estimator by
-    protocol (``get_params`` with ``estimator__`` keys, tags of the wrapped class), defined
-    without importing scikit-learn, so stages that never train import nothing heavy."""
+class LibraryClassifier:
+    """A library's classifier made to keep scikit-learn's classifier contract: it takes class
+    labels of any type (XGBoost takes only the codes 0..n-1: ``encode_labels``), and its
+    ``predict`` gives one label per row as a 1-D array (CatBoost's multiclass ``predict``
+    returns an (n, 1) column, which compared with the labels broadcast into an n-by-n
+    matrix: accuracy 0.38 and an F1 of 72). ``classes_`` are the labels. models.build wraps
+    such a class in it, so a model file names the library's class as usual. A scikit-learn
+    meta-estimator by protocol (``get_params`` with ``estimator__`` keys, tags of the wrapped
+    class), defined without importing scikit-learn, so stages that never train import nothing
+    heavy."""
 
-    def __init__(self, estimator):
+    def __init__(self, estimator, encode_labels: bool = False):
         self.estimator = estimator
+        self.encode_labels = encode_labels
 
     def __sklearn_tags__(self):
         return self.estimator.__sklearn_tags__()
 
     def get_params(self, deep: bool = True) -> dict:
-        params = {"estimator": self.estimator}
+        params = {"estimator": self.estimator, "encode_labels": self.encode_labels}
         if deep:
             params.update(
                 (f"estimator__{key}", value) for key, value in self.estimator.get_params().items()
@@ -156,8 +229,9 @@ class EncodedLabels:
         return params
 
     def set_params(self, **params):
-        if "estimator" in params:
-            self.estimator = params.pop("estimator")
+        for own in ("estimator", "encode_labels"):
+            if own in params:
+                setattr(self, own, params.pop(own))
         inner = {key.removeprefix("estimator__"): value for key, value in params.items()}
         if inner:
             self.estimator.set_params(**inner)
@@ -166,25 +240,35 @@ class EncodedLabels:
     def fit(self, features, labels):
         import numpy as np
 
-        self.classes_, codes = np.unique(np.asarray(labels), return_inverse=True)
-        self.estimator.fit(features, codes)
+        if self.encode_labels:
+            self.classes_, codes = np.unique(np.asarray(labels), return_inverse=True)
+            self.estimator.fit(features, codes)
+        else:
+            self.estimator.fit(features, labels)
+            self.classes_ = np.asarray(self.estimator.classes_)
         return self
 
     def predict(self, features):
         import numpy as np
 
-        return self.classes_[np.asarray(self.estimator.predict(features), dtype=int)]
+        predicted = np.asarray(self.estimator.predict(features))
+        if predicted.ndim == 2 and predicted.shape[1] == 1:
+            predicted = predicted[:, 0]
+        if self.encode_labels:
+            return self.classes_[predicted.astype(int)]
+        return predicted
 
     def predict_proba(self, features):
         return self.estimator.predict_proba(features)
 
 
 def adapted(estimator: Any) -> Any:
-    """``estimator``, wrapped when its library needs it (see EncodedLabels)."""
+    """``estimator``, wrapped when its library's classifier needs it (see LibraryClassifier)."""
     from sklearn.base import is_classifier
 
-    if settings_for(type(estimator)).needs_label_codes and is_classifier(estimator):
-        return EncodedLabels(estimator)
+    library = settings_for(type(estimator))
+    if (library.needs_label_codes or library.column_predictions) and is_classifier(estimator):
+        return LibraryClassifier(estimator, encode_labels=library.needs_label_codes)
     return estimator
 
 

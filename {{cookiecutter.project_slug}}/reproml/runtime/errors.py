@@ -52,3 +52,8 @@ class DataError(ProjectError):
 
 class SigningError(ProjectError):
     """Something could not be signed: the message names the missing key and how to set it."""
+
+
+class ContractError(ProjectError):
+    """A model's predictions or scores break the contract: one label or finite number per
+    row, from the classes it was trained on, and metrics in their ranges."""

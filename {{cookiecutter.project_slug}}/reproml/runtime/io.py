@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .errors import DataError
+
 
 def partial_path(path: str | Path) -> Path:
     """Where an output is written before it is moved into place."""
@@ -38,6 +40,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         partial_path(path).unlink(missing_ok=True)
         raise
     return commit_partial(path)
+
+
+def check_output_path(rows: str | Path, out: str | Path) -> None:
+    """Refuse an output path that would destroy the input ``rows`` or cannot be a file
+    (predict's, with or without a release)."""
+    rows, out = Path(rows), Path(out)
+    if out.is_dir():
+        raise DataError(
+            f"{out}: is a directory. Fix: give the path of a file to write, e.g. "
+            f"{out / 'predictions.csv'}."
+        )
+    same = out.resolve() == rows.resolve()
+    if not same and out.exists() and rows.exists():
+        same = os.path.samefile(out, rows)
+    if same:
+        raise DataError(
+            f"{out}: is the input file {rows}; writing there would overwrite the rows. Fix: "
+            "give another output path, e.g. predictions.csv."
+        )
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

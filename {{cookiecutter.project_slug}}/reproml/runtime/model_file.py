@@ -9,6 +9,7 @@ normalised here before the bytes are written.
 import json
 import pickle
 import pickletools
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ def canonicalize(model: Any) -> Any:
             type(node).__module__.startswith("sklearn") or hasattr(node, "get_params")
         ):
             canonicalize_library_state(node)
+            _intern_attribute_names(node)
             for attribute in list(vars(node)):
                 canonical = VOLATILE_ATTRIBUTES.get((type(node).__name__, attribute))
                 if canonical is DELETE:
@@ -61,6 +63,19 @@ def canonicalize(model: Any) -> Any:
                     setattr(node, attribute, canonical)
             pending.extend(vars(node).values())
     return model
+
+
+def _intern_attribute_names(node: Any) -> None:
+    """Give ``node`` attribute names that are the interned strings. Pickle writes a string it
+    has seen as a reference to it, by identity: an estimator unpickled earlier in the process
+    (scikit-learn's ``__setstate__`` keeps the stream's key strings, and instances of a class
+    share their key table) left later instances of its class with names equal to, but not
+    the same objects as, other estimators' names, and so other model bytes."""
+    state = vars(node)
+    if any(type(name) is str and sys.intern(name) is not name for name in state):
+        node.__dict__ = {
+            sys.intern(name) if type(name) is str else name: value for name, value in state.items()
+        }
 
 
 def model_bytes(model: Any) -> bytes:

@@ -31,19 +31,34 @@ def _params(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     from .ingest import bring_in, how_to_change
 
-    written = bring_in(args.source, args.target, args.name, args.force, args.task)
-    choice = written["task"]
+    written = bring_in(
+        args.source,
+        args.target,
+        args.name,
+        args.force,
+        args.task,
+        delimiter=args.delimiter,
+        missing_target=args.missing_target,
+    )
+    inferred = written["inferred"]
+    choice, schema = inferred.task, written["schema"]
     print(f"tracked {written['data']} with DVC ({written['dvc_file']})")
-    print(f"wrote {written['schema']} (a starting schema) and made it the default dataset")
+    print(f"wrote {schema} (a starting schema) and made it the default dataset")
     how = "as TASK= says" if args.task else "inferred"
     print(f"task: {choice.task} (label: {choice.label}), {how}: the target {args.target!r}")
     print(f"  {choice.reason}.")
-    print(how_to_change(choice, written["schema"].stem))
+    print(how_to_change(choice, schema.stem))
+    width = max(len(column) for column, _, _ in inferred.reach)
+    print(f"What reaches the model from each column (change it in {schema}):")
+    for column, kind, what in inferred.reach:
+        print(f"  {column:<{width}}  {kind:<11}  {what}")
+    for note in inferred.notes:
+        print(f"note: {note}")
     if choice.warning:
         print(f"warning: {choice.warning}", file=sys.stderr)
     print(
-        f"Next: check the kinds in {written['schema']}, then `make params` and `make repro`; "
-        f"commit {written['schema']}, {written['dvc_file']}, conf/config.yaml and params.yaml."
+        f"Next: check the kinds in {schema}, then `make params` and `make repro`; "
+        f"commit {schema}, {written['dvc_file']}, conf/config.yaml and params.yaml."
     )
     return 0
 
@@ -114,6 +129,9 @@ def _rebuild(args: argparse.Namespace) -> int:
         )
     except (RebuildError, LockError) as error:  # nothing rebuilt (no uv, say): "could not"
         print(f"error: {error}", file=sys.stderr)
+        # The workspace note (uncommitted changes left out) ends the output, as it began it.
+        for note in getattr(error, "__notes__", ()):
+            print(note, file=sys.stderr)
         return rebuild.EXIT_ERROR
     if args.json:
         print(json.dumps(outcome.record(), indent=2, sort_keys=True))
@@ -157,6 +175,11 @@ def _field_rebuild(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.version:
+        from .serving import predict_with_release
+
+        print(f"wrote {predict_with_release(args.version, args.features, args.out)}")
+        return 0
     from .settings import team_module
 
     config = team_module("config").load_params(args.params)
@@ -503,6 +526,12 @@ COMMANDS = {
                 choices=("classification", "regression"),
                 help="what the target is (default: inferred from it, and printed)",
             ),
+            option("--delimiter", help="a CSV's field separator (default: sniffed)"),
+            option(
+                "--missing-target",
+                choices=("drop",),
+                help="leave out the rows whose target is missing (default: refuse them)",
+            ),
         ],
     ),
     "lock": (
@@ -547,8 +576,13 @@ COMMANDS = {
         _predict,
         "label new rows with the verified model",
         [
-            option("features", help="raw rows (CSV or Parquet) with the feature columns"),
+            option("features", help="raw rows (CSV or Parquet) with the columns the model uses"),
             option("out", help="where to write one prediction per row"),
+            option(
+                "--version",
+                help="a release (v1.0.0): its own model, code and environment (default: the "
+                "workspace's model)",
+            ),
             PARAMS_FILE_OPTION,
         ],
     ),

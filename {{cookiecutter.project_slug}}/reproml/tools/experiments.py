@@ -39,6 +39,12 @@ IDLE_POLLS = 60
 CODE_NAME = re.compile(r"(?<!\w)_\w*_(?!\w)")
 # A name a sweep gives its points: <prefix>-<n>; DVC refuses names git refs cannot hold.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$")
+# How a failed run's log says why: the project's stages print ``error: <message>`` for an
+# error they handle (reproml/runtime/stage.py); any other exception leaves a traceback; DVC
+# then adds its own line, which names the stage but not the cause.
+STAGE_ERROR = "error:"
+TRACEBACK_START = "Traceback (most recent call last):"
+DVC_STAGE_FAILED = re.compile(r"^ERROR: failed to reproduce '([^']+)'")
 
 
 class SweepError(ProjectError):
@@ -214,21 +220,42 @@ def run_points(points: list[Point], jobs: int, root: Path, out=sys.stdout) -> No
 
 
 def failure_reason(name: str, root: Path) -> str:
-    """Why a point failed, from its log: the stage's own error lines (they name the key or
-    the output and the fix), else DVC's."""
+    """Why a point failed, from its own log (``dvc queue logs``): see ``reason_in``."""
     said = run(dvc_command("queue", "logs", name), cwd=root).stdout
     return reason_in(said) or f"no log (see `dvc queue logs {name}`)"
 
 
 def reason_in(log: str) -> str:
-    """The lines of a failed run's log that say why: the stage's own error and the first
-    outputs verify found different, else DVC's error, else the last line."""
+    """Why a run failed, from its log: the failing stage's own message (its ``error:`` line
+    for an error the project handles, else the line its traceback ends with) and the first
+    outputs verify found different, after the stage's name. DVC's own error only when no
+    stage said anything: its "failed to reproduce" names the stage, never the cause."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    ours = [line for line in lines if line.startswith("error:")]
+    stages = [found.group(1) for line in lines if (found := DVC_STAGE_FAILED.match(line))]
+    handled = [
+        line.removeprefix(STAGE_ERROR).strip() for line in lines if line.startswith(STAGE_ERROR)
+    ]
+    said = handled[-1:] or raised_in(log)[-1:]
+    mismatched = [line for line in lines if "MISMATCH" in line][:3]
+    if said or mismatched:
+        where = f"in {stages[-1]}: " if stages else ""
+        return where + " | ".join(said + mismatched)
     dvcs = [line for line in lines if line.startswith("ERROR:")]
-    mismatched = [line for line in lines if "MISMATCH" in line]
-    picked = (ours[-1:] + mismatched[:3]) or dvcs[-1:] or lines[-1:]
-    return " | ".join(picked)
+    return " | ".join(dvcs[-1:] or lines[-1:])
+
+
+def raised_in(log: str) -> list[str]:
+    """The exception line of every Python traceback in ``log`` (``ValueError: ...``): the
+    first line after ``Traceback (most recent call last):`` that is not indented (the frames
+    are). The last one is what was raised in the end (chained tracebacks come first)."""
+    found, inside = [], False
+    for line in log.splitlines():
+        if line.strip() == TRACEBACK_START:
+            inside = True
+        elif inside and line.strip() and not line[0].isspace():
+            found.append(line.strip())
+            inside = False
+    return found
 
 
 def describe(point: Point) -> str:
@@ -281,6 +308,11 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+# DVC's states of a run whose files are its own results (`dvc exp show`: success, queued,
+# running, failed), and ours for the commit the experiments branch from.
+SCORED_STATES = ("success", "baseline")
+
+
 @dataclass
 class Row:
     name: str
@@ -289,6 +321,14 @@ class Row:
     params: dict[str, Any]
     metrics: dict[str, Any]
     verify: str = ""
+    # Why a failed run failed, when its log is not here to read (a CI point's job).
+    reason: str = ""
+
+    @property
+    def scored(self) -> bool:
+        """Whether the run has scores of its own: a queued, running or failed one has only
+        its baseline's files, so showing them would credit it with the baseline's scores."""
+        return self.state in SCORED_STATES
 
 
 def collect(root: Path) -> list[Row]:
@@ -311,12 +351,17 @@ def collect(root: Path) -> list[Row]:
 
 
 def _row(revision: dict, name: str, state: str) -> Row:
+    """A run's parameters and scores. A run that has not succeeded keeps no scores: DVC shows
+    its queued commit, whose metrics files are its baseline's."""
     data = revision.get("data") or {}
     params = (data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {}
     metrics: dict[str, Any] = {}
     for found in (data.get("metrics") or {}).values():
         metrics.update(flatten(found.get("data") or {}))
-    return Row(name, state, revision.get("rev", ""), flatten(params), metrics)
+    row = Row(name, state, revision.get("rev", ""), flatten(params), metrics)
+    if not row.scored:
+        row.metrics = {}
+    return row
 
 
 def verify_result(row: Row, root: Path) -> str:
@@ -335,12 +380,15 @@ def verify_result(row: Row, root: Path) -> str:
     return "MISMATCH: " + ", ".join(differ)
 
 
-def compare(root: Path, only: list[str] | None = None) -> str:
+def compare(root: Path, only: list[str] | None = None, failed: list[Row] | None = None) -> str:
     """A table of the runs: name, verify's result, every parameter that varies among them
-    (paths excluded) and every scalar score."""
+    (paths excluded) and every scalar score (none for a run that did not succeed), then why
+    each failed run failed. ``failed``: runs DVC does not know here (a CI point that pushed
+    nothing), with their reason."""
     rows = collect(root)
     if only is not None:
         rows = [row for row in rows if row.state == "baseline" or row.name in only]
+    rows += failed or []
     runs = [row for row in rows if row.state != "baseline"]
     if not runs:
         return "no experiments of this commit yet: `make sweep ARGS=...` runs some."
@@ -362,7 +410,7 @@ def compare(root: Path, only: list[str] | None = None) -> str:
             row.name,
             row.verify,
             *(_cell(row.params.get(key)) for key in varying),
-            *(_cell(row.metrics.get(key)) for key in scores),
+            *(_cell(row.metrics.get(key)) if row.scored else "" for key in scores),
         ]
         for row in rows
     ]
@@ -373,7 +421,7 @@ def compare(root: Path, only: list[str] | None = None) -> str:
     ]
     for row in rows:  # why each failed run failed, from its log, under the table
         if row.state == "failed":
-            lines.append(f"{row.name} FAILED: {failure_reason(row.name, root)}")
+            lines.append(f"{row.name} FAILED: {row.reason or failure_reason(row.name, root)}")
     return "\n".join(lines)
 
 
@@ -784,9 +832,20 @@ def run_point(name: str, overrides: list[str], root: Path, remote: str = "origin
     return 0
 
 
+def planned_params(overrides: list[str], root: Path) -> dict[str, Any]:
+    """The flattened params.yaml a point runs with (conf/ composed with its overrides)."""
+    import yaml
+
+    from ..runtime.params import CONF_DIR, compose
+
+    return flatten(yaml.safe_load(compose(root / CONF_DIR, overrides)) or {})
+
+
 def collect_pushed(planned: list[dict[str, str]], root: Path, remote: str = "origin") -> int:
     """Pull every planned point's experiment from ``remote`` and compare them; 1, naming
-    them, if any point pushed nothing (its job failed or never ran)."""
+    them, if any point pushed nothing (its job failed or never ran). Such a point is a row
+    of its own (its parameters, no scores): its reason is in its job's log, which this job
+    cannot read, so the row says where."""
     names = [point["name"] for point in planned]
     listed = run(dvc_command("exp", "list", remote, "--all-commits", "--name-only"), cwd=root)
     available = set(listed.stdout.split())
@@ -802,7 +861,21 @@ def collect_pushed(planned: list[dict[str, str]], root: Path, remote: str = "ori
             raise SweepError(
                 f"`dvc exp pull {remote}` failed:\n{(pulled.stderr or pulled.stdout).strip()}"
             )
-    print(compare(root, only=present))
+    unpushed = [
+        Row(
+            point["name"],
+            "failed",
+            "",
+            planned_params(point["overrides"].split(), root),
+            {},
+            reason=(
+                "its job pushed no experiment; its log says why, in the line `error: the point "
+                f"{point['name']} ({point['overrides']}) failed: ...`"
+            ),
+        )
+        for point in missing
+    ]
+    print(compare(root, only=present, failed=unpushed))
     if missing:
         print(
             f"error: {len(missing)} of {len(planned)} points pushed no experiment (their jobs "

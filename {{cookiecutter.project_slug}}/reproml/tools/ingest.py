@@ -16,12 +16,13 @@ from pathlib import Path
 
 import yaml
 
-from ..runtime.cells import DEFAULT_MISSING, FALSE_VALUES, TRUE_VALUES
+from ..runtime.cells import DEFAULT_MISSING, DELIMITERS, FALSE_VALUES, TRUE_VALUES
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, commit_partial, partial_path
 from ..runtime.params import TASKS
 from ..runtime.proc import dvc_command, run
-from ..runtime.tables import refuse_duplicate_names
+from ..runtime.tables import delimiter_name, refuse_duplicate_names, sniff_delimiter
+from .settings import team_module
 
 RAW_DIR = Path("data/raw")
 CONF_DATA = Path("conf/data")
@@ -41,11 +42,14 @@ def dataset_name(source: str) -> str:
     return name if name and name[0].isalpha() else f"data_{name}"
 
 
-def _read_for_inference(path: Path):
+def _read_for_inference(path: Path, delimiter: str, target: str | None = None):
+    """The table as pyarrow infers it, and (given ``target``) that column as the text the
+    file holds, so a label arrow would turn into another type can be seen."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from pyarrow import csv as arrow_csv
 
+    text = None
     try:
         if path.suffix.lower() == ".csv":
             if path.stat().st_size == 0:
@@ -56,18 +60,45 @@ def _read_for_inference(path: Path):
                 true_values=TRUE_VALUES,
                 false_values=FALSE_VALUES,
             )
-            table = arrow_csv.read_csv(path, convert_options=convert)
+            parse = arrow_csv.ParseOptions(delimiter=delimiter)
+            table = arrow_csv.read_csv(path, parse_options=parse, convert_options=convert)
+            if target in table.column_names:
+                as_text = arrow_csv.ConvertOptions(
+                    column_types={target: pa.string()},
+                    include_columns=[target],
+                    null_values=list(DEFAULT_MISSING),
+                    strings_can_be_null=True,
+                )
+                text = arrow_csv.read_csv(path, parse_options=parse, convert_options=as_text)
+                text = text[target]
         else:  # before reading: arrow's own error for a repeated name names no column
             refuse_duplicate_names(path, pq.read_schema(path).names)
             table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
-        raise DataError(f"{path}: cannot be read as a table: {error}") from None
+        raise _unreadable(path, delimiter, str(error)) from None
     if path.suffix.lower() == ".csv":
         refuse_duplicate_names(path, table.column_names)
-    return table
+    return table, text
 
 
-def _kind(name: str, column) -> str:
+def _unreadable(path: Path, delimiter: str, message: str) -> DataError:
+    """Why arrow could not read the file, and what to do: a file whose rows have more fields
+    than its header is most often separated by another character than the one read with."""
+    sniffed = sniff_delimiter(path) if path.suffix.lower() == ".csv" else None
+    if sniffed is not None and sniffed != delimiter:
+        return DataError(
+            f"{path}: reading it {delimiter_name(delimiter)}-separated failed ({message.strip()}),"
+            f" but it looks {delimiter_name(sniffed)}-separated. Fix: DELIMITER='{sniffed}'."
+        )
+    return DataError(
+        f"{path}: cannot be read as a table: {message.strip()}. Fix: give a CSV (with a header "
+        "row, DELIMITER= naming its separator if not a comma) or a Parquet file."
+    )
+
+
+def _kind(name: str, column) -> tuple[str, str]:
+    """The kind a column starts as, and, when it goes under drop, why (it is an id, empty,
+    or one value in every row: nothing a model can learn from), said of the column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -75,17 +106,49 @@ def _kind(name: str, column) -> str:
     if pa.types.is_dictionary(kind_of):
         kind_of = kind_of.value_type
     if pa.types.is_null(kind_of) or column.null_count == len(column):
-        return "drop"
-    unique = pc.count_distinct(column).as_py() == len(column) and column.null_count == 0
-    if ID_NAME.search(name) and unique and not pa.types.is_floating(kind_of):
-        return "drop"
+        return "drop", "is empty in every row"
+    distinct = pc.count_distinct(column).as_py()
+    text = pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)
+    if distinct == len(column) and (text or (ID_NAME.search(name) and _whole(column))):
+        return (
+            "drop",
+            "is an id: unique in every row"
+            if not text
+            else "is unique in every row (an id, or free text)",
+        )
+    if distinct == 1 and column.null_count == 0:
+        return "drop", f"holds one value ({_first_text(column)!r}) in every row"
     if pa.types.is_boolean(kind_of):
-        return "boolean"
+        return "boolean", ""
     if pa.types.is_integer(kind_of) or pa.types.is_floating(kind_of):
-        return "numeric"
+        return "numeric", ""
     if pa.types.is_timestamp(kind_of) or pa.types.is_date(kind_of):
-        return "datetime"
-    return "categorical"
+        return "datetime", ""
+    return "categorical", ""
+
+
+def _whole(column) -> bool:
+    """Integers, or decimals that are all whole numbers (an id exported as 1001.0)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(column.type):
+        return True
+    if not pa.types.is_floating(column.type):
+        return False
+    values = column.drop_null()
+    return bool(pc.all(pc.equal(pc.floor(values), values)).as_py())
+
+
+def _has_time_of_day(column) -> bool:
+    """Whether any value of a date column is not at midnight (then its hour is a feature)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_timestamp(column.type):
+        return False
+    midnight = pc.equal(pc.floor_temporal(column, unit="day"), column)
+    return not pc.all(midnight).as_py()
 
 
 # An integer target with more distinct values than this is a quantity, not a set of classes.
@@ -212,28 +275,83 @@ def how_to_change(choice: TaskChoice, name: str) -> str:
     )
 
 
+@dataclass
+class Inference:
+    """What `make data` read from a table: the starting schema, the task chosen, what
+    reaches the model from each column (``reach``: column, kind, what), and the problems it
+    found and what it did about each (``notes``), all printed."""
+
+    schema: dict
+    task: TaskChoice
+    reach: list[tuple[str, str, str]]
+    notes: list[str]
+
+
 def infer_schema(path: Path, target: str, name: str, file: str, task: str | None = None) -> dict:
     """The starting schema of the table at ``path``: each column's kind as pyarrow reads it."""
-    return _infer(path, target, name, file, task)[0]
+    return _infer(path, target, name, file, task).schema
 
 
 def _infer(
-    path: Path, target: str, name: str, file: str, task: str | None
-) -> tuple[dict, TaskChoice]:
-    table = _read_for_inference(path)
+    path: Path,
+    target: str,
+    name: str,
+    file: str,
+    task: str | None,
+    delimiter: str | None = None,
+    missing_target: str | None = None,
+) -> Inference:
+    notes = []
+    schema_file = f"conf/data/{name}.yaml"
+    if delimiter is None and path.suffix.lower() == ".csv":
+        delimiter = sniff_delimiter(path) or ","
+        if delimiter != ",":
+            notes.append(
+                f"the file's fields are separated by {delimiter_name(delimiter)}, not commas: "
+                f"`delimiter: {delimiter!r}` in {schema_file} says so to every read."
+            )
+    delimiter = delimiter or ","
+    table, text = _read_for_inference(path, delimiter, target)
     if target not in table.column_names:
         raise DataError(
             f"{path}: there is no column {target!r}. Fix: TARGET= one of "
             f"{', '.join(table.column_names)}."
         )
-    choice = infer_task(path, target, table[target], task)
+    column = table[target]
+    if column.null_count and column.null_count < len(column):
+        notes.append(_missing_target(path, target, column, missing_target))
+    choice = infer_task(path, target, column, task)
+    notes += _keep_labels(choice, target, text)
     kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "boolean": [], "datetime": []}
-    drop = []
+    drop, dates, reach = [], {}, []
     for column_name in table.column_names:
         if column_name == target:
+            reach.append((column_name, "target", f"what the model predicts ({choice.label})"))
             continue
-        kind = _kind(column_name, table[column_name])
-        (drop if kind == "drop" else kinds[kind]).append(column_name)
+        kind, why = _kind(column_name, table[column_name])
+        if kind == "drop":
+            drop.append(column_name)
+            reach.append((column_name, "drop", f"nothing: it {why}"))
+            if not why.startswith("is an id"):
+                notes.append(
+                    f"column {column_name!r} {why}, so it is under drop (it cannot inform the "
+                    f"model). Fix, to use it anyway: move it under its kind in {schema_file}."
+                )
+            continue
+        kinds[kind].append(column_name)
+        if kind == "datetime":
+            parts = list(team_module("config").DEFAULT_DATE_PARTS)
+            if _has_time_of_day(table[column_name]):
+                parts.append("hour")
+            dates[column_name] = parts
+            what = f"its {', '.join(parts)} as numbers (dates: in {schema_file}; [] keeps it out)"
+        else:
+            what = {
+                "numeric": "the number",
+                "boolean": "true/false as 1/0",
+                "categorical": f"its categories ({pc_distinct(table[column_name])} distinct)",
+            }[kind]
+        reach.append((column_name, kind, what))
     schema = {
         "name": name,
         "file": file,
@@ -244,7 +362,70 @@ def _infer(
         "drop": drop,
         "missing": list(DEFAULT_MISSING),
     }
-    return schema, choice
+    if dates:
+        schema["dates"] = dates
+    if delimiter != ",":
+        schema["delimiter"] = delimiter
+    if column.null_count:
+        schema["missing_target"] = "drop"
+    return Inference(schema, choice, reach, notes)
+
+
+def pc_distinct(column) -> int:
+    import pyarrow.compute as pc
+
+    return pc.count_distinct(column).as_py()
+
+
+def _missing_target(path: Path, target: str, column, missing_target: str | None) -> str:
+    """Refuse a target with missing values unless MISSING_TARGET=drop; then say how many rows
+    every read leaves out."""
+    import pyarrow.compute as pc
+
+    count, rows = column.null_count, len(column)
+    if missing_target != "drop":
+        first = int(pc.index(pc.is_null(column), True).as_py()) + 1
+        raise DataError(
+            f"{path}: the target {target!r} is missing in {count} of {rows} rows (the first is "
+            f"data row {first}); a model cannot learn from a row without one. Fix: fill them "
+            f"in, or run `make data` again with MISSING_TARGET=drop to leave those {count} rows "
+            "out (the schema then says `missing_target: drop`)."
+        )
+    return (
+        f"the target {target!r} is missing in {count} of {rows} rows: prepare leaves them out "
+        "and says so (`missing_target: drop`)."
+    )
+
+
+def _keep_labels(choice: "TaskChoice", target: str, text) -> list[str]:
+    """Labels stay what the file says: a class arrow would read as another type (yes/no as
+    true/false, 007 as 7) keeps its text (label: string), and the change is named."""
+    import pyarrow.compute as pc
+
+    if text is None or choice.task != "classification" or choice.label == "string":
+        return []
+    values = [value for value in pc.unique(text.drop_null()).to_pylist()]
+    if choice.label == "boolean":  # a boolean label is written back as True or False
+        kept = all(value in ("True", "False") for value in values)
+    else:
+        kept = all(_round_trips(value) for value in values)
+    if kept:
+        return []
+    shown = ", ".join(repr(value) for value in sorted(values)[:4])
+    became = "true/false" if choice.label == "boolean" else "integers"
+    choice.label = "string"
+    choice.reason = f"holds the labels {shown} (kept as text)"
+    return [
+        f"the target {target!r} holds {shown}: read as {became}, these labels would change, so "
+        "they stay text (label: string) and keep their names in metrics and predictions."
+    ]
+
+
+def _round_trips(value: str) -> bool:
+    try:
+        return str(int(value)) == value.strip()
+    except ValueError:
+        return False
 
 
 def schema_text(schema: dict, source: str) -> str:
@@ -270,10 +451,15 @@ def bring_in(
     name: str | None = None,
     force: bool = False,
     task: str | None = None,
+    delimiter: str | None = None,
+    missing_target: str | None = None,
 ) -> dict:
     """Track ``source`` with DVC under data/raw/ and write conf/data/<name>.yaml; make it the
-    default dataset. Returns what was written, and the task chosen for the target (``task``
-    if given, else inferred by ``infer_task``).
+    default dataset. Returns what was written, and what was inferred (:class:`Inference`:
+    the task chosen for the target, ``task`` if given, what reaches the model from each
+    column, and each problem found). ``delimiter`` names a CSV's separator (default:
+    sniffed); ``missing_target="drop"`` accepts a target missing in some rows, which every
+    read then leaves out.
 
     A file in the way that this run did not create (data/raw/<file>, its .dvc file, the
     schema) is refused unless ``force``; what ``force`` replaces is set aside first and put
@@ -284,6 +470,12 @@ def bring_in(
         raise DataError(f"NAME={name!r}: use lowercase letters, digits and underscores.")
     if task is not None and task not in TASKS:
         raise DataError(f"TASK={task!r}: is not one of {', '.join(TASKS)}. Fix: TASK=regression.")
+    if delimiter is not None and delimiter not in DELIMITERS:
+        shown = ", ".join(repr(choice) for choice in DELIMITERS)
+        raise DataError(f"DELIMITER={delimiter!r}: is not one of {shown}. Fix: DELIMITER=';'.")
+    if missing_target not in (None, "drop", "refuse"):
+        raise DataError(f"MISSING_TARGET={missing_target!r}: the one choice is drop.")
+    options = {"task": task, "delimiter": delimiter, "missing_target": missing_target}
     file = Path(source.split("?", 1)[0].rstrip("/")).name
     if Path(file).suffix.lower() not in SUFFIXES:
         raise DataError(f"{source}: not a .csv or .parquet file. Fix: convert it first.")
@@ -315,11 +507,9 @@ def bring_in(
                 os.replace(path, kept)
                 set_aside[path] = kept
         if is_url(source):
-            schema, choice = _import_url(source, destination, target, name, file, task)
+            inferred = _import_url(source, destination, target, name, file, options)
         else:
-            schema, choice = _add_local(
-                Path(source), destination, in_place, target, name, file, task
-            )
+            inferred = _add_local(Path(source), destination, in_place, target, name, file, options)
     except BaseException:
         for path in (destination, dvc_file, partial_path(destination)):
             if os.path.lexists(path) and (path not in existed or path in set_aside):
@@ -334,10 +524,10 @@ def bring_in(
         raise
     for kept in set_aside.values():
         kept.unlink()
-    atomic_write_text(schema_path, schema_text(schema, source))
+    atomic_write_text(schema_path, schema_text(inferred.schema, source))
     config = CONFIG_FILE.read_text(encoding="utf-8")
     atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))
-    return {"schema": schema_path, "data": destination, "dvc_file": dvc_file, "task": choice}
+    return {"schema": schema_path, "data": destination, "dvc_file": dvc_file, "inferred": inferred}
 
 
 def _same_file(source: Path, destination: Path) -> bool:
@@ -354,11 +544,11 @@ def _add_local(
     target: str,
     name: str,
     file: str,
-    task: str | None,
-) -> tuple[dict, TaskChoice]:
+    options: dict,
+) -> Inference:
     if not source.is_file():
         raise DataError(f"{source}: no such file. Fix: give the path of a CSV or Parquet file.")
-    inferred = _infer(source, target, name, file, task)
+    inferred = _infer(source, target, name, file, **options)
     if not in_place:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, partial_path(destination))
@@ -370,8 +560,8 @@ def _add_local(
 
 
 def _import_url(
-    source: str, destination: Path, target: str, name: str, file: str, task: str | None
-) -> tuple[dict, TaskChoice]:
+    source: str, destination: Path, target: str, name: str, file: str, options: dict
+) -> Inference:
     destination.parent.mkdir(parents=True, exist_ok=True)
     imported = _dvc("import-url", "--force", source, str(destination))
     if imported.returncode != 0:
@@ -379,4 +569,4 @@ def _import_url(
             f"`dvc import-url {source}` failed; data/raw/ is as it was:\n"
             f"{imported.stdout}{imported.stderr}"
         )
-    return _infer(destination, target, name, file, task)
+    return _infer(destination, target, name, file, **options)

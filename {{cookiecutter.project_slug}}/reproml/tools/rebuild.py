@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ..runtime.errors import ProjectError, RebuildError, RemoteError
+from ..runtime.errors import LockError, ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from ..runtime.proc import path_first, run, start_background, stop_background
@@ -31,6 +31,8 @@ from .notes import append_record, utc_now
 from .remote import fetch_objects
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
+# How many uncommitted paths the workspace note names (the count says how many in all).
+NOTE_NAMES = 3
 # Run by the revision's own interpreter with this package's environment code: how that
 # environment differs from the revision's lock, and its fingerprint.
 PROBE_ENVIRONMENT = (
@@ -93,6 +95,9 @@ class Rebuild:
     environment: dict = field(default_factory=dict)
     started: str = ""
     finished: str = ""
+    # What of the workspace this rebuild left out (``workspace_note``): said, not recorded,
+    # since the record is about the commit, whatever the workspace held.
+    note: str = ""
 
     @property
     def result(self) -> str:
@@ -530,9 +535,17 @@ def rebuild(
     repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
     commit = commit or resolve(repo, ref)
     outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
-    if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
-        raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
-    rebuilder = Rebuilder(repo, outcome, find_uv(), keep, timeout)
+    outcome.note = workspace_note(repo, ref, commit)
+    if outcome.note:
+        print(outcome.note, flush=True)
+    try:
+        if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
+            raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
+        rebuilder = Rebuilder(repo, outcome, find_uv(), keep, timeout)
+    except (RebuildError, LockError) as error:
+        if outcome.note:  # the caller says it after the error, so it is also the last line
+            error.add_note(outcome.note)
+        raise
     print(f"rebuild of {ref} ({outcome.commit[:12]}) in {rebuilder.worktree}", flush=True)
     try:
         rebuilder.checkout()
@@ -553,6 +566,44 @@ def rebuild(
     return outcome
 
 
+def uncommitted_changes(repo: Path) -> list[str]:
+    """What `git status` lists: tracked files modified, staged or deleted, and untracked files
+    that are not ignored (a new conf/ option or stage module is as much an edit as a changed
+    one). A file DVC tracks counts through its .dvc file, once `dvc add` has updated it."""
+    listed = git(
+        repo,
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "-z",
+        "--no-renames",
+        "--untracked-files=normal",
+    ).stdout
+    return [entry[3:] for entry in listed.split("\0") if entry[3:]]
+
+
+def workspace_note(repo: Path, ref: str, commit: str) -> str:
+    """A line saying that the workspace's uncommitted changes are not part of this rebuild,
+    when ``commit`` is the checked-out one: rebuilding it reads as checking the workspace,
+    while it rebuilds only what was committed, in a clone of its own. Empty otherwise: the
+    workspace has no bearing on another revision, and nobody expects it to."""
+    head = git(repo, "rev-parse", "--verify", "--quiet", "HEAD").stdout.strip()
+    changed = uncommitted_changes(repo) if commit == head else []
+    if not changed:
+        return ""
+    shown = ", ".join(changed[:NOTE_NAMES]) + (
+        f", and {len(changed) - NOTE_NAMES} more" if len(changed) > NOTE_NAMES else ""
+    )
+    several = len(changed) > 1
+    count = f"{len(changed)} uncommitted change{'s' if several else ''} ({shown})"
+    verb, them = ("are", "them") if several else ("is", "it")
+    which = "" if ref == "HEAD" else ", the checked-out commit"
+    return (
+        f"note: {count} {verb} not part of this rebuild of {ref} ({commit[:12]}{which}): it "
+        f"rebuilds what was committed, in a clone of its own. Commit {them} to rebuild {them}."
+    )
+
+
 def _cache_object(cache: Path, md5: str) -> Path:
     return cache / "files" / "md5" / md5[:2] / md5[2:]
 
@@ -565,7 +616,8 @@ def report(outcome: Rebuild) -> str:
     body = format_table(outcome) if outcome.stages else ""
     error = f"\nerror: {outcome.error}" if outcome.error else ""
     total = outcome.timings.get("total", 0.0)
-    return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings})"
+    note = f"\n{outcome.note}" if outcome.note else ""
+    return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings}){note}"
 
 
 def exit_code(outcome: Rebuild, accept_equivalent: bool = False) -> int:

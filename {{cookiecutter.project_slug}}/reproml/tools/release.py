@@ -163,6 +163,37 @@ def promote(version: str, stage: str) -> str:
     return tags.make_signed(repo, name, action)
 
 
+def require_provenance(repo: Path, target: Release) -> None:
+    """Refuse a release whose provenance does not check out (its tag's signature counts
+    already: find_release sees no other tag)."""
+    problems = check_release(repo, target)
+    if problems:
+        raise RegistryError(f"{target.tag}: provenance does not check out: {problems[0]}")
+
+
+def fetch_released_model(repo: Path, target: Release, path: str, destination: Path) -> Path:
+    """The release's model file (``path`` at its commit) at ``destination``, refused unless
+    it hashes to the sha256 its signed statement records."""
+    fields, _ = tag_statement(repo, target.tag)
+    with tempfile.TemporaryDirectory() as scratch:
+        fetched = Path(scratch) / Path(path).name
+        # `dvc get` at the release's commit, not `dvc artifacts get --rev <version>`: that
+        # resolves the version through GTO over every tag, where a stray tag shadows it.
+        command = dvc_command("get", str(repo), path, "--rev", target.commit)
+        got = run([*command, "-o", str(fetched)], repo)
+        if got.returncode != 0:
+            raise RegistryError(f"`dvc get` failed: {got.stderr.strip()}")
+        actual = file_digest(fetched)
+        if actual != fields["model-sha256"]:
+            raise RegistryError(
+                f"the fetched model hashes to {actual}, not the released "
+                f"{fields['model-sha256']}: refusing it"
+            )
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(fetched, destination)
+    return destination
+
+
 def rollback(version: str, out_dir: Path | None = None) -> Path:
     """Materialise a registered version's model outside the workspace, hash-verified."""
     repo = repo_root()
@@ -171,28 +202,9 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
     start = time.perf_counter()
     result, detail, destination = "failure", "", None
     try:
-        problems = check_release(repo, target)
-        if problems:
-            raise RegistryError(f"{target.tag}: provenance does not check out: {problems[0]}")
-        fields, _ = tag_statement(repo, target.tag)
+        require_provenance(repo, target)
         out = (out_dir or repo / "build" / "rollback" / target.tag.replace("@", "-")).resolve()
-        with tempfile.TemporaryDirectory() as scratch:
-            fetched = Path(scratch) / Path(path).name
-            # `dvc get` at the release's commit, not `dvc artifacts get --rev <version>`: that
-            # resolves the version through GTO over every tag, where a stray tag shadows it.
-            command = dvc_command("get", str(repo), path, "--rev", target.commit)
-            got = run([*command, "-o", str(fetched)], repo)
-            if got.returncode != 0:
-                raise RegistryError(f"`dvc get` failed: {got.stderr.strip()}")
-            actual = file_digest(fetched)
-            if actual != fields["model-sha256"]:
-                raise RegistryError(
-                    f"the fetched model hashes to {actual}, not the released "
-                    f"{fields['model-sha256']}: refusing it"
-                )
-            out.mkdir(parents=True, exist_ok=True)
-            destination = out / Path(path).name
-            shutil.move(fetched, destination)
+        destination = fetch_released_model(repo, target, path, out / Path(path).name)
         result, detail = "success", str(destination)
         return destination
     except RegistryError as error:

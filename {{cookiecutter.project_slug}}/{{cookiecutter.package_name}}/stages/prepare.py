@@ -13,8 +13,9 @@ def run(config: ProjectConfig) -> dict[str, Path]:
     source = config.paths.raw_data
     table = read_raw(source, config.data)
     train, test = split(table, config.data, config.split, config.seed, source)
-    kept = [*model_columns(config.data), *config.data.features.datetime, config.data.target]
-    table = table.select(kept)
+    # The model's columns, and every date (a time split may read one the model does not).
+    kept = dict.fromkeys([*model_columns(config.data), *config.data.features.datetime])
+    table = table.select([*kept, config.data.target])
     return {
         "train": write_parquet(config.paths.train, table.take(train)),
         "test": write_parquet(config.paths.test, table.take(test)),
