@@ -247,3 +247,21 @@ def test_the_separator_is_sniffed_past_a_quoted_value_cut_at_the_sniffed_lines(t
     assert tables.sniff_delimiter(path) == ";"
     path.write_text('id,note,label\n1,"a;b;c",x\n2,"d;e",y\n')
     assert tables.sniff_delimiter(path) == ","
+
+
+def test_year_first_dates_are_dates_to_make_data_and_to_the_reader(tmp_path):
+    """Seattle's weather table writes 2012/01/31: a date, not 1,461 distinct categories."""
+    path = tmp_path / "weather.csv"
+    path.write_text("date,wind,weather\n2012/01/31,4.7,rain\n2012/02/01 10:30,4.5,sun\n")
+    schema = ingest.infer_schema(path, "weather", "weather", "weather.csv")
+    assert schema["features"]["datetime"] == ["date"]
+    assert schema["dates"] == {"date": ["year", "month", "day_of_week", "day_of_year", "hour"]}
+    declared = {**SCHEMA, "target": "weather", "drop": []}
+    declared["features"] = project_module("config").FeatureColumns(
+        numeric=["wind"], datetime=["date"]
+    )
+    table = data.read_raw(path, project_module("config").DataConfig(**declared))
+    assert [str(value) for value in table["date"].to_pylist()] == [
+        "2012-01-31 00:00:00",
+        "2012-02-01 10:30:00",
+    ]

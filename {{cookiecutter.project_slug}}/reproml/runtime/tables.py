@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .cells import DEFAULT_MISSING, DELIMITERS, FALSE_VALUES, TRUE_VALUES
+from .cells import DATE_FORMATS, DEFAULT_MISSING, DELIMITERS, FALSE_VALUES, TRUE_VALUES
 from .errors import DataError
 from .io import commit_partial, partial_path
 
@@ -297,6 +297,7 @@ def _read_csv(path: Path, header: list[str], names: list[str], schema: TableSche
         true_values=TRUE_VALUES,
         false_values=FALSE_VALUES,
         include_columns=names,
+        timestamp_parsers=[arrow_csv.ISO8601, *DATE_FORMATS],
     )
     parse = arrow_csv.ParseOptions(delimiter=schema.delimiter)
     try:

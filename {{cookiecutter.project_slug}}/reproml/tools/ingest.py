@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ..runtime.cells import DEFAULT_MISSING, DELIMITERS, FALSE_VALUES, TRUE_VALUES
+from ..runtime.cells import DATE_FORMATS, DEFAULT_MISSING, DELIMITERS, FALSE_VALUES, TRUE_VALUES
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, commit_partial, partial_path
 from ..runtime.params import TASKS
@@ -59,6 +59,7 @@ def _read_for_inference(path: Path, delimiter: str, target: str | None = None):
                 strings_can_be_null=True,
                 true_values=TRUE_VALUES,
                 false_values=FALSE_VALUES,
+                timestamp_parsers=[arrow_csv.ISO8601, *DATE_FORMATS],
             )
             parse = arrow_csv.ParseOptions(delimiter=delimiter)
             table = arrow_csv.read_csv(path, parse_options=parse, convert_options=convert)
