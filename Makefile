@@ -24,8 +24,10 @@ $(UV):
 
 bootstrap: .venv/.synced ## Install uv and the template's locked tools
 
+# Three workers on two cores: the tier-3 tests wait a tenth of their time (servers, DVC's
+# queue, uv linking environments), which a third worker fills (29.4 -> 26.5 min measured).
 test: bootstrap ## Every tier: hook units, the bake matrix, end-to-end projects
-	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 --dist loadgroup --durations=40 $(PYTEST_ARGS)
+	UV=$(UV) $(VENV_PYTHON) -m pytest -n 3 --dist loadgroup --durations=40 $(PYTEST_ARGS)
 
 test-fast: bootstrap ## Tiers 1 and 2 only
 	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)

@@ -26,8 +26,11 @@ def shell(project: Project) -> dict:
     return {**os.environ, **project.env, "UV": UV}
 
 
-def queue_names(project: Project) -> str:
-    return project.dvc("queue", "status").stdout
+def queue_names(project: Project) -> list[tuple[str, str]]:
+    """Each queued or run experiment's name and status (not its creation time, which DVC
+    writes as a time of day today and as a date after midnight)."""
+    listed = project.dvc("queue", "status").stdout.splitlines()
+    return [(line.split()[1], line.split()[-1]) for line in listed[1:] if len(line.split()) > 3]
 
 
 def test_the_readme_sweep_runs_verified_points_compares_them_and_adopts_one(project):

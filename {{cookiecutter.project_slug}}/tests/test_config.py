@@ -235,6 +235,19 @@ def test_every_nested_target_is_checked_before_anything_is_built(tmp_path):
     with pytest.raises(errors.ConfigError, match=rf"model\.{key}\._target_: 'builtins"):
         models.build(config_module.validate(raw))
     assert victim.read_text() == "kept\n"
+    # A target Hydra builds from a positional argument, at any depth, is checked as well.
+    payload = {"_target_": "builtins.open", "_args_": [str(victim), "w"]}
+    for where, model in (
+        ("model._args_.0", {"_target_": linear, "_args_": [payload]}),
+        (
+            f"model.{key}._args_.0",
+            {"_target_": BY_HAND["dict_owner"], key: {"_target_": linear, "_args_": [payload]}},
+        ),
+    ):
+        raw["model"] = model
+        with pytest.raises(errors.ConfigError, match=rf"{re.escape(where)}\._target_: 'builtins"):
+            models.check_hyperparameters(config_module.validate(raw).model)
+    assert victim.read_text() == "kept\n"
     bagging = {"_target_": BY_HAND["bagging"], "n_estimators": 3}
     raw["model"] = {**bagging, "estimator": {"_target_": linear, strength + "c": 1.0}}
     with pytest.raises(
@@ -285,6 +298,17 @@ def test_environment_interpolation_is_refused():
     raw = composed()
     raw["data"]["name"] = "${oc.env:HOME}"
     with pytest.raises(errors.ConfigError, match=r"data\.name: unresolved interpolation"):
+        config_module.validate(raw)
+
+
+@pytest.mark.parametrize(
+    "name", ["../../.git/config", "/etc/passwd", "..", ".hidden.csv", "a\\b.csv"]
+)
+def test_the_data_file_is_a_file_name_in_data_raw_not_a_path(name):
+    """`dvc exp run -S data.file=../../.git/config` or a sweep point would read any file."""
+    raw = composed()
+    raw["data"]["file"] = name
+    with pytest.raises(errors.ConfigError, match=r"data\.file: .* is not a file name in data/raw"):
         config_module.validate(raw)
 
 

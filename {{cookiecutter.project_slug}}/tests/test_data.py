@@ -265,3 +265,12 @@ def test_year_first_dates_are_dates_to_make_data_and_to_the_reader(tmp_path):
         "2012-01-31 00:00:00",
         "2012-02-01 10:30:00",
     ]
+
+
+def test_make_data_refuses_a_column_name_hydra_would_resolve(tmp_path):
+    """A column named ${oc.env:TOKEN} written into conf/data would put the token into
+    params.yaml; make data refuses it before writing anything."""
+    path = tmp_path / "t.csv"
+    path.write_text("${oc.env:SOME_TOKEN},label\n1,a\n2,b\n")
+    with pytest.raises(machinery("runtime.errors").DataError, match=r"holds '\$\{'"):
+        ingest.infer_schema(path, "label", "t", "t.csv")

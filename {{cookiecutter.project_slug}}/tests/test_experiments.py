@@ -113,3 +113,23 @@ def test_a_ci_point_that_pushed_nothing_is_a_failed_row_with_its_reason(monkeypa
     table = experiments.compare(tmp_path, only=[], failed=[unpushed]).splitlines()
     assert table[2].split() == ["s-1", "FAILED", "2"]
     assert table[3] == "s-1 FAILED: its job failed"
+
+
+def test_a_sweep_points_paths_stay_in_the_project_and_its_data_in_data(tmp_path):
+    """A sweep override that points a data path outside data/ (or any path outside the
+    project) is refused before anything is queued."""
+    import pytest
+
+    errors = machinery("runtime.errors")
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    fine = {"raw_data": "data/raw/t.csv", "train": "data/prepared/train.parquet", "model": "m.pkl"}
+    experiments.refuse_paths_outside(fine, fine, "the point", project)
+    for key, value, where in (
+        ("raw_data", "/home/you/.ssh/id_ed25519", "the data/ folder"),
+        ("raw_data", "data/../../.git/config", "the data/ folder"),
+        ("train", "models/train.parquet", "the data/ folder"),
+        ("model", "../elsewhere.pkl", "the project"),
+    ):
+        with pytest.raises(errors.ConfigError, match=f"paths.{key}: .* is outside {where}"):
+            experiments.refuse_paths_outside({**fine, key: value}, fine, "the point", project)

@@ -226,6 +226,7 @@ def _check_columns(config: ProjectConfig, source: str) -> None:
     if not any(vars(data.features).values()):
         raise ConfigError(f"{source}: data.features: no feature columns are declared")
     _check_dates(data, source)
+    _check_file(data, source)
     split = config.split
     if split.kind == "stratified":
         return
@@ -238,6 +239,17 @@ def _check_columns(config: ProjectConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: split.column: {split.column!r} is declared in data.{seen[split.column]};"
             " a time split needs a datetime or numeric column"
+        )
+
+
+def _check_file(data: DataConfig, source: str) -> None:
+    """``data.file`` names a file in data/raw (paths.raw_data), not a path out of it: an
+    override such as ``data.file=../../.git/config`` would make prepare read any file."""
+    name = data.file
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise ConfigError(
+            f"{source}: data.file: {name!r} is not a file name in data/raw. Fix: give the "
+            "table's file name alone (make data puts the file in data/raw)."
         )
 
 

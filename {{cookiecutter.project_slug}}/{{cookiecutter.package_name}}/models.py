@@ -235,7 +235,10 @@ def _check_node(node: dict[str, Any], where: str, source: str, allowed: set[str]
     cls = _resolve(node.get(TARGET_KEY), f"{where}.{TARGET_KEY}", source, allowed)
     known = set(parameter_names(cls))
     for key, value in node.items():
-        if key == TARGET_KEY or key in HYDRA_KEYS or (where == "model" and key in MODEL_FILE_KEYS):
+        if key == TARGET_KEY or (where == "model" and key in MODEL_FILE_KEYS):
+            continue
+        if key in HYDRA_KEYS:  # Hydra builds what _args_ holds as well: check it alike
+            _check_value(value, f"{where}.{key}", source, allowed, passed)
             continue
         if key not in known:
             _check_unknown_key(cls, node[TARGET_KEY], str(key), f"{where}.{key}", source, passed)

@@ -100,6 +100,7 @@ def check_points(points: list[list[str]], conf_dir: str = "conf") -> None:
     from .settings import team_module
 
     config, models = team_module("config"), team_module("models")
+    base = vars(config.validate(yaml.safe_load(compose(conf_dir)), source=conf_dir).paths)
     for overrides in points:
         where = f"the sweep point {' '.join(overrides)!r}"
         try:
@@ -112,10 +113,32 @@ def check_points(points: list[list[str]], conf_dir: str = "conf") -> None:
                 f"conf/ has (params.yaml lists them), or +key=value to add one."
             ) from None
         try:
-            models.build(config.validate(yaml.safe_load(text), source=where), source=where)
+            checked = config.validate(yaml.safe_load(text), source=where)
+            models.build(checked, source=where)
         except ProjectError as error:
             fix = "" if "Fix:" in str(error) else " Fix: change that value in ARGS."
             raise ConfigError(f"{error}{fix}") from None
+        refuse_paths_outside(vars(checked.paths), base, where)
+
+
+def refuse_paths_outside(
+    paths: dict[str, str], base: dict[str, str], where: str, root: Path | None = None
+) -> None:
+    """A point's paths stay in the project, and a path the project keeps in data/ (``base``,
+    conf/paths as composed without the sweep's overrides) stays in data/: an override such as
+    ``paths.raw_data=/home/you/.ssh/id_ed25519`` would make a stage read, and a pushed
+    experiment carry, any file the user can read."""
+    root = (root or Path.cwd()).resolve()
+    data = root / "data"
+    for key, value in paths.items():
+        in_data = (root / str(base.get(key, ""))).resolve().is_relative_to(data)
+        inside = data if in_data else root
+        if not (root / str(value)).resolve().is_relative_to(inside):
+            raise ConfigError(
+                f"{where}: paths.{key}: {value!r} is outside "
+                f"{'the data/ folder' if in_data else 'the project'}. Fix: leave the paths "
+                "to conf/paths, or keep them in the project (data in data/)."
+            )
 
 
 def sweep_prefix(name: str | None) -> str:

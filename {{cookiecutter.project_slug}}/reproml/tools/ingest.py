@@ -29,6 +29,8 @@ CONF_DATA = Path("conf/data")
 CONFIG_FILE = Path("conf/config.yaml")
 SUFFIXES = (".csv", ".parquet", ".pq")
 ID_NAME = re.compile(r"(?:^|[_\W])id$|^id[_\W]|^(?:uuid|guid|key)$", re.IGNORECASE)
+# How an OmegaConf interpolation begins: a value make data writes into conf/ must not hold it.
+INTERPOLATION = "${"
 DEFAULT_LINE = re.compile(r"^(\s*-\s*data:\s*)\S+(.*)$", re.MULTILINE)
 
 
@@ -79,7 +81,20 @@ def _read_for_inference(path: Path, delimiter: str, target: str | None = None):
         raise _unreadable(path, delimiter, str(error)) from None
     if path.suffix.lower() == ".csv":
         refuse_duplicate_names(path, table.column_names)
+    refuse_interpolations(path, table.column_names)
     return table, text
+
+
+def refuse_interpolations(path: Path, names: list[str]) -> None:
+    """A name make data would write into conf/ that Hydra would read as an interpolation
+    (``${oc.env:TOKEN}`` puts a secret into params.yaml, which the project commits)."""
+    found = [name for name in names if INTERPOLATION in name]
+    if found:
+        raise DataError(
+            f"{path}: the column name {found[0]!r} holds {INTERPOLATION!r}, which Hydra would "
+            "resolve when conf/ is composed (an environment variable, another key); nothing "
+            "was written. Fix: rename the column in the file."
+        )
 
 
 def _unreadable(path: Path, delimiter: str, message: str) -> DataError:
@@ -480,6 +495,11 @@ def bring_in(
     file = Path(source.split("?", 1)[0].rstrip("/")).name
     if Path(file).suffix.lower() not in SUFFIXES:
         raise DataError(f"{source}: not a .csv or .parquet file. Fix: convert it first.")
+    if INTERPOLATION in file:
+        raise DataError(
+            f"{source}: the file name holds {INTERPOLATION!r}, which Hydra would resolve in "
+            "conf/. Fix: rename the file."
+        )
     schema_path = CONF_DATA / f"{name}.yaml"
     destination = RAW_DIR / file
     dvc_file = destination.with_name(file + ".dvc")
