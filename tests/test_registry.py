@@ -770,12 +770,14 @@ def back_to_v2(project: Project, *tags: str) -> None:
 
 def attack_commit(project: Project, evidence: Path) -> str:
     """A commit whose first stage command first tries to reach the signing key: git's
-    ``user.signingkey``, the environment (CI's ``REPROML_SIGNING_KEY``) and HOME, all written
-    to ``evidence`` (outside the project), then the key itself copied."""
+    ``user.signingkey``, the environment (CI's ``REPROML_SIGNING_KEY``) and HOME, all printed
+    (each line after ``STOLEN=``) and written to ``evidence`` (outside the project), then the
+    key itself copied."""
     dvc_yaml = project.path / "dvc.yaml"
     steal = (
-        f"(git config user.signingkey; env; ls -a ~; cat ~/.ssh/* ~/.gitconfig) > {evidence} "
-        f'2>&1; cp "$(git config user.signingkey)" {evidence}.key; exit 1; '
+        "(git config user.signingkey; env; ls -a ~; cat ~/.ssh/* ~/.gitconfig) 2>&1 "
+        f"| sed 's/^/STOLEN=/' | tee {evidence}; "
+        f'cp "$(git config user.signingkey)" {evidence}.key; exit 1; '
     )
     dvc_yaml.write_text(re.sub(r"cmd: ", f"cmd: {steal}", dvc_yaml.read_text(), count=1))
     commit_all(project, "Faster training (honest)")
@@ -804,12 +806,13 @@ def test_an_unsigned_release_never_runs_where_a_key_is_and_a_rebuild_sees_no_key
         assert "model@v5.0.0" not in listed.stdout and "model@v5.0.0" in listed.stderr
         assert tag_list(project) == before | {"model@v5.0.0"}
 
-        # Rebuilt on purpose (`make rebuild` of any revision): the code runs, the key is out
-        # of its reach (git config, environment, HOME).
+        # Rebuilt on purpose (`make rebuild` of the checked-out commit, which `make repro`
+        # runs too): the code runs, sealed, and the key is out of its reach (git config,
+        # environment, HOME); it cannot write outside its checkout either.
         rebuilt = project.make("rebuild", "REV=model@v5.0.0", env=key, check=False)
-        assert rebuilt.returncode != 0 and evidence.exists(), rebuilt.stdout
-        seen = evidence.read_text()
-        assert "HOME=" in seen and f"HOME={Path.home()}" not in seen, seen
+        assert rebuilt.returncode != 0 and not evidence.exists(), rebuilt.stdout
+        seen = "\n".join(re.findall(r"STOLEN=(.*)", rebuilt.stdout))
+        assert "HOME=" in seen and f"HOME={Path.home()}" not in seen, rebuilt.stdout
         for secret_part in (key_path, secret.splitlines()[1], "REPROML_SIGNING_KEY"):
             assert secret_part not in seen, secret_part
         assert not Path(f"{evidence}.key").exists()
@@ -955,3 +958,45 @@ def test_stray_tags_neither_stop_nor_shadow_the_registry_and_are_named(lifecycle
             project.git("config", "user.signingkey", key)
     finally:
         back_to_v2(project, *(tag_list(project) - before))
+
+
+def test_a_pushed_tag_that_makes_a_version_a_folder_is_named_with_a_fix_that_works(lifecycle):
+    """Anyone pushes model@v9.4.0/x to origin before the user releases v9.4.0: git can then
+    hold no tag model@v9.4.0 (tags are paths). The release refuses before its gates, naming
+    the tag and the fix, and leaves no tag; the registry and the release checks pass over
+    it, naming it, rather than ask for a `git fetch --tags` that cannot succeed."""
+    project, origin = lifecycle["project"], lifecycle["origin"]
+    v1 = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=project.path).stdout.strip()
+    run(["git", "tag", "model@v9.4.0/x", v1], cwd=origin)
+    before = tag_list(project)
+    try:
+        refused = project.make("release", "VERSION=v9.4.0", check=False)
+        assert refused.returncode != 0, refused.stdout
+        said = refused.stderr
+        assert "model@v9.4.0 cannot be created: the tag model@v9.4.0/x exists on origin" in said
+        assert "`git push origin :refs/tags/model@v9.4.0/x`" in said and "gate" not in said
+        assert tag_list(project) == before
+        for target in ("registry", "check-releases"):
+            shown = project.make(target)
+            assert "origin's tag model@v9.4.0/x is not a registry tag" in shown.stderr
+            assert "blocks a tag named model@v9.4.0" in shown.stderr
+            assert "git fetch --tags" not in shown.stderr + shown.stdout
+    finally:
+        run(["git", "tag", "-d", "model@v9.4.0/x"], cwd=origin)
+
+
+def test_a_rebuild_that_must_be_sealed_runs_nothing_where_it_cannot_be(lifecycle):
+    """SEALED=1 (the generated field rebuild) where the sandbox cannot run (here: turned off,
+    as on a machine without bubblewrap): nothing is fetched, installed or run, and the
+    message says why and how to fix it. Without SEALED, the rebuild says UNSEALED first."""
+    project = lifecycle["project"]
+    off = {"REPRO_BWRAP": ""}
+    for target, rev in (("field-rebuild", "RELEASE=v1.0.0"), ("rebuild", "REV=v1.0.0")):
+        refused = project.make(target, rev, "SEALED=1", env=off, check=False)
+        said = refused.stdout + refused.stderr
+        assert refused.returncode != 0, said
+        assert "sealed" in said and "was required" in said and "REPRO_BWRAP is set empty" in said
+        assert "[1/4]" not in said and "MATCH" not in said, said
+    timed = "REBUILD_ARGS=--no-record --timeout 1"
+    unsealed = project.make("--silent", "rebuild", "REV=v1.0.0", timed, env=off, check=False)
+    assert unsealed.stdout.startswith("warning: UNSEALED: REPRO_BWRAP is set empty"), unsealed

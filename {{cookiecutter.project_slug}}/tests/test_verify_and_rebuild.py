@@ -396,3 +396,59 @@ def test_make_rebuild_says_first_and_last_what_it_left_out_even_when_it_cannot_r
     assert lines[0].endswith("Commit it to rebuild it."), lines
     assert lines[-1] == lines[0], lines
     assert "error: HEAD has no committed dvc.lock" in said.err
+
+
+UV_LOCK_TEXT = """
+version = 1
+[[package]]
+name = "{project}"
+version = "0.1.0"
+source = {{ virtual = "." }}
+[[package]]
+name = "antlr4-python3-runtime"
+version = "4.9.3"
+source = {{ registry = "https://pypi.org/simple" }}
+sdist = {{ url = "https://x/antlr4.tar.gz", hash = "sha256:{antlr}" }}
+[[package]]
+name = "helper"
+version = "1.0"
+source = {{ directory = "helper" }}
+"""
+
+
+def test_the_rebuild_builds_from_source_only_what_the_checkouts_own_lock_builds():
+    """uv installs a revision's environment outside the seal: an sdist whose hash the
+    checkout's lock does not have, and any folder of the revision's, are never built."""
+    locking = machinery("tools.locking")
+    own = UV_LOCK_TEXT.format(project="p", antlr="a" * 64)
+    assert locking.builds_not_in(own, own) == ["helper"]  # a folder: its code is the revision's
+    swapped = UV_LOCK_TEXT.format(project="p", antlr="b" * 64)
+    assert locking.builds_not_in(swapped, own) == ["antlr4-python3-runtime", "helper"]
+    assert locking.builds_not_in("not toml [", own) == []  # uv itself then refuses the lock
+
+
+def test_a_committed_link_out_of_the_checkout_is_refused_before_anything_is_written(tmp_path):
+    rebuild = machinery("tools.rebuild")
+    errors = machinery("runtime.errors")
+    checkout = tmp_path / "checkout"
+    (checkout / "inner").mkdir(parents=True)
+    (checkout / "inner" / "up").symlink_to("..")  # still inside
+    (checkout / "cache").symlink_to(tmp_path)  # out
+    assert rebuild.inside(checkout, checkout / "inner" / "up" / "x") == checkout.resolve() / "x"
+    with pytest.raises(errors.RebuildError, match="cache/x is a link that leads out"):
+        rebuild.inside(checkout, checkout / "cache" / "x")
+
+
+def test_the_seal_shows_only_the_system_the_interpreter_and_one_writable_folder(tmp_path):
+    sandbox = machinery("tools.sandbox")
+    seal = sandbox.Seal("bwrap", tmp_path / "work", [tmp_path / "python"], [tmp_path / "work/v"])
+    command = seal.wrap(["dvc", "repro"], tmp_path / "work")
+    assert command[0] == "bwrap" and command[-3:] == ["--", "dvc", "repro"]
+    joined = " ".join(command)
+    assert "--unshare-all" in command and "--die-with-parent" in command
+    assert f"--ro-bind {tmp_path / 'python'} " in joined
+    assert f"--bind {tmp_path / 'work'} " in joined
+    assert joined.index(f"--bind {tmp_path / 'work'} ") < joined.index(
+        f"--ro-bind {tmp_path / 'work/v'} "
+    )  # the environment inside the writable folder stays read-only
+    assert "/home" not in joined and " /etc " not in joined and "/etc/shadow" not in joined

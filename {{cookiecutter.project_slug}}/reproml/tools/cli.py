@@ -125,7 +125,13 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     try:
         outcome = rebuild.rebuild(
-            args.rev, varied=args.vary, keep=args.keep, record=args.record, timeout=args.timeout
+            args.rev,
+            varied=args.vary,
+            keep=args.keep,
+            record=args.record,
+            timeout=args.timeout,
+            trust=args.trust,
+            require_sealed=args.require_sealed,
         )
     except (RebuildError, LockError) as error:  # nothing rebuilt (no uv, say): "could not"
         print(f"error: {error}", file=sys.stderr)
@@ -138,6 +144,13 @@ def _rebuild(args: argparse.Namespace) -> int:
     print(rebuild.report(outcome))
     code = rebuild.exit_code(outcome, accept_equivalent=args.accept_equivalent)
     return _publish_records(code) if args.push and args.record else code
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import install
+
+    print(install())
+    return 0
 
 
 def _publish_records(code: int) -> int:
@@ -168,6 +181,7 @@ def _field_rebuild(args: argparse.Namespace) -> int:
         accept_equivalent=args.accept_equivalent,
         record=args.record,
         timeout=args.timeout,
+        require_sealed=args.require_sealed,
     )
     text, code = field.summary(results, args.vary)
     print(text, file=sys.stderr if code else sys.stdout)
@@ -495,6 +509,11 @@ REBUILDING = [
     option("--no-record", dest="record", action="store_false", help="do not keep git notes"),
     option("--push", action="store_true", help="then push the records to origin"),
     option(
+        "--require-sealed",
+        action="store_true",
+        help="fail, running nothing, where the sandbox (bubblewrap) cannot run",
+    ),
+    option(
         "--accept-equivalent",
         action="store_true",
         help="exit 0, not 3, when only another machine's BLAS kernel moved the bytes",
@@ -559,10 +578,16 @@ COMMANDS = {
         [
             option("rev", nargs="?", default="HEAD", help="commit, tag or version (default HEAD)"),
             option("--keep", action="store_true", help="keep the temporary worktree"),
+            option(
+                "--trust",
+                metavar="REV",
+                help="the revision again, to rebuild one that is not a verified release",
+            ),
             option("--json", action="store_true", help="also print the record as JSON"),
             *REBUILDING,
         ],
     ),
+    "sandbox": (_sandbox, "make sure rebuilds run sealed (installs bubblewrap as root)", []),
     "field-rebuild": (
         _field_rebuild,
         "rebuild every release as it was released",

@@ -101,8 +101,11 @@ def rebuild_releases(
     accept_equivalent: bool = False,
     record: bool = True,
     timeout: float | None = None,
+    require_sealed: bool = False,
 ) -> list[FieldResult]:
     find_uv()  # no uv fails the run once, not once per release
+    if require_sealed and (why := rebuild.unsealed_warning()):
+        raise RebuildError(f"a sealed field rebuild was required; nothing was run. {why}")
     chosen, refused = release_tags(repo, wanted)
     for tag, why in sorted(refused.items()):
         print(f"== {tag}: NOT VERIFIED, not rebuilt: {why}", flush=True)
@@ -118,7 +121,12 @@ def rebuild_releases(
             continue
         try:
             outcome = rebuild.rebuild(
-                release.tag, varied=varied, record=record, timeout=timeout, commit=release.commit
+                release.tag,
+                varied=varied,
+                record=record,
+                timeout=timeout,
+                commit=release.commit,
+                require_sealed=require_sealed,
             )
         except RebuildError as error:
             results.append(FieldResult(release.tag, "error", str(error), 0.0))

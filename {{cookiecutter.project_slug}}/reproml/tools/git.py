@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..runtime.dvcfiles import tracked_outputs
+from ..runtime.errors import ProjectError
 from ..runtime.proc import run, run_checked
 
 # Used only when git has no identity configured (fresh CI runners, containers).
@@ -66,8 +67,23 @@ def secret_file(repo: Path, name: str, text: str) -> Path:
 
 def show_yaml(repo: Path, commit: str, path: str) -> Any:
     """The parsed YAML of ``path`` at ``commit`` (dvc.yaml, dvc.lock, params.yaml); ``{}`` if
-    the commit has no such file or it is empty."""
-    return yaml.safe_load(git_show(repo, commit, path) or "") or {}
+    the commit has no such file or it is empty. A file that is not YAML (anyone may have
+    committed it) is named, with the commit, never a traceback."""
+    return parse_yaml(git_show(repo, commit, path) or "", f"{path} at {commit[:12]}")
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as YAML (``{}`` if empty), or a ProjectError naming ``where``."""
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        problem = str(getattr(error, "problem", None) or error).splitlines()[0]
+        mark = getattr(error, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise ProjectError(
+            f"{where} is not valid YAML ({problem}{line}). Fix: correct it, or quote a value "
+            "that holds ': ' or starts with a special character."
+        ) from None
 
 
 def show_json(repo: Path, commit: str, path: str) -> Any:

@@ -82,3 +82,44 @@ def check(project: str | Path = ".") -> None:
         path = project / name
         if not path.is_file() or path.read_text(encoding="utf-8") != export(project, name):
             raise LockError(f"{name} is out of date with {UV_LOCK}: run `make lock`")
+
+
+# Sources whose build runs code the lock cannot pin by hash: a folder or file of the checkout.
+LOCAL_SOURCES = ("directory", "editable", "path")
+
+
+def _builds(lock_text: str) -> dict[str, tuple]:
+    """Package name -> what building it would build: its sdist's hash, its git commit, or
+    (for a local folder) None, which is never the same as another checkout's."""
+    import tomllib
+
+    try:
+        packages = tomllib.loads(lock_text).get("package") or []
+    except tomllib.TOMLDecodeError:
+        return {}
+    found = {}
+    for package in packages if isinstance(packages, list) else []:
+        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
+            continue
+        source = package.get("source") if isinstance(package.get("source"), dict) else {}
+        if "virtual" in source:
+            continue  # the project itself with `package = false`: nothing to build
+        sdist = package.get("sdist") if isinstance(package.get("sdist"), dict) else {}
+        local = any(kind in source for kind in LOCAL_SOURCES)
+        found[package["name"]] = (
+            None if local else (package.get("version"), sdist.get("hash"), source.get("git"))
+        )
+    return found
+
+
+def builds_not_in(revision_lock: str, own_lock: str) -> list[str]:
+    """The packages of ``revision_lock`` that uv may build from source and that ``own_lock``
+    (the checkout's, which ``make setup`` already built) does not build the same way: a
+    rebuild installs the revision's environment outside the sandbox, and a build runs the
+    package's code, so only builds this checkout already trusts may run there."""
+    own = _builds(own_lock)
+    return sorted(
+        name
+        for name, build in _builds(revision_lock).items()
+        if build is None or own.get(name) != build
+    )

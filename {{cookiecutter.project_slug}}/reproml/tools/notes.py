@@ -66,8 +66,8 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
     ``.allowed_signers`` unless the project opted out of signing."""
     try:
         record = json.loads(line)
-    except json.JSONDecodeError:
-        return None, "not JSON"
+    except (ValueError, RecursionError):  # malformed, a number of thousands of digits, deep
+        return None, "not JSON that can be read (malformed, a number too long, or nested too deep)"
     if not isinstance(record, dict) or record.get("kind") not in REQUIRED_FIELDS:
         return None, "not a rebuild or rollback record"
     kind = record["kind"]
@@ -79,12 +79,16 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
     if record["revision"] != commit:
         return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
     if kind == "rebuild":
-        total = record["timings"].get("total")
-        if not isinstance(total, int | float) or isinstance(total, bool):
-            return None, "rebuild record without a numeric total time"
+        if not _seconds(record["timings"].get("total")):
+            return None, "rebuild record without a total time in seconds"
+        for step, seconds in record["timings"].items():
+            if not _seconds(seconds):
+                return None, f"rebuild record whose timings.{str(step)[:40]} is not seconds"
         for key in ("environment", "stages"):
             if not isinstance(record.get(key, {}), dict):
                 return None, f"rebuild record whose {key!r} is not an object"
+        if not isinstance(record.get("sealed", False), bool):  # older records lack it
+            return None, "rebuild record whose 'sealed' is not true or false"
     if signing.mode(repo) == "off":
         return record, None
     if not isinstance(record.get("signature"), str):
@@ -93,6 +97,17 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
     if problem:
         return None, problem
     return {**record, "signed_by": signer}, None
+
+
+# The longest a rebuild can be said to have taken: about four months.
+MAX_SECONDS = 1e7
+
+
+def _seconds(value) -> bool:
+    """A number of seconds a rebuild can have taken: finite, from 0 to MAX_SECONDS (a number
+    of thousands of digits, or infinity, would break every mean the report takes)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and 0 <= value <= MAX_SECONDS
 
 
 def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
@@ -124,6 +139,9 @@ def all_records(repo: str | Path) -> tuple[list[dict], list[str]]:
     """Every valid record in the repository, and what was skipped (never counted)."""
     listed = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "list", check=False)
     records, skipped = [], []
+    if listed.returncode != 0:
+        problem = malformed_notes(Path(repo), NOTES_REF) or listed.stderr.strip()
+        return [], [f"{NOTES_REF} cannot be read as notes ({problem}): no record counted"]
     for line in listed.stdout.splitlines():
         _, commit = line.split()
         found, problems = records_of(repo, commit)
@@ -132,8 +150,32 @@ def all_records(repo: str | Path) -> tuple[list[dict], list[str]]:
     return records, skipped
 
 
+def malformed_notes(repo: Path, ref: str) -> str | None:
+    """Why ``ref`` is not a notes tree git can merge (anyone who can push can push one), or
+    None: it must be a commit whose tree holds only blobs named by the commit they annotate."""
+    kind = _git(repo, "cat-file", "-t", ref, check=False).stdout.strip()
+    if kind != "commit":
+        return f"it points at a {kind or 'missing object'}, not a commit"
+    listed = _git(repo, "ls-tree", "-r", "-z", "--full-tree", ref, check=False)
+    if listed.returncode != 0:
+        return "its tree cannot be read"
+    for entry in listed.stdout.split("\0"):
+        if not entry:
+            continue
+        info, _, path = entry.partition("\t")
+        mode, kind, _ = info.split(" ", 2)
+        name = path.replace("/", "")
+        if kind != "blob" or mode not in ("100644", "100755"):
+            return f"its tree holds a {kind} at {path[:60]!r}"
+        if len(name) != 40 or any(char not in "0123456789abcdef" for char in name):
+            return f"its tree holds {path[:60]!r}, not a note named by a commit"
+    return None
+
+
 def fetch(repo: str | Path, remote: str = "origin") -> str:
-    """Merge the remote's records into ours (line union: nothing is ever dropped)."""
+    """Merge the remote's records into ours (line union: nothing is ever dropped). A remote
+    notes ref that is not a notes tree is named and left out, never merged and never a
+    failure: it must not stop `make setup`."""
     repo = Path(repo)
     if _git(repo, "remote", "get-url", remote, check=False).returncode != 0:
         return f"no git remote {remote!r}: nothing to fetch"
@@ -141,20 +183,28 @@ def fetch(repo: str | Path, remote: str = "origin") -> str:
     got = _git(repo, "fetch", "--quiet", remote, f"+{NOTES_REF}:{staging}", check=False)
     if got.returncode != 0:
         return f"{remote} has no records yet"
-    if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode != 0:
-        _git(repo, "update-ref", NOTES_REF, staging)
-    else:
-        _git(
-            repo,
-            "notes",
-            f"--ref={NOTES_REF}",
-            "merge",
-            "--quiet",
-            "--strategy=cat_sort_uniq",
-            staging,
-        )
-    _git(repo, "update-ref", "-d", staging)
-    return f"merged the records of {remote}"
+    try:
+        problem = malformed_notes(repo, staging)
+        if problem:
+            return (
+                f"warning: {remote}'s {NOTES_REF} is not a notes tree ({problem}); it was not "
+                "merged, and the records here are as they were. Fix: whoever can push to "
+                f"{remote} restores {NOTES_REF} from a clone that holds the records."
+            )
+        if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode:
+            _git(repo, "update-ref", NOTES_REF, staging)
+            return f"merged the records of {remote}"
+        merge = ["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "--strategy=cat_sort_uniq"]
+        merged = _git(repo, *merge, staging, check=False)
+        if merged.returncode != 0:
+            _git(repo, "notes", f"--ref={NOTES_REF}", "merge", "--abort", check=False)
+            return (
+                f"warning: {remote}'s records could not be merged ({merged.stderr.strip()[:200]});"
+                " the records here are as they were."
+            )
+        return f"merged the records of {remote}"
+    finally:
+        _git(repo, "update-ref", "-d", staging, check=False)
 
 
 PUSH_ATTEMPTS = 5
@@ -166,7 +216,9 @@ def push(repo: str | Path, remote: str = "origin") -> str:
     first merges again and retries."""
     repo = Path(repo)
     for _ in range(PUSH_ATTEMPTS):
-        fetch(repo, remote)
+        fetched = fetch(repo, remote)
+        if fetched.startswith("warning:"):  # pushing over it would drop the remote's claims
+            raise RecordsError(f"not pushed: {fetched.removeprefix('warning: ')}")
         if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode:
             return "no records yet: nothing to push"
         pushed = _git(repo, "push", "--quiet", remote, NOTES_REF, check=False)

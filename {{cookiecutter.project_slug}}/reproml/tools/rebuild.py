@@ -1,12 +1,15 @@
 # Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
 """Rebuild any revision in a clean temporary worktree and compare it with its own dvc.lock.
 
-The user's working tree is never touched: the revision is checked out into a git worktree in
-a temporary directory, gets its own virtualenv from its own uv.lock (through uv's cache), and
-fetches only the data its ``.dvc`` files name, from the project's DVC cache or remote. Then
-``dvc repro --force --no-run-cache`` recomputes every stage, and each stage of the rebuilt
-dvc.lock is compared with the committed one by meaning: command, parameter values, and the
-hashes of every dependency and output.
+The user's working tree is never touched: the revision is fetched alone into a repository of
+its own in a temporary directory, gets the data its ``.dvc`` files name (from the project's DVC
+cache or remote) and its own virtualenv from its own uv.lock (through uv's cache). Then
+``dvc repro --force --no-run-cache`` recomputes every stage, sealed (tools/sandbox.py), and
+each stage of the rebuilt dvc.lock is compared with the committed one by meaning: command,
+parameter values, and the hashes of every dependency and output.
+
+Everything this process does to the checkout (the data, the environment) is done before any
+of the revision's code runs; afterwards it only reads, and only files inside the checkout.
 """
 
 import json
@@ -26,9 +29,10 @@ from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from ..runtime.proc import path_first, run, start_background, stop_background
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
-from .locking import find_uv
+from .locking import UV_LOCK, builds_not_in, find_uv
 from .notes import append_record, utc_now
 from .remote import fetch_objects
+from .sandbox import NO_NETWORK, Seal, bubblewrap, interpreter_prefix
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
 # How many uncommitted paths the workspace note names (the count says how many in all).
@@ -98,6 +102,8 @@ class Rebuild:
     # What of the workspace this rebuild left out (``workspace_note``): said, not recorded,
     # since the record is about the commit, whatever the workspace held.
     note: str = ""
+    # Whether the revision's code ran in the sandbox (tools/sandbox.py).
+    sealed: bool = False
 
     @property
     def result(self) -> str:
@@ -117,6 +123,7 @@ class Rebuild:
             "revision": self.commit,
             "result": self.result,
             "varied_environment": self.varied,
+            "sealed": self.sealed,
             "stages": self.stages,
             "differences": self.differences,
             "error": self.error,
@@ -255,26 +262,54 @@ def isolated_environment(environ: dict[str, str], home: Path, uv: str) -> dict[s
 
 
 class Rebuilder:
-    """One rebuild, in a repository of its own (not a linked worktree, which would share
-    ``.git/config`` and so the signing key and credential helpers) whose processes get an
-    isolated environment. The revision's data is fetched by this process, with the project's
-    credentials, into the project's DVC cache, and copied, re-hashed, into the rebuild's own
-    cache: the revision's code never sees a credential, and never writes to the project's
-    cache. Records are signed afterwards, here, never in the rebuild."""
+    """One rebuild, in a repository of its own that holds only the revision (no alternates
+    path into the project's ``.git``, no config of the project's, so no signing key or
+    credential helper), whose processes get an isolated environment and, where bubblewrap
+    runs, a sandbox (tools/sandbox.py). The revision's data is fetched by this process, with
+    the project's credentials, into the project's DVC cache, and copied, re-hashed, into the
+    rebuild's own cache: the revision's code never sees a credential, and never writes to the
+    project's cache. Records are signed afterwards, here, never in the rebuild.
 
-    def __init__(self, repo: Path, rebuild: Rebuild, uv: str, keep: bool, timeout: float | None):
+    The order matters: the checkout, its data and its environment are written here before any
+    of the revision's code runs (``sealed_run``), so that code cannot plant a link that makes
+    this process write outside the scratch folder."""
+
+    def __init__(
+        self,
+        repo: Path,
+        rebuild: Rebuild,
+        uv: str,
+        keep: bool,
+        timeout: float | None,
+        require_sealed: bool = False,
+    ):
         self.repo = repo
         self.rebuild = rebuild
         self.uv = uv
         self.keep = keep
         self.timeout = timeout
-        self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-"))
-        self.worktree = self.scratch / repo.name
-        venv_bin = self.worktree / ".venv" / ("Scripts" if os.name == "nt" else "bin")
-        isolated = isolated_environment(dict(os.environ), self.scratch / "home", uv)
+        self.bwrap, self.unsealed_reason = bubblewrap()
+        if self.bwrap is None and require_sealed:
+            raise RebuildError(
+                f"a sealed rebuild was required, and {self.unsealed_reason}. Nothing was run."
+            )
+        rebuild.sealed = self.bwrap is not None
+        self.scratch = Path(tempfile.mkdtemp(prefix="rebuild-")).resolve()
+        # What the sandbox may write: the checkout, a HOME and a bytecode cache of its own.
+        self.work = self.scratch / "work"
+        self.worktree = self.work / repo.name
+        self.venv = self.worktree / ".venv"
+        venv_bin = self.venv / ("Scripts" if os.name == "nt" else "bin")
+        isolated = isolated_environment(dict(os.environ), self.work / "home", uv)
+        # Bytecode goes beside, not into, the environment: its files are uv's cache's own
+        # (hard links), which the sandbox shows read-only.
+        isolated["PYTHONPYCACHEPREFIX"] = str(self.work / "bytecode")
         self.env = path_first(isolated, venv_bin)
         self.dvc = [str(venv_bin / "dvc")]
         self.python = str(venv_bin / "python")
+        self.readable: list[Path] = []  # shown read-only inside the seal, besides the system
+        self.seal: Seal | None = None
+        self.tracked: list[tuple[str, str, str]] = []  # (.dvc file, path, md5) it needs
         self.warming = None  # the bytecode warm-up, while it runs
 
     def step(self, number: int, name: str, title: str, action) -> None:
@@ -287,45 +322,97 @@ class Rebuilder:
         print(f"      {name} took {self.rebuild.timings[name]:.1f} s", flush=True)
 
     def checkout(self) -> None:
-        # --shared borrows the project's objects (no copy); the clone's config is its own.
-        _git(
-            self.scratch,
-            "clone",
-            "--quiet",
-            "--no-checkout",
-            "--shared",
-            str(self.repo),
-            str(self.worktree),
-        )
-        _git(self.worktree, "remote", "remove", "origin")
-        _git(self.worktree, "checkout", "--quiet", "--detach", self.rebuild.commit)
+        """The revision alone, fetched from the project's repository into an empty one: no
+        ``--shared`` clone, whose alternates file would name the project's ``.git``."""
+        self.worktree.mkdir(parents=True)
+        _git(self.worktree, "init", "--quiet")
+        source = self.repo.resolve().as_uri()
+        commit = self.rebuild.commit
+        _git(self.worktree, "fetch", "--quiet", "--depth=1", "--no-tags", source, commit)
+        _git(self.worktree, "checkout", "--quiet", "--detach", commit)
+        refuse_links_out(self.worktree)
+        if os.path.lexists(self.venv):
+            raise RebuildError(
+                f"the revision commits {self.venv.name}: its environment would be written "
+                "through what it committed there. Fix: remove .venv from git "
+                "(`git rm -r --cached .venv`) and commit."
+            )
 
-    def environment(self) -> None:
-        result = run([self.uv, "sync", "--frozen"], cwd=self.worktree, env=self.env, stream=True)
+    def install(self) -> None:
+        """The revision's environment from its own lock, by this process and uv (a wheel's
+        install runs none of its code), building from source only what the checkout's own lock
+        builds the same way (``builds_not_in``). Then the seal, which shows the environment's
+        interpreter read-only."""
+        revision_lock = self.worktree / UV_LOCK
+        if not revision_lock.is_file():
+            raise RebuildError(f"the revision has no {UV_LOCK}: it has no environment to rebuild")
+        own_lock = self.repo / UV_LOCK
+        refused = builds_not_in(
+            revision_lock.read_text(encoding="utf-8"),
+            own_lock.read_text(encoding="utf-8") if own_lock.is_file() else "",
+        )
+        command = [self.uv, "sync", "--frozen"]
+        command += [f"--no-build-package={name}" for name in refused]
+        result = run(command, cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
+        prefix = interpreter_prefix(self.venv)
+        if prefix is not None:
+            self.readable.append(prefix)
+        # The drift probe imports this package's environment code: a copy of it, read-only.
+        tool = self.scratch / "tool"
+        shutil.copytree(
+            PROJECT_ROOT / "reproml",
+            tool / "reproml",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         listed = self.scratch / "compiled-here.json"
         listed.write_text(json.dumps(compiled_here()), encoding="utf-8")
-        warm = [self.python, "-c", WARM_BYTECODE, str(listed)]
-        self.warming = start_background(warm, cwd=self.scratch / "home", env=self.env)
-        command = [self.python, "-c", PROBE_ENVIRONMENT, str(PROJECT_ROOT)]
-        probe = run([*command, str(self.worktree)], cwd=self.worktree, env=self.env)
+        self.readable += [tool, listed]
+        if self.bwrap:
+            self.seal = Seal(self.bwrap, self.work, self.readable, read_only=[self.venv])
+
+    def sealed(self, command: list[str], cwd: Path | None = None) -> list[str]:
+        """``command`` as it runs the revision's code: in the seal, where there is one."""
+        cwd = cwd or self.worktree
+        return self.seal.wrap(command, cwd) if self.seal else command
+
+    def sealed_run(self, command: list[str], **kw):
+        return run(self.sealed(command), cwd=self.worktree, env=self.env, **kw)
+
+    def environment(self) -> None:
+        """The revision's environment, checked against its lock by its own interpreter (in
+        the seal), and its data checked out by its own DVC; the bytecode warm-up starts."""
+        self.install()
+        listed = self.scratch / "compiled-here.json"
+        warm = self.sealed([self.python, "-c", WARM_BYTECODE, str(listed)], self.work / "home")
+        self.warming = start_background(warm, cwd=self.work / "home", env=self.env)
+        tool = str(self.scratch / "tool")
+        probe = self.sealed_run([self.python, "-c", PROBE_ENVIRONMENT, tool, str(self.worktree)])
         if probe.returncode != 0:
             raise RebuildError(f"could not inspect the revision's environment:\n{probe.stderr}")
-        found = json.loads(probe.stdout)
-        if found["drift"]:
+        try:
+            found = json.loads(probe.stdout)
+            drift, fingerprint = list(found["drift"]), dict(found["fingerprint"])
+        except (ValueError, TypeError, KeyError):
+            raise RebuildError(
+                f"the revision's environment answered the probe with {probe.stdout[-200:]!r}"
+            ) from None
+        if drift:
             raise RebuildError(
                 "the revision's environment differs from its own lock:\n"
-                + "\n".join(f"  {line}" for line in found["drift"])
+                + "\n".join(f"  {line}" for line in drift)
             )
-        self.rebuild.environment = found["fingerprint"]
+        self.rebuild.environment = fingerprint
+        if self.tracked:
+            self._dvc("checkout", "--quiet", *sorted({dvc_file for dvc_file, _, _ in self.tracked}))
 
     def fetch(self) -> None:
         """The revision's tracked inputs: what the project's cache lacks is fetched from the
         remote (by this process), then each file is copied into the rebuild's own cache with
-        its md5 checked, and the revision's DVC checks them out (no network, no credential)."""
-        tracked = tracked_at(self.repo, self.rebuild.commit)
-        inputs = [(path, md5) for _, path, md5 in tracked]
+        its md5 checked; the revision's DVC checks them out later, sealed."""
+        self.tracked = tracked_at(self.repo, self.rebuild.commit)
+        inputs = [(path, md5) for _, path, md5 in self.tracked]
         if not inputs:
             return
         cache = self.repo / ".dvc" / "cache"
@@ -345,7 +432,8 @@ class Rebuilder:
         for path, md5 in self._files(cache, inputs, manifests=True):
             source, copy = _cache_object(cache, md5), _cache_object(own_cache, md5)
             copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, copy)
+            inside(self.worktree, copy.parent)  # a committed link cannot lead the copy out
+            shutil.copyfile(source, copy, follow_symlinks=False)
             actual = None if md5.endswith(".dir") else file_digest(copy, "md5")
             if actual not in (None, md5):
                 raise RebuildError(
@@ -354,7 +442,6 @@ class Rebuilder:
                     "objects without rehashing them). Fix: delete that object and `dvc pull` "
                     "again."
                 )
-        self._dvc("checkout", "--quiet", *sorted({dvc_file for dvc_file, _, _ in tracked}))
 
     def _files(self, cache: Path, inputs, manifests: bool = False) -> list[tuple[str, str]]:
         """Every file behind the inputs with its md5, directories expanded from their manifest
@@ -380,7 +467,7 @@ class Rebuilder:
         return [f"{path} (md5 {md5})" for path, md5 in absent]
 
     def _dvc(self, *args: str) -> None:
-        result = run([*self.dvc, *args], cwd=self.worktree, env=self.env)
+        result = self.sealed_run([*self.dvc, *args])
         if result.returncode != 0:
             raise RebuildError(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
 
@@ -393,22 +480,31 @@ class Rebuilder:
         # The checkout holds the committed dvc.lock: remove it, so that a lock the rebuild
         # does not rewrite can never be compared with itself.
         (self.worktree / "dvc.lock").unlink(missing_ok=True)
-        command = [*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"]
+        command = self.sealed([*self.dvc, "repro", "--force", "--no-run-cache", "--no-commit"])
         result = run(
             command, cwd=self.worktree, env=env, stream=True, umask=umask, timeout=self.timeout
         )
+        self.stop_warming()  # nothing of the revision's runs while its results are read
         if result.returncode is None:
             self.rebuild.timed_out = True
             raise RebuildError(f"dvc repro did not finish within {self.timeout:g} s: unchecked")
         if result.returncode != 0:
-            self.rebuild.differences.append("dvc repro failed: " + result.stdout.strip()[-2000:])
+            failed = "dvc repro failed: " + result.stdout.strip()[-2000:]
+            if self.seal:
+                failed += f"\n({NO_NETWORK})"
+            self.rebuild.differences.append(failed)
 
     def compare(self) -> None:
         committed = show_yaml(self.repo, self.rebuild.commit, "dvc.lock")
-        rebuilt_path = self.worktree / "dvc.lock"
+        rebuilt_path = inside(self.worktree, self.worktree / "dvc.lock")
         if not rebuilt_path.is_file():
             raise RebuildError("dvc repro wrote no dvc.lock: nothing was rebuilt to compare")
-        rebuilt = yaml.safe_load(rebuilt_path.read_text(encoding="utf-8"))
+        try:
+            rebuilt = yaml.safe_load(rebuilt_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise RebuildError(f"the rebuilt dvc.lock is not YAML: {error}") from None
+        if not isinstance(rebuilt, dict):
+            raise RebuildError("the rebuilt dvc.lock holds no stages: nothing to compare")
         stages, differences = compare_locks(committed, rebuilt)
         self.rebuild.stages = stages
         self.rebuild.differences += differences
@@ -437,7 +533,7 @@ class Rebuilder:
             return None
         record = record_path(pipeline.model).as_posix()
         committed_record = show_json(self.repo, self.rebuild.commit, record)
-        rebuilt_record = self.worktree / record
+        rebuilt_record = inside(self.worktree, self.worktree / record)
         if not isinstance(committed_record, dict) or not rebuilt_record.is_file():
             return None
         before = _machine(committed_record.get("environment", {}))
@@ -449,7 +545,7 @@ class Rebuilder:
         for out in pipeline.results(downstream):
             for name in self._files_at_commit(out.path) | _files_in(self.worktree, out.path):
                 old = git_show(self.repo, self.rebuild.commit, name)
-                new = self.worktree / name
+                new = inside(self.worktree, self.worktree / name)
                 if old is None or not new.is_file():
                     return None
                 if not same_within_tolerance(name, old, new.read_text(encoding="utf-8")):
@@ -473,17 +569,62 @@ class Rebuilder:
         listed = git(self.repo, "ls-tree", "-r", "--name-only", self.rebuild.commit, "--", path)
         return {line for line in listed.stdout.splitlines() if line}
 
-    def cleanup(self) -> None:
+    def stop_warming(self) -> None:
         if self.warming is not None:
             stop_background(self.warming)
             self.warming = None
+
+    def cleanup(self) -> None:
+        self.stop_warming()
         if self.keep:
             print(f"kept the worktree at {self.worktree}")
             return
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def resolve(repo: Path, ref: str) -> str:
+def unsealed_warning() -> str:
+    """The line an unsealed rebuild starts with; empty where rebuilds run sealed."""
+    sealed, why = bubblewrap()
+    if sealed:
+        return ""
+    return (
+        f"warning: UNSEALED: {why}. The revision's code runs with your rights: it can read "
+        "your files and reach the network. Its record says sealed: false."
+    )
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path`` as it resolves, which must be inside ``root``: this process reads and writes
+    a checkout the revision's code has written in, where a link could lead anywhere."""
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(root)):
+        raise RebuildError(
+            f"{Path(path).relative_to(root).as_posix()} is a link that leads out of the "
+            "rebuild's checkout: refused, and nothing was read or written through it"
+        )
+    return real
+
+
+def refuse_links_out(root: Path) -> None:
+    """Every symbolic link the checkout holds must resolve inside it, before this process
+    writes the data and the environment there (git checks out links as links)."""
+    listed = _git(root, "ls-files", "-s", "-z")
+    for entry in listed.split("\0"):
+        mode, _, rest = entry.partition(" ")
+        if mode == "120000":
+            inside(root, root / rest.split("\t", 1)[1])
+
+
+@dataclass
+class Target:
+    """What a revision name resolves to. ``unverified`` says what it is when it is neither a
+    release that verifies nor the checked-out commit: then running it needs the user's word."""
+
+    commit: str
+    unverified: str = ""
+
+
+def resolve(repo: Path, ref: str) -> Target:
     """The commit ``ref`` names: a released version (``v1.0.0``, or its tag ``model@v1.0.0``:
     the release that verifies, never another ref of that name anyone could push), a commit, a
     tag or a branch. A short name that several refs carry, pointing at different commits, is
@@ -499,7 +640,7 @@ def resolve(repo: Path, ref: str) -> str:
     names = registry.tags_for_version(repo, ref) if found else ()
     release = next((r for r in found if r.tag in names), None)
     if release:
-        return release.commit
+        return Target(release.commit)
     artifacts = show_yaml(repo, "HEAD", "dvc.yaml").get("artifacts") or {}
     names = [f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/{ref}"]
     names += [f"refs/tags/{name}@{ref}" for name in artifacts]
@@ -514,12 +655,43 @@ def resolve(repo: Path, ref: str) -> str:
             f"{ref!r} names several refs that point at different commits: {listed}. Fix: name "
             "one in full, e.g. REV=refs/tags/<name>, or give the commit."
         )
-    if commits:
-        return next(iter(commits.values()))
     found_commit = git(repo, "rev-parse", "--verify", "--quiet", ref + "^{commit}")
-    if found_commit.returncode == 0:
-        return found_commit.stdout.strip()
-    raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
+    if commits:
+        commit, name = next(iter(commits.values())), next(iter(commits))
+    elif found_commit.returncode == 0:
+        commit, name = found_commit.stdout.strip(), ""
+    else:
+        raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
+    if commit == git(repo, "rev-parse", "--verify", "--quiet", "HEAD").stdout.strip():
+        return Target(commit)  # the checkout's own code, which `make repro` runs anyway
+    kinds = {"refs/tags/": "the tag", "refs/heads/": "the branch", "refs/remotes/": "the branch"}
+    kind = next(
+        (f"{k} {name[len(prefix) :]}" for prefix, k in kinds.items() if name.startswith(prefix)),
+        "",
+    )
+    if name.startswith("refs/tags/") and found:
+        kind += ", which is not a release that verifies (`make provenance REV=...` says why)"
+    return Target(commit, kind or "a commit that no verified release and no checkout names")
+
+
+def refuse_unverified(ref: str, target: Target, trust: str | None) -> None:
+    """A revision that is not a verified release runs only when the user names it again
+    (``TRUST=<the same name>``): a word typed for this revision, which no variable set once
+    for every job can give."""
+    if not target.unverified or trust == ref:
+        return
+    sealed, why = bubblewrap()
+    runs = (
+        "sealed (no network, no view of your files, keys or processes)"
+        if sealed
+        else f"UNSEALED, with your rights, your files and your keys ({why})"
+    )
+    raise RebuildError(
+        f"{ref} ({target.commit[:12]}) is {target.unverified}, not a verified release. "
+        "Rebuilding it runs that revision's code (its stages, its DVC and every package its "
+        f"lock names), here {runs}. If you trust it, name it again: "
+        f"`make rebuild REV={ref} TRUST={ref}`."
+    )
 
 
 def rebuild(
@@ -529,30 +701,42 @@ def rebuild(
     record: bool = True,
     timeout: float | None = None,
     commit: str | None = None,
+    trust: str | None = None,
+    require_sealed: bool = False,
 ) -> Rebuild:
     """Rebuild ``ref`` (or, given, ``commit``: a release already resolved and verified) and
-    compare; returns the outcome (also kept as a git note if asked)."""
+    compare; returns the outcome (also kept as a git note if asked). A revision that is not
+    a verified release needs ``trust`` equal to ``ref``."""
     repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
-    commit = commit or resolve(repo, ref)
+    if commit is None:
+        target = resolve(repo, ref)
+        refuse_unverified(ref, target, trust)
+        commit = target.commit
     outcome = Rebuild(ref=ref, commit=commit, varied=varied, started=utc_now())
+    if (warning := unsealed_warning()) and not require_sealed:
+        print(warning, flush=True)  # the first line, before anything runs
     outcome.note = workspace_note(repo, ref, commit)
     if outcome.note:
         print(outcome.note, flush=True)
     try:
         if git(repo, "cat-file", "-e", f"{outcome.commit}:dvc.lock").returncode != 0:
             raise RebuildError(f"{ref} has no committed dvc.lock: there is nothing to compare with")
-        rebuilder = Rebuilder(repo, outcome, find_uv(), keep, timeout)
+        rebuilder = Rebuilder(repo, outcome, find_uv(), keep, timeout, require_sealed)
     except (RebuildError, LockError) as error:
         if outcome.note:  # the caller says it after the error, so it is also the last line
             error.add_note(outcome.note)
         raise
-    print(f"rebuild of {ref} ({outcome.commit[:12]}) in {rebuilder.worktree}", flush=True)
+    seal = "sealed" if outcome.sealed else "UNSEALED"
+    print(f"rebuild of {ref} ({outcome.commit[:12]}), {seal}, in {rebuilder.worktree}", flush=True)
     try:
         rebuilder.checkout()
+        rebuilder.step(1, "fetch", "the revision's tracked inputs (DVC)", rebuilder.fetch)
         rebuilder.step(
-            1, "environment", "uv sync --frozen (the revision's own lock)", rebuilder.environment
+            2,
+            "environment",
+            "uv sync --frozen (the revision's own lock), its data checked out",
+            rebuilder.environment,
         )
-        rebuilder.step(2, "fetch", "dvc pull of the revision's tracked inputs", rebuilder.fetch)
         rebuilder.step(3, "compute", "dvc repro --force --no-run-cache", rebuilder.compute)
         rebuilder.step(4, "compare", f"against {ref}'s committed dvc.lock", rebuilder.compare)
     except RebuildError as error:
@@ -617,7 +801,8 @@ def report(outcome: Rebuild) -> str:
     error = f"\nerror: {outcome.error}" if outcome.error else ""
     total = outcome.timings.get("total", 0.0)
     note = f"\n{outcome.note}" if outcome.note else ""
-    return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings}){note}"
+    seal = "sealed" if outcome.sealed else "UNSEALED"
+    return f"{header}\n{body}{error}\ntime to reproduce: {total:.1f} s ({timings}), {seal}{note}"
 
 
 def exit_code(outcome: Rebuild, accept_equivalent: bool = False) -> int:

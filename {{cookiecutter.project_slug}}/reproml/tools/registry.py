@@ -14,7 +14,7 @@ import yaml
 from ..runtime.errors import RegistryError
 from ..runtime.proc import run
 from . import provenance, signing, tags
-from .git import git_show, show_json, show_yaml
+from .git import git_show, parse_yaml, show_json, show_yaml
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
@@ -61,6 +61,15 @@ def require_full_history(repo: Path, remote: str = "origin") -> None:
         return
     theirs = {line.split()[1].removeprefix("refs/tags/") for line in listed.stdout.splitlines()}
     theirs = {tag.removesuffix("^{}") for tag in theirs}
+    odd = tags.unreadable_names(theirs)
+    for tag in odd:
+        print(
+            f"warning: {remote}'s tag {tag} is not a registry tag, so it is passed over; it "
+            f"blocks a tag named {tag.split('/', 1)[0]} (git keeps tags as paths). If it is not "
+            f"yours: `git push {remote} :refs/tags/{tag}`.",
+            file=sys.stderr,
+        )
+    theirs -= set(odd)
     ours = set(run(["git", "tag", "--list", f"{name}@*"], repo).stdout.split())
     missing = sorted(theirs - ours)
     if missing:
@@ -79,9 +88,15 @@ def artifact(repo: Path, commit: str | None = None) -> tuple[str, str]:
         text = git_show(repo, commit, DVC_FILE)
         if text is None:
             raise RegistryError(f"{commit[:12]} has no {DVC_FILE}")
-    declared = (yaml.safe_load(text) or {}).get("artifacts") or {}
+    where = DVC_FILE if commit is None else f"{DVC_FILE} at {commit[:12]}"
+    parsed = parse_yaml(text, where)
+    declared = (parsed.get("artifacts") if isinstance(parsed, dict) else None) or {}
     models = [
-        (name, spec["path"]) for name, spec in declared.items() if spec.get("type") == "model"
+        (name, spec["path"])
+        for name, spec in (declared.items() if isinstance(declared, dict) else [])
+        if isinstance(spec, dict)
+        and spec.get("type") == "model"
+        and isinstance(spec.get("path"), str)
     ]
     if len(models) != 1:
         raise RegistryError(f"{DVC_FILE} must declare exactly one `type: model` artifact")

@@ -127,6 +127,7 @@ def release(version: str) -> Release:
     tag = f"{name}@{version}"
     if run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"], repo).returncode == 0:
         raise RegistryError(f"{tag} exists already: releases are immutable, pick a new version")
+    tags.refuse_blocked(repo, tag)  # before the gates: no point checking what cannot be tagged
     for gate, check in GATES:
         problem = check(repo)
         print(f"  gate {gate}: {'REFUSED' if problem else 'passed'}")

@@ -4,7 +4,9 @@
 Inputs: the release tags (with their provenance statements) and the records kept as git
 notes by rebuilds and rollbacks. Success rates are split as reproducible-builds.org splits
 them: "field" for rebuilds of released versions as they are, "lab" for rebuilds in a varied
-environment. A rebuild that timed out is "unchecked", not a failure.
+environment. A rebuild that timed out is "unchecked", not a failure. Field rebuilds that ran
+sealed (tools/sandbox.py) are also counted apart: only those ran nothing but the release's
+declared inputs.
 """
 
 import collections
@@ -93,6 +95,7 @@ def measures(repo: Path) -> dict:
         "records_not_counted": len(records) - len(counted),
         "ignored_tags": ignored,
         "field": _rate(field),
+        "field_sealed": _rate([r for r in field if r.get("sealed") is True]),
         # The portable level: predictions and metrics the same on another machine.
         "field_portable": _rate(field, accepted=("match", "equivalent")),
         "lab": _rate(lab),
@@ -142,6 +145,8 @@ def format_report(data: dict) -> str:
         "  (released versions, as is; byte for byte)",
         f"    at the portable level:             {_rate_line(data['field_portable'])}"
         "  (same predictions and metrics on another machine)",
+        f"    sealed:                            {_rate_line(data['field_sealed'])}"
+        "  (in the sandbox: no network, no other files)",
         f"  reproduction success, lab:           {_rate_line(data['lab'])}  (varied environments)",
         f"  time to reproduce:                   mean {_seconds(time['mean_seconds'])}, "
         f"p95 {_seconds(time['p95_seconds'])} over {time['n']} rebuilds",

@@ -6,8 +6,9 @@ may have moved to another lock, another schema or another features.py since. So 
 model is fetched here and checked against the sha256 its signed statement records, then the
 release is checked out into a repository of its own (the rebuild's: no key, token or
 credential in its config, environment or HOME), gets its own environment from its own lock,
-and its own ``predict`` labels the rows. Only a release whose signature and provenance check
-out is run at all.
+and its own ``predict`` labels the rows, sealed as a rebuild is (tools/sandbox.py: it sees the
+rows file read-only and writes into its scratch folder). Only a release whose signature and
+provenance check out is run at all.
 """
 
 import shutil
@@ -16,10 +17,9 @@ from pathlib import Path
 
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_bytes, check_output_path
-from ..runtime.proc import run
 from .experiments import reason_in
 from .locking import find_uv
-from .rebuild import Rebuild, Rebuilder
+from .rebuild import Rebuild, Rebuilder, inside, unsealed_warning
 from .registry import artifact, find_release, repo_root
 from .release import fetch_released_model, require_provenance
 
@@ -42,20 +42,25 @@ def predict_with_release(version: str, rows: str | Path, out: str | Path) -> Pat
             f"predict with {release.tag} ({release.commit[:12]}): its model, code and environment"
         )
         outcome = Rebuild(ref=release.tag, commit=release.commit, varied=False)
+        if warning := unsealed_warning():
+            print(warning)
         rebuilder = Rebuilder(repo, outcome, find_uv(), keep=False, timeout=None)
         try:
             rebuilder.checkout()
+            # In place before any of the release's code runs (Rebuilder says why).
+            placed = rebuilder.worktree / model_path
+            placed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(model, inside(rebuilder.worktree, placed.parent) / placed.name)
+            rebuilder.readable.append(rows)
             rebuilder.environment()
-            (rebuilder.worktree / model_path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(model, rebuilder.worktree / model_path)
-            written = rebuilder.scratch / "predictions.csv"
+            written = rebuilder.work / "predictions.csv"
             command = [rebuilder.python, "-m", "reproml", "predict", str(rows), str(written)]
-            result = run(command, cwd=rebuilder.worktree, env=rebuilder.env)
+            result = rebuilder.sealed_run(command)
             if result.returncode != 0:
                 raise DataError(
                     f"{release.tag}'s predict failed: {reason_in(result.stderr + result.stdout)}"
                 )
-            predictions = written.read_bytes()
+            predictions = inside(rebuilder.work, written).read_bytes()
         finally:
             rebuilder.cleanup()
     try:

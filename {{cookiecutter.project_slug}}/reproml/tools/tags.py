@@ -151,8 +151,36 @@ def make_signed(repo: Path, name: str, action: list[str]) -> str:
             raise RegistryError(f"`gto {' '.join(action)}` made no annotated tag, no tag left")
         tag, _, commit = new[0]
         message = git(scratch, "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)")
+    refuse_blocked(repo, tag)
     signing.create_signed_tag(repo, tag, commit, message.stdout.rstrip("\n") + "\n")
     return tag
+
+
+def refuse_blocked(repo: Path, tag: str) -> None:
+    """Git keeps tags as paths: a tag ``model@v1.0.0/x`` (here or on origin, where anyone may
+    have pushed it) makes ``model@v1.0.0`` impossible to create, push or fetch. Refuse before
+    creating it, naming the blocking tag, rather than leave a tag that cannot be pushed."""
+    here = git(repo, "for-each-ref", "--format=%(refname:strip=2)", f"refs/tags/{tag}/")
+    blocking = {name: "here" for name in here.stdout.split()}
+    if git(repo, "remote", "get-url", "origin").returncode == 0:
+        listed = git(repo, "ls-remote", "--tags", "origin", f"refs/tags/{tag}/*")
+        for line in listed.stdout.splitlines() if listed.returncode == 0 else []:
+            name = line.split()[-1].removeprefix("refs/tags/").removesuffix("^{}")
+            blocking[name] = "on origin" if name not in blocking else "here and on origin"
+    if blocking:
+        first, where = sorted(blocking.items())[0]
+        raise RegistryError(
+            f"{tag} cannot be created: the tag {first} exists {where}, and git cannot hold a "
+            f"tag and a folder of tags of one name. Fix: if {first} is not yours, delete it "
+            f"(`git tag -d {first}`; `git push origin :refs/tags/{first}`); or choose another "
+            "version. No tag was made."
+        )
+
+
+def unreadable_names(names) -> list[str]:
+    """Of tag names, those GTO cannot read as a registry tag (``model@v1.0.0/x``): pushed by
+    anyone, they are named and passed over, never asked for."""
+    return sorted(name for name in names if not _parse(name))
 
 
 def _gto_env() -> dict:
