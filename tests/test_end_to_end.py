@@ -457,11 +457,27 @@ def test_a_pushed_revision_runs_only_when_named_twice_and_then_sealed_finds_no_s
         assert canaries <= set(re.findall(r"[A-Z-]+-CANARY", said)), said
         assert "NETWORK-REACHED" in said and outside.exists()
         assert rebuild_notes(released, commit)[-1]["sealed"] is False
+
+        # A revision that names a program of its own as its interpreter, which uv would run
+        # outside the seal while it builds the environment: refused before uv runs.
+        ran = tmp_path / "interpreter-ran"
+        released.git("checkout", "-qb", "interpreter", "intruder")
+        program = released.path / "py" / "bin" / "python3"
+        program.parent.mkdir(parents=True)
+        program.write_text(f"#!/bin/sh\ntouch {ran}\n")
+        program.chmod(0o755)
+        (released.path / ".python-version").write_text("./py/bin/python3\n")
+        released.git("add", "py", ".python-version")
+        released.git("commit", "-qm", "an interpreter of its own")
+        released.git("checkout", "-q", branch)
+        named = released.make("rebuild", "REV=interpreter", "TRUST=interpreter", check=False)
+        assert named.returncode == 2 and not ran.exists(), named.stdout + named.stderr
+        assert ".python-version holds './py/bin/python3', not a Python version" in named.stdout
     finally:
         listener.close()
         released.git("config", "--unset", "reproml.canary")
         released.git("tag", "-d", "model@v6.6.6")
-        released.git("branch", "-D", "intruder")
+        run(["git", "branch", "-D", "intruder", "interpreter"], cwd=released.path, check=False)
 
 
 def cache_object(project: Project, md5: str) -> Path:

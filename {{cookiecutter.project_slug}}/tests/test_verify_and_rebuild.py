@@ -401,18 +401,18 @@ def test_make_rebuild_says_first_and_last_what_it_left_out_even_when_it_cannot_r
 UV_LOCK_TEXT = """
 version = 1
 [[package]]
-name = "{project}"
+name = "PROJECT"
 version = "0.1.0"
-source = {{ virtual = "." }}
+source = { virtual = "." }
 [[package]]
 name = "antlr4-python3-runtime"
 version = "4.9.3"
-source = {{ registry = "https://pypi.org/simple" }}
-sdist = {{ url = "https://x/antlr4.tar.gz", hash = "sha256:{antlr}" }}
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://x/antlr4.tar.gz", hash = "sha256:ANTLR" }
 [[package]]
 name = "helper"
 version = "1.0"
-source = {{ directory = "helper" }}
+source = { directory = "helper" }
 """
 
 
@@ -420,11 +420,13 @@ def test_the_rebuild_builds_from_source_only_what_the_checkouts_own_lock_builds(
     """uv installs a revision's environment outside the seal: an sdist whose hash the
     checkout's lock does not have, and any folder of the revision's, are never built."""
     locking = machinery("tools.locking")
-    own = UV_LOCK_TEXT.format(project="p", antlr="a" * 64)
+    own = UV_LOCK_TEXT.replace("PROJECT", "p").replace("ANTLR", "a" * 64)
     assert locking.builds_not_in(own, own) == ["helper"]  # a folder: its code is the revision's
-    swapped = UV_LOCK_TEXT.format(project="p", antlr="b" * 64)
+    swapped = UV_LOCK_TEXT.replace("PROJECT", "p").replace("ANTLR", "b" * 64)
     assert locking.builds_not_in(swapped, own) == ["antlr4-python3-runtime", "helper"]
-    assert locking.builds_not_in("not toml [", own) == []  # uv itself then refuses the lock
+    errors = machinery("runtime.errors")
+    with pytest.raises(errors.LockError, match=r"uv\.lock is not TOML"):  # nothing on a guess
+        locking.builds_not_in("\ufeff" + own, own)
 
 
 def test_a_committed_link_out_of_the_checkout_is_refused_before_anything_is_written(tmp_path):
@@ -452,3 +454,58 @@ def test_the_seal_shows_only_the_system_the_interpreter_and_one_writable_folder(
         f"--ro-bind {tmp_path / 'work/v'} "
     )  # the environment inside the writable folder stays read-only
     assert "/home" not in joined and " /etc " not in joined and "/etc/shadow" not in joined
+
+
+def test_the_seal_shows_an_interpreter_installation_never_a_folder_holding_home(tmp_path):
+    """A revision picks its interpreter (.python-version may be a path): the folder the seal
+    would show must be a Python installation, and hold neither HOME nor the project."""
+    sandbox = machinery("tools.sandbox")
+    errors = machinery("runtime.errors")
+    home, venv = tmp_path / "home", tmp_path / "venv"
+    installation = home / ".pyenv" / "versions" / "3.11.7"
+    (installation / "lib" / "python3.11").mkdir(parents=True)
+    (installation / "lib" / "python3.11" / "os.py").write_text("")
+    venv.mkdir()
+    for chosen, allowed in ((installation, True), (home / ".pyenv", False), (tmp_path, False)):
+        (venv / "pyvenv.cfg").write_text(f"home = {chosen / 'bin'}\nversion = 3.11.7\n")
+        if allowed:
+            assert sandbox.interpreter_prefix(venv, [home]) == installation.resolve()
+            continue
+        with pytest.raises(errors.ProjectError, match="not a Python installation of its own"):
+            sandbox.interpreter_prefix(venv, [home])
+
+
+def test_an_md5_that_would_be_a_path_out_of_the_cache_is_refused(tmp_path):
+    """A .dvc file or manifest anyone committed: its md5 becomes a cache path."""
+    rebuild = machinery("tools.rebuild")
+    errors = machinery("runtime.errors")
+    good = "0" * 32
+    assert rebuild._cache_object(tmp_path, good) == tmp_path / "files/md5/00" / ("0" * 30)
+    assert rebuild._cache_object(tmp_path, good + ".dir").name == "0" * 30 + ".dir"
+    for forged in ("..md5/../../../../.git/config", "0" * 31, "A" * 32, None):
+        with pytest.raises(errors.RebuildError, match="is not an md5"):
+            rebuild._cache_object(tmp_path, forged)
+
+
+def test_a_short_commit_name_that_a_pushed_tag_also_carries_is_refused(tmp_path):
+    """TRUST= names what the user reviewed: a tag named like that commit's short hash, on
+    another commit, must not redirect it."""
+    import subprocess
+
+    rebuild = machinery("tools.rebuild")
+    errors = machinery("runtime.errors")
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+    def git(*args):
+        done = subprocess.run(["git", *identity, *args], cwd=tmp_path, capture_output=True)
+        return done.stdout.decode().strip()
+
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "reviewed")
+    reviewed = git("rev-parse", "--short=12", "HEAD")
+    git("commit", "-q", "--allow-empty", "-m", "pushed by anyone")
+    git("tag", reviewed, "HEAD")
+    with pytest.raises(errors.RebuildError, match="names a commit and also refs/tags/"):
+        rebuild.resolve(tmp_path, reviewed)
+    git("tag", "-d", reviewed)
+    assert rebuild.resolve(tmp_path, reviewed).commit.startswith(reviewed)

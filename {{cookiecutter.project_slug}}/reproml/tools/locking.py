@@ -95,8 +95,8 @@ def _builds(lock_text: str) -> dict[str, tuple]:
 
     try:
         packages = tomllib.loads(lock_text).get("package") or []
-    except tomllib.TOMLDecodeError:
-        return {}
+    except tomllib.TOMLDecodeError as error:
+        raise LockError(f"{UV_LOCK} is not TOML that can be read ({error})") from None
     found = {}
     for package in packages if isinstance(packages, list) else []:
         if not isinstance(package, dict) or not isinstance(package.get("name"), str):
@@ -116,7 +116,8 @@ def builds_not_in(revision_lock: str, own_lock: str) -> list[str]:
     """The packages of ``revision_lock`` that uv may build from source and that ``own_lock``
     (the checkout's, which ``make setup`` already built) does not build the same way: a
     rebuild installs the revision's environment outside the sandbox, and a build runs the
-    package's code, so only builds this checkout already trusts may run there."""
+    package's code, so only builds this checkout already trusts may run there. A lock that
+    cannot be read raises: nothing is built on a guess."""
     own = _builds(own_lock)
     return sorted(
         name

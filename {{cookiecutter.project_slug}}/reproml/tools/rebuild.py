@@ -27,7 +27,7 @@ import yaml
 from ..runtime.errors import LockError, ProjectError, RebuildError, RemoteError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
-from ..runtime.proc import path_first, run, start_background, stop_background
+from ..runtime.proc import path_first, run, run_checked, start_background, stop_background
 from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
 from .locking import UV_LOCK, builds_not_in, find_uv
 from .notes import append_record, utc_now
@@ -35,6 +35,8 @@ from .remote import fetch_objects
 from .sandbox import NO_NETWORK, Seal, bubblewrap, interpreter_prefix
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
+# The most this process reads of a file the revision's code wrote (its dvc.lock, results).
+MAX_READ_BYTES = 64 * 2**20
 # How many uncommitted paths the workspace note names (the count says how many in all).
 NOTE_NAMES = 3
 # Run by the revision's own interpreter with this package's environment code: how that
@@ -184,6 +186,13 @@ def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[
     return results, differences
 
 
+def _same_text(path: Path, text: str) -> bool:
+    """Whether ``path`` is a regular file (not a link, FIFO or device) holding ``text``."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_READ_BYTES:
+        return False
+    return path.read_text(encoding="utf-8", errors="replace") == text
+
+
 def _files_in(root: Path, path: str) -> set[str]:
     """``path`` (relative to ``root``), or every file under it if it is a folder."""
     where = root / path
@@ -224,7 +233,9 @@ def _describe_machine(machine: dict) -> str:
 # credential, ssh-agent socket or CI secret reaches the revision's code.
 _INHERITED = re.compile(
     r"(PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|TMPDIR|TEMP|TMP|USER|LOGNAME|SHELL|SYSTEMROOT|COMSPEC"
-    r"|PATHEXT|UV_\w+|PIP_\w+|SSL_CERT_\w+|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|DVC_NO_ANALYTICS"
+    r"|PATHEXT|PIP_\w+|SSL_CERT_\w+|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|DVC_NO_ANALYTICS"
+    r"|UV_(CACHE_DIR|PYTHON_INSTALL_DIR|PYTHON|OFFLINE|INDEX_URL|DEFAULT_INDEX|INDEX"
+    r"|EXTRA_INDEX_URL|LINK_MODE|HTTP_TIMEOUT|CONCURRENT_\w+|NATIVE_TLS|NO_PROGRESS)"
     r"|REPRO_\w+|OPENBLAS_\w+|OMP_\w+|MKL_\w+|PYTHON(?!PATH$)\w*|PYENV_\w+|CI|GCSFS_\w+)"
 )
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
@@ -325,11 +336,18 @@ class Rebuilder:
         """The revision alone, fetched from the project's repository into an empty one: no
         ``--shared`` clone, whose alternates file would name the project's ``.git``."""
         self.worktree.mkdir(parents=True)
-        _git(self.worktree, "init", "--quiet")
         source = self.repo.resolve().as_uri()
         commit = self.rebuild.commit
-        _git(self.worktree, "fetch", "--quiet", "--depth=1", "--no-tags", source, commit)
-        _git(self.worktree, "checkout", "--quiet", "--detach", commit)
+        # The user's git configuration stays out of it: no hooks, filters or LFS fetches
+        # that the revision's .gitattributes or .lfsconfig could set off.
+        plain = {**self.env, "GIT_LFS_SKIP_SMUDGE": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+        for args in (
+            ["init", "--quiet"],
+            ["fetch", "--quiet", "--depth=1", "--no-tags", source, commit],
+            ["checkout", "--quiet", "--detach", commit],
+        ):
+            command = ["git", "-c", f"core.hooksPath={os.devnull}", *args]
+            run_checked(command, RebuildError, cwd=self.worktree, env=plain)
         refuse_links_out(self.worktree)
         if os.path.lexists(self.venv):
             raise RebuildError(
@@ -347,18 +365,28 @@ class Rebuilder:
         if not revision_lock.is_file():
             raise RebuildError(f"the revision has no {UV_LOCK}: it has no environment to rebuild")
         own_lock = self.repo / UV_LOCK
-        refused = builds_not_in(
-            revision_lock.read_text(encoding="utf-8"),
-            own_lock.read_text(encoding="utf-8") if own_lock.is_file() else "",
-        )
-        command = [self.uv, "sync", "--frozen"]
+        try:
+            refused = builds_not_in(
+                revision_lock.read_text(encoding="utf-8", errors="replace"),
+                own_lock.read_text(encoding="utf-8") if own_lock.is_file() else "",
+            )
+        except LockError as error:
+            raise RebuildError(f"the revision's environment: {error}") from None
+        # None of the revision's uv settings (uv.toml, [tool.uv]: indexes, interpreters to
+        # download): its lock says what to install, and the interpreter is a version.
+        command = [self.uv, "sync", "--frozen", "--no-config", "--no-python-downloads"]
         command += [f"--no-build-package={name}" for name in refused]
+        command += self.python_request()
         result = run(command, cwd=self.worktree, env=self.env, stream=True)
         if result.returncode != 0:
             raise RebuildError(f"could not create the revision's environment:\n{result.stdout}")
-        prefix = interpreter_prefix(self.venv)
-        if prefix is not None:
-            self.readable.append(prefix)
+        if self.bwrap:
+            private = [Path.home().resolve(), self.repo.resolve()]
+            try:
+                prefix = interpreter_prefix(self.venv, private)
+            except ProjectError as error:
+                raise RebuildError(str(error)) from None
+            self.readable += [prefix] if prefix else []
         # The drift probe imports this package's environment code: a copy of it, read-only.
         tool = self.scratch / "tool"
         shutil.copytree(
@@ -371,6 +399,23 @@ class Rebuilder:
         self.readable += [tool, listed]
         if self.bwrap:
             self.seal = Seal(self.bwrap, self.work, self.readable, read_only=[self.venv])
+
+    def python_request(self) -> list[str]:
+        """``--python <version>`` from the revision's .python-version, which must name a
+        version (``3.11``), not a path to a program; nothing when the user chose one (UV_PYTHON,
+        theirs) or the revision names none."""
+        if self.env.get("UV_PYTHON"):
+            return []
+        pinned = inside(self.worktree, self.worktree / ".python-version")
+        if not pinned.is_file():
+            return []
+        text = pinned.read_text(encoding="utf-8", errors="replace")[:200].strip()
+        if not re.fullmatch(r"(cpython-?)?3(\.\d{1,2}){1,2}", text):
+            raise RebuildError(
+                f".python-version holds {text[:60]!r}, not a Python version like 3.11: a path "
+                "there would run a program of the revision's outside the sandbox"
+            )
+        return ["--python", text]
 
     def sealed(self, command: list[str], cwd: Path | None = None) -> list[str]:
         """``command`` as it runs the revision's code: in the seal, where there is one."""
@@ -431,8 +476,8 @@ class Rebuilder:
         own_cache = self.worktree / ".dvc" / "cache"
         for path, md5 in self._files(cache, inputs, manifests=True):
             source, copy = _cache_object(cache, md5), _cache_object(own_cache, md5)
-            copy.parent.mkdir(parents=True, exist_ok=True)
             inside(self.worktree, copy.parent)  # a committed link cannot lead the copy out
+            copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy, follow_symlinks=False)
             actual = None if md5.endswith(".dir") else file_digest(copy, "md5")
             if actual not in (None, md5):
@@ -499,6 +544,8 @@ class Rebuilder:
         rebuilt_path = inside(self.worktree, self.worktree / "dvc.lock")
         if not rebuilt_path.is_file():
             raise RebuildError("dvc repro wrote no dvc.lock: nothing was rebuilt to compare")
+        if rebuilt_path.stat().st_size > MAX_READ_BYTES:
+            raise RebuildError(f"the rebuilt dvc.lock is over {MAX_READ_BYTES} bytes: not read")
         try:
             rebuilt = yaml.safe_load(rebuilt_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -523,7 +570,16 @@ class Rebuilder:
         from ..runtime.pipeline import read as read_pipeline
         from ..runtime.verification import PORTABLE_TOLERANCE, same_within_tolerance
 
-        pipeline = read_pipeline(self.worktree)
+        # DVC (ours) reads the checkout's pipeline files: only as committed, and as files.
+        for name in ("dvc.yaml", "params.yaml"):
+            path = inside(self.worktree, self.worktree / name)
+            committed = git_show(self.repo, self.rebuild.commit, name)
+            if committed is not None and not _same_text(path, committed):
+                return None
+        try:
+            pipeline = read_pipeline(self.worktree)
+        except Exception:  # anything DVC raises on it: no verdict, and no crash
+            return None
         trainer = pipeline.writer_of(pipeline.model) if pipeline.model else None
         if trainer is None:
             return None
@@ -543,6 +599,7 @@ class Rebuilder:
             return None
         compared = []
         for out in pipeline.results(downstream):
+            inside(self.worktree, self.worktree / out.path)
             for name in self._files_at_commit(out.path) | _files_in(self.worktree, out.path):
                 old = git_show(self.repo, self.rebuild.commit, name)
                 new = inside(self.worktree, self.worktree / name)
@@ -649,6 +706,14 @@ def resolve(repo: Path, ref: str) -> Target:
         peeled = git(repo, "rev-parse", "--verify", "--quiet", name + "^{commit}")
         if peeled.returncode == 0:
             commits[name] = peeled.stdout.strip()
+    if commits and re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
+        objects = git(repo, "rev-parse", "--disambiguate=" + ref.lower()).stdout.split()
+        if objects:  # a ref anyone could push, named like the commit the user means
+            listed = ", ".join(f"{name} ({commit[:12]})" for name, commit in commits.items())
+            raise RebuildError(
+                f"{ref!r} names a commit and also {listed}. Fix: give the full 40-digit "
+                "commit, or the ref in full (REV=refs/tags/<name>)."
+            )
     if len(set(commits.values())) > 1:
         listed = ", ".join(f"{name} ({commit[:12]})" for name, commit in commits.items())
         raise RebuildError(
@@ -788,7 +853,14 @@ def workspace_note(repo: Path, ref: str, commit: str) -> str:
     )
 
 
+# What an md5 in a .dvc file or a directory manifest may be: anyone may have committed it,
+# and it becomes a path in the cache.
+MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
+
+
 def _cache_object(cache: Path, md5: str) -> Path:
+    if not isinstance(md5, str) or not MD5.fullmatch(md5):
+        raise RebuildError(f"{str(md5)[:40]!r} is not an md5: the revision's DVC files are forged")
     return cache / "files" / "md5" / md5[:2] / md5[2:]
 
 

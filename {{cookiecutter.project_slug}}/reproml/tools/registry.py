@@ -83,6 +83,8 @@ def artifact(repo: Path, commit: str | None = None) -> tuple[str, str]:
     """The model artifact declared in dvc.yaml (the workspace's, or ``commit``'s):
     ``(name, path)``."""
     if commit is None:
+        if not (repo / DVC_FILE).is_file():
+            raise RegistryError(f"{repo} has no {DVC_FILE}")
         text = (repo / DVC_FILE).read_text(encoding="utf-8")
     else:
         text = git_show(repo, commit, DVC_FILE)

@@ -49,8 +49,8 @@ ETC_PATHS = (
     "nsswitch.conf",
     "os-release",
     "passwd",
-    "pki",
-    "ssl",
+    "pki/tls/certs",
+    "ssl/certs",
     "timezone",
 )
 NO_NETWORK = (
@@ -68,7 +68,9 @@ def bubblewrap() -> tuple[str | None, str]:
     found = shutil.which(chosen or "bwrap")
     if os.name != "posix" or found is None:
         return None, f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
-    probe = run([found, *_system_mounts(), "--unshare-all", "--die-with-parent", "true"])
+    if not run([found, "--version"]).stdout.startswith("bubblewrap"):
+        return None, f"{found} is not bubblewrap: {INSTALL_HINT}"
+    probe = run([found, *_system_mounts(), "--unshare-all", "--cap-drop", "ALL", "true"])
     if probe.returncode != 0:
         said = (probe.stderr or probe.stdout).strip().splitlines()
         return None, f"bwrap cannot make a sandbox here ({said[-1] if said else 'no reason'}): " + (
@@ -112,6 +114,10 @@ class Seal:
             self.bwrap,
             *mounts,
             "--unshare-all",  # network, PIDs, IPC, UTS, cgroup and (where allowed) users
+            # No capability inside either: as root, bwrap would keep them, and a remount
+            # could make the read-only mounts (/usr, the environment) writable.
+            "--cap-drop",
+            "ALL",
             "--die-with-parent",
             "--new-session",  # no TIOCSTI into the user's terminal
             "--setenv",
@@ -124,16 +130,29 @@ class Seal:
         ]
 
 
-def interpreter_prefix(venv: Path) -> Path | None:
+def interpreter_prefix(venv: Path, private: list[Path]) -> Path | None:
     """The installation a virtualenv's interpreter comes from (``home`` in its pyvenv.cfg is
-    that installation's bin folder), which the seal must show read-only."""
+    that installation's bin folder), which the seal must show read-only. A revision chooses
+    its interpreter (``.python-version`` may hold a path), so the folder must be a Python
+    installation (``lib/python3.*/os.py``) and hold none of ``private`` (HOME, the project):
+    never a way to show the seal the user's files."""
     config = venv / "pyvenv.cfg"
     if not config.is_file():
         return None
     for line in config.read_text(encoding="utf-8").splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "home" and value.strip():
-            return Path(value.strip()).resolve().parent
+            prefix = Path(value.strip()).resolve().parent
+            shows = [path for path in private if path == prefix or prefix in path.parents]
+            if shows or not any((prefix / "lib").glob("python3*/os.py")):
+                raise ProjectError(
+                    f"the revision's interpreter comes from {prefix}, which is not a Python "
+                    "installation of its own"
+                    + (f" (it holds {shows[0]})" if shows else "")
+                    + ": the seal will not show it. Fix: a .python-version that names a "
+                    "version (3.11), not a path."
+                )
+            return prefix
     return None
 
 

@@ -60,7 +60,10 @@ def predict_with_release(version: str, rows: str | Path, out: str | Path) -> Pat
                 raise DataError(
                     f"{release.tag}'s predict failed: {reason_in(result.stderr + result.stdout)}"
                 )
-            predictions = inside(rebuilder.work, written).read_bytes()
+            written = inside(rebuilder.work, written)
+            if written.is_symlink() or not written.is_file():
+                raise DataError(f"{release.tag}'s predict wrote no predictions file")
+            predictions = written.read_bytes()
         finally:
             rebuilder.cleanup()
     try:
