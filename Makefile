@@ -24,11 +24,11 @@ $(UV):
 
 bootstrap: .venv/.synced ## Install uv and the template's locked tools
 
-# Four workers on two cores: the tier-3 tests wait a good part of their time (servers, DVC's
-# queue, uv linking environments, sealed rebuilds' set-up), which more workers fill
-# (-n 2: 29.4 min, -n 3: 26.5 to 27.9 min, measured on fresh clones).
+# Three workers on two cores: the tier-3 tests wait a tenth of their time (servers, DVC's
+# queue, uv linking environments), which a third worker fills (-n 2: 29.4 min, -n 3: 26.5 to
+# 27.9 min on fresh clones). A fourth was slower (28.8 min) and made a timing test flaky.
 test: bootstrap ## Every tier: hook units, the bake matrix, end-to-end projects
-	UV=$(UV) $(VENV_PYTHON) -m pytest -n 4 --dist loadgroup --durations=40 $(PYTEST_ARGS)
+	UV=$(UV) $(VENV_PYTHON) -m pytest -n 3 --dist loadgroup --durations=40 $(PYTEST_ARGS)
 
 test-fast: bootstrap ## Tiers 1 and 2 only
 	UV=$(UV) $(VENV_PYTHON) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
