@@ -454,10 +454,11 @@ MATRIX_OUTPUT = re.compile(
 CHILD_PIPELINE_OUTPUT = re.compile(r"(make --no-print-directory [\w-]+) > [\w.-]+\.yml")
 # What installs git and make on an image that lacks them (python:*-slim).
 PLATFORM_SETUP = re.compile(r"command -v git make >/dev/null \|\| \{ apt-get .* \}")
-# The jobs that write (each pushes only its rebuild records, a git note, or its sweep
-# point's experiment ref), and the ones that read notes or experiment refs without writing.
-WRITING_JOBS = {"reproduce", "rebuild", "point"}
-NOTES_READERS = {"report", "compare"}
+# The jobs that write (each pushes only its rebuild records, a git note), and the ones that
+# read notes without writing (the releases' list checks the claims' chain, which names
+# records). A sweep's points push nothing: their results are artifacts.
+WRITING_JOBS = {"reproduce", "rebuild"}
+NOTES_READERS = {"report", "releases"}
 
 
 def workflows(project: Path) -> dict[str, dict]:

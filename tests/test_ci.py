@@ -290,13 +290,15 @@ SWEEP = "seed=1,2"
 
 
 def assert_sweep_named_the_failing_point(output: str, name: str) -> None:
-    """Point 1 ran, verified and was compared; point 2 (unseeded noise) failed by name."""
-    assert re.search(rf"{name}-1 \(seed=1\): ran, verified and pushed to origin", output), output
+    """Point 1 ran, verified and was compared, from this run's artifact; point 2 (unseeded
+    noise) failed by name and left no result."""
+    done = rf"{name}-1 \(seed=1\): ran and verified; result in build/sweep/{name}-1\.bundle"
+    assert re.search(done, output), output
     assert re.search(rf"the point {name}-2 \(seed=2\) failed: .*MISMATCH", output), output
     # (gitlab-ci-local puts "<job> > " before each line a job prints)
     assert re.search(rf"(^|> ){name}-1 +match \(\d+ outputs\)", output, re.M), output
-    assert "1 of 2 points pushed no experiment (their jobs failed: see each job's log): " in output
-    assert f"{name}-2 (seed=2)" in output
+    assert "1 of 2 points have no result from this run: " in output, output
+    assert f"{name}-2 (seed=2): its job left no result in this run" in output, output
 
 
 @pytest.mark.xdist_group("gitlab-ci")
@@ -331,7 +333,7 @@ def test_gitlab_sweep_runs_a_child_pipeline_point_per_job_and_names_the_failing_
     assert points == {"sweep-77-1": "PASS", "sweep-77-2": "FAIL"}, output
     assert_sweep_named_the_failing_point(output, "sweep-77")
     pushed = run(["git", "ls-remote", "origin", "refs/exps/*"], cwd=checkout.path).stdout
-    assert pushed.count("sweep-77-1") == 1 and "sweep-77-2" not in pushed, pushed
+    assert pushed == "", pushed  # results travel as the pipeline's artifacts, not refs
 
 
 # ---- GitHub: each job's steps in a clone made like actions/checkout -----------------------
@@ -425,6 +427,11 @@ def test_github_sweep_runs_a_runner_per_point_and_names_the_failing_point(github
     add_unseeded_noise(work.path, "config.seed == 2")
     commit_all(work, "Noise at seed 2")
     run(["git", "push", "-q", "origin", "main"], cwd=work.path)
+    # Someone who can push pushes the failing point's result ahead of it, under the name the
+    # plan will give it (names are predictable): a commit on main, so every check "matches".
+    head = run(["git", "rev-parse", "HEAD"], cwd=work.path).stdout.strip()
+    forged = f"refs/exps/{head[:2]}/{head[2:]}/sweep-42-1-2"
+    run(["git", "push", "-q", "origin", f"HEAD~1:{forged}"], cwd=work.path)
     path = github["project"].path / ".github" / "workflows" / "sweep.yml"
     context = {
         "vars": {"DVC_REMOTE_IN_CI": "true"},
@@ -450,8 +457,15 @@ def test_github_sweep_runs_a_runner_per_point_and_names_the_failing_point(github
     assert_sweep_named_the_failing_point(
         first.output + second.output + compare.output, "sweep-42-1"
     )
+    assert "origin holds an experiment ref named sweep-42-1-2: it did not come from this run" in (
+        compare.output
+    )
+    assert not re.search(r"sweep-42-1-2 +match", compare.output), compare.output
     pushed = run(["git", "ls-remote", str(origin), "refs/exps/*"], cwd=tmp_path).stdout
-    assert "sweep-42-1-1" in pushed and "sweep-42-1-2" not in pushed, pushed
+    assert pushed.split() == [
+        run(["git", "rev-parse", "HEAD~1"], cwd=work.path).stdout.strip(),
+        forged,
+    ]
 
     # A refused plan (a value the schema rejects) fails its job, so no point runs.
     context["inputs"] = {"overrides": "model.C=-1,1"}

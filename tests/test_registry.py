@@ -297,6 +297,16 @@ def test_forged_malformed_and_misattached_notes_are_named_and_not_counted(lifecy
     assert re.search(r"reproduction success, field:\s+1/1", report.stdout)
     assert re.search(r"records signed by:\s+releaser@example.com \(2\)", report.stdout)
 
+    # Bytes that are not UTF-8, in a note line and in a tag's name: skipped and named, never a
+    # traceback in the commands every clone runs.
+    (tmp_path / "line").write_bytes(b'{"kind": "rebuild", "note": "\xff"}\n')
+    clone.git("notes", "--ref=reproml", "append", "-F", str(tmp_path / "line"), v2)
+    run(["git", "update-ref", b"refs/tags/model@v9.0.0\xff", v2], cwd=clone.path)
+    for target in ("setup", "report", "registry", "claims", "release-list"):
+        done = clone.make(target, check=False)
+        assert "Traceback" not in done.stderr and done.returncode == 0, (target, done.stderr)
+    assert re.search(rf"note on {v2[:12]}, line \d+: not UTF-8 text", clone.make("report").stdout)
+
 
 def test_check_releases_names_a_file_missing_from_a_directory_output(lifecycle, tmp_path):
     """A directory output is a manifest plus one object per file: the remote holding the
@@ -560,7 +570,7 @@ def test_credentials_in_the_origin_url_never_reach_the_release_tag(lifecycle):
         assert project.make("provenance", "REV=v3.0.0").returncode == 0
     finally:
         project.git("remote", "set-url", "origin", origin)
-        run(["git", "tag", "-d", "model@v3.0.0"], cwd=project.path, check=False)
+        delete_tags(project, "model@v3.0.0")
         project.git("reset", "-q", "--hard", "model@v2.0.0")
         restore_committed_state(project)
 
@@ -659,6 +669,14 @@ def test_hand_edits_to_a_statement_or_a_tag_hash_are_detected(lifecycle):
             checked = project.make("provenance", "REV=v1.0.0", check=False)
             assert checked.returncode != 0, what
             assert "provenance does NOT check out" in checked.stdout, what
+            # The tag was replaced: the claim v2's release names is gone, and is named.
+            replaced = project.make("report", check=False)
+            assert replaced.returncode != 0 and "CLAIMS DELETED (1)" in replaced.stdout, what
+            # First the original, which v2's release names; then the edit, which the
+            # refused rollback's record names.
+            named = "tag model@v2.0.0" if what == "statement" else "rollback record"
+            assert f"tag model@v1.0.0 is named by the signed {named}" in replaced.stdout
+            project.make("claims", "ACCEPT=model@v1.0.0")  # as if on purpose: the rest shows
             report = project.make("report").stdout
             assert re.search(r"full provenance:\s+1/2", report), what
             # The broken release's records (its rebuild, its rollback) no longer count.
@@ -672,7 +690,9 @@ def test_hand_edits_to_a_statement_or_a_tag_hash_are_detected(lifecycle):
             assert refused.returncode != 0 and "does not check out" in refused.stderr, what
     finally:
         retag(project, "model@v1.0.0", original)
+        project.make("claims", "ACCEPT=model@v1.0.0")  # the edited tags, seen and gone
     assert project.make("provenance", "REV=v1.0.0").returncode == 0
+    assert project.make("registry").returncode == 0
 
 
 def test_every_release_is_complete_in_the_remote_and_incomplete_is_named(lifecycle):
@@ -759,11 +779,20 @@ def tag_list(project: Project) -> set[str]:
     return set(run(["git", "tag"], cwd=project.path).stdout.split())
 
 
+def delete_tags(project: Project, *tags: str) -> None:
+    """Delete tags a test made, and say so to the clone, which names every claim it held and
+    lost (`make claims ACCEPT=`: deleted on purpose)."""
+    for tag in tags:
+        run(["git", "tag", "-d", tag], cwd=project.path, check=False)
+    if tags:
+        accepted = project.make("claims", f"ACCEPT={' '.join(tags)}", check=False)
+        assert "Traceback" not in accepted.stderr, accepted.stderr
+
+
 def back_to_v2(project: Project, *tags: str) -> None:
     """Put the lifecycle project back as the fixture left it: the tags a test made deleted,
     main at v2, the workspace as committed."""
-    for tag in tags:
-        run(["git", "tag", "-d", tag], cwd=project.path, check=False)
+    delete_tags(project, *tags)
     project.git("reset", "-q", "--hard", "model@v2.0.0")
     restore_committed_state(project)
 
@@ -857,6 +886,10 @@ def test_ci_key_signs_records_that_count_but_a_release_it_signs_is_refused(lifec
         assert re.search(r"reproduction success, field:\s+2/2", report), report
     finally:
         back_to_v2(project, "model@v6.0.0")
+        # main rewound past the commit that listed CI's key: its record is no claim now.
+        v1 = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=project.path).stdout
+        project.make("claims", f"ACCEPT={v1.strip()}", check=False)
+    assert project.make("registry").returncode == 0
 
 
 def test_an_openpgp_signed_tag_in_ssh_mode_is_not_a_release(lifecycle, tmp_path):
@@ -1000,3 +1033,97 @@ def test_a_rebuild_that_must_be_sealed_runs_nothing_where_it_cannot_be(lifecycle
     timed = "REBUILD_ARGS=--no-record --timeout 1"
     unsealed = project.make("--silent", "rebuild", "REV=v1.0.0", timed, env=off, check=False)
     assert unsealed.stdout.startswith("warning: UNSEALED: REPRO_BWRAP is set empty"), unsealed
+
+
+def mirror_and_keeper(lifecycle, tmp_path) -> tuple[Path, Project]:
+    """A copy of origin (the shared one stays as it is) and a clone of it that can sign,
+    as a team member's, which has seen every claim."""
+    origin = tmp_path / "origin.git"
+    run(["git", "clone", "-q", "--mirror", str(lifecycle["origin"]), str(origin)], cwd=tmp_path)
+    keeper = Project(tmp_path / "keeper")
+    run(["git", "clone", "-q", str(origin), str(keeper.path)], cwd=tmp_path)
+    keeper.git("config", "gpg.format", "ssh")
+    keeper.git("config", "user.signingkey", str(lifecycle["root"] / "keys" / "releaser"))
+    keeper.make("setup")
+    return origin, keeper
+
+
+def fresh_clone(origin: Path, path: Path) -> Project:
+    clone = Project(path)
+    run(["git", "clone", "-q", str(origin), str(clone.path)], cwd=path.parent)
+    clone.make("setup")
+    return clone
+
+
+def test_records_deleted_on_origin_are_named_never_read_as_no_data(lifecycle, tmp_path):
+    """Someone who can push deletes refs/notes/reproml on origin. A later signed claim (a
+    stage assignment) names the newest record, so every fresh clone's report, registry and
+    field rebuild name the loss instead of reading "0/0 (no data)"; the clone that held the
+    records names the deletion at `make setup`, keeps them, and `make push-records` restores
+    them."""
+    origin, keeper = mirror_and_keeper(lifecycle, tmp_path)
+    v1 = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=keeper.path).stdout.strip()
+    keeper.make("promote", "VERSION=v1.0.0", "STAGE=staging")
+    keeper.git("push", "-q", "origin", "--tags")
+    staging = run(["git", "tag", "--list", "model#staging#*"], cwd=keeper.path).stdout.strip()
+    assert "Reproml-Previous: record:" + v1 in tag_message(keeper, staging)
+
+    run(["git", "update-ref", "-d", "refs/notes/reproml"], cwd=origin)  # the attack
+
+    fresh = fresh_clone(origin, tmp_path / "fresh")
+    report = fresh.make("report", check=False)
+    assert report.returncode != 0, report.stdout
+    assert "CLAIMS DELETED (1)" in report.stdout and "no data" not in report.stdout
+    assert f"a record on commit {v1[:12]} is named by the signed tag {staging}" in report.stdout
+    assert re.search(r"field:\s+0/0 \(claims deleted: see above\)", report.stdout), report.stdout
+    listed = fresh.make("registry", check=False)
+    assert (
+        listed.returncode != 0 and f"CLAIM DELETED: a record on commit {v1[:12]}" in listed.stderr
+    )
+    field = fresh.make("field-rebuild", "RELEASE=v1.0.0", check=False)
+    assert field.returncode != 0 and "nothing was rebuilt" in field.stderr, field.stderr
+    assert "==" not in field.stdout
+
+    setup = keeper.make("setup")
+    assert f"ORIGIN LACKS A CLAIM: origin no longer has a record on commit {v1[:12]}" in (
+        setup.stderr
+    )
+    assert re.search(r"field:\s+1/1", keeper.make("report").stdout)  # kept here
+    keeper.make("push-records")
+    fresh.make("setup")
+    assert re.search(r"field:\s+1/1", fresh.make("report").stdout)
+
+
+def test_a_deregistration_deleted_on_origin_never_brings_the_release_back(lifecycle, tmp_path):
+    """The signed `model@v1.0.0!` (v1.0.0 deprecated: GTO's deregistration) is deleted on
+    origin. A fresh clone sees it named by the later signed claim and lists no release for
+    CI's matrix rather than v1.0.0 come back; the clone that held it names the deletion at
+    `make setup` and, once a pruning fetch has dropped its copy, at `make registry`."""
+    origin, keeper = mirror_and_keeper(lifecycle, tmp_path)
+    keeper.make("gto", "ARGS=deprecate model v1.0.0")  # GTO's deregistration: model@v1.0.0!
+    assert "model@v1.0.0 " not in keeper.make("registry").stdout
+    keeper.make("promote", "VERSION=v2.0.0", "STAGE=staging")
+    keeper.git("push", "-q", "origin", "--tags")
+
+    run(["git", "update-ref", "-d", "refs/tags/model@v1.0.0!"], cwd=origin)  # the attack
+
+    fresh = fresh_clone(origin, tmp_path / "fresh")
+    listed = fresh.make("--no-print-directory", "release-list", check=False)
+    assert listed.returncode != 0 and "model@v1.0.0" not in listed.stdout, listed.stdout
+    assert "tag model@v1.0.0! is named by the signed tag model#staging#" in listed.stderr
+    assert fresh.make("registry", check=False).returncode != 0
+
+    setup = keeper.make("setup")
+    # Made here and pushed, never fetched back: origin lacks what this clone holds.
+    lacks = "ORIGIN LACKS A CLAIM: origin does not have tag model@v1.0.0!, which this clone"
+    assert lacks in setup.stderr, setup.stderr
+    assert "`git push --force origin refs/tags/model@v1.0.0!`" in setup.stderr
+    keeper.git("push", "-q", "origin", "model@v1.0.0!")  # restored from the clone that saw it
+    fresh.git("fetch", "-q", "--tags", "origin")
+    assert fresh.make("--no-print-directory", "release-list").stdout.strip() == '["model@v2.0.0"]'
+
+    # Deleted again, and this time a pruning fetch drops the keeper's own copy too.
+    run(["git", "update-ref", "-d", "refs/tags/model@v1.0.0!"], cwd=origin)
+    keeper.git("fetch", "-q", "--prune", "--prune-tags", "origin")
+    registry = keeper.make("registry", check=False)
+    assert registry.returncode != 0 and "CLAIM DELETED: tag model@v1.0.0!" in registry.stderr

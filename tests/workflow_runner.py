@@ -3,16 +3,20 @@ exists here: each job's ``run:`` steps, in order, under ``bash -eo pipefail``, i
 the way actions/checkout makes it (the depth and tags its ``with:`` asks for).
 
 It skips what changes speed or the interpreter but never a result: setup-python (the pinned
-uv and a Python are on PATH) and the cache action. Expressions are the forms the generated
-workflows use: context lookups (``github``, ``secrets``, ``vars``, ``inputs``, ``matrix``,
-``needs``, ``steps``), string literals, ``==``, ``!=``, ``&&``, ``always()`` and ``fromJSON``.
+uv and a Python are on PATH) and the cache action. upload-artifact and download-artifact
+move files through a folder of the run's own, as GitHub moves them between a run's jobs.
+Expressions are the forms the generated workflows use: context lookups (``github``,
+``secrets``, ``vars``, ``inputs``, ``matrix``, ``needs``, ``steps``, and ``env`` in an
+artifact step), string literals, ``==``, ``!=``, ``&&``, ``always()`` and ``fromJSON``.
 Anything else raises, so a workflow that outgrows the runner fails its test rather than being
 misread. The workflow's own ``env:`` reaches every step, under the job's and the step's.
 """
 
+import fnmatch
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -125,6 +129,7 @@ def run_job(
     context: dict,
     env: dict,
     checkout_options: dict | None = None,
+    artifacts: Path | None = None,
 ) -> Job:
     """One job (one matrix entry): checkout, then its ``run:`` steps. A failed step skips
     the rest, except steps whose ``if:`` says ``always()``."""
@@ -137,9 +142,21 @@ def run_job(
         if uses.startswith("actions/checkout@"):
             checkout(origin, clone, {**(step.get("with") or {}), **(checkout_options or {})})
             continue
+        scope = {**context, "steps": step_outputs}
+        if uses.startswith(("actions/upload-artifact@", "actions/download-artifact@")):
+            options = {
+                k: str(expand(v, {**scope, "env": {**env, **job_env}}))
+                for k, v in step["with"].items()
+            }
+            if failed and "always()" not in str(step.get("if")):
+                result.steps.append(Step(uses, None, "skipped"))
+                continue
+            done = move_artifact(uses, options, clone, artifacts)
+            result.steps.append(Step(uses, 0 if done is None else 1, done or ""))
+            failed = failed or done is not None
+            continue
         if uses:
             continue  # setup-python, cache: speed and interpreter only
-        scope = {**context, "steps": step_outputs}
         condition = step.get("if")
         wanted = _condition(condition, scope) if condition else True
         if not wanted or (failed and "always()" not in str(condition)):
@@ -169,6 +186,38 @@ def run_job(
         for key, value in (job.get("outputs") or {}).items()
     }
     return result
+
+
+def move_artifact(uses: str, options: dict, clone: Path, artifacts: Path | None) -> str | None:
+    """upload-artifact (``name``, ``path``, ``if-no-files-found``) or download-artifact
+    (``pattern``, ``merge-multiple``, ``path``) against the run's folder; None, or why the
+    step fails."""
+    if artifacts is None:
+        return "this run keeps no artifacts"
+    if uses.startswith("actions/upload-artifact@"):
+        source = clone / options["path"]
+        if not source.exists():
+            found = options.get("if-no-files-found", "warn").lower() == "error"
+            return (
+                f"No files were found with the provided path: {options['path']}" if found else None
+            )
+        target = artifacts / options["name"]
+        if target.exists():
+            return f"an artifact named {options['name']} exists already in this run"
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.mkdir(parents=True)
+            shutil.copy2(source, target / source.name)
+        return None
+    destination = clone / options.get("path", ".")
+    merge = options.get("merge-multiple", "false").lower() == "true"
+    for found in sorted(artifacts.glob("*")) if artifacts.is_dir() else []:
+        if fnmatch.fnmatchcase(found.name, options.get("pattern", "*")):
+            shutil.copytree(
+                found, destination if merge else destination / found.name, dirs_exist_ok=True
+            )
+    return None
 
 
 def run_workflow(
@@ -221,7 +270,14 @@ def run_workflow(
         for index, entry in enumerate(entries):
             clone = workdir / f"{name}-{index}"
             run = run_job(
-                name, job, origin, clone, {**scope, "matrix": entry}, env, checkout_options
+                name,
+                job,
+                origin,
+                clone,
+                {**scope, "matrix": entry},
+                env,
+                checkout_options,
+                artifacts=workdir / "artifacts",
             )
             runs[name].append(run)
         outputs = runs[name][-1].outputs if runs[name] else {}

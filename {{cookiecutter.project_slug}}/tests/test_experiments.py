@@ -2,7 +2,10 @@
 to end): a failed point is named with its stage's own message, never DVC's wrapper line, and
 is shown with no scores, never its baseline's."""
 
-from conftest import machinery
+import subprocess
+
+import pytest
+from conftest import GIT_TEST_ENV, git, machinery
 
 experiments = machinery("tools.experiments")
 
@@ -105,7 +108,7 @@ def test_a_run_that_did_not_succeed_shows_no_scores_not_its_baselines(monkeypatc
     assert table[5:] == ["s-2 FAILED: in train: Boom"]
 
 
-def test_a_ci_point_that_pushed_nothing_is_a_failed_row_with_its_reason(monkeypatch, tmp_path):
+def test_a_ci_point_that_left_no_result_is_a_failed_row_with_its_reason(monkeypatch, tmp_path):
     baseline = experiments._row(revision("b" * 40, 1, 0.9789), "main", "baseline")
     monkeypatch.setattr(experiments, "collect", lambda root: [baseline])
     monkeypatch.setattr(experiments, "verify_reports", lambda root, rev: {})
@@ -133,3 +136,114 @@ def test_a_sweep_points_paths_stay_in_the_project_and_its_data_in_data(tmp_path)
     ):
         with pytest.raises(errors.ConfigError, match=f"paths.{key}: .* is outside {where}"):
             experiments.refuse_paths_outside({**fine, key: value}, fine, "the point", project)
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    """A commit and, as a CI point leaves it, experiment ``p-1``'s commit on it as a bundle
+    under build/sweep/ (the refs are then dropped: the collect job is another runner)."""
+    for key, value in GIT_TEST_ENV.items():
+        monkeypatch.setenv(key, value)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "--initial-branch=main")
+    (repo / "params.yaml").write_text("seed: 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    head = git(repo, "rev-parse", "HEAD")
+
+    def point(name: str, seed: int, on: str = "HEAD") -> None:
+        (repo / "params.yaml").write_text(f"seed: {seed}\n")
+        tree = git(repo, "write-tree") if not git(repo, "add", "-A") else ""
+        commit = git(repo, "commit-tree", tree, "-p", git(repo, "rev-parse", on), "-m", name)
+        ref = f"refs/exps/{head[:2]}/{head[2:]}/{name}"
+        git(repo, "update-ref", ref, commit)
+        (repo / "build" / "sweep").mkdir(parents=True, exist_ok=True)
+        git(repo, "bundle", "create", "-q", f"build/sweep/{name}.bundle", ref, "--not", "HEAD")
+        git(repo, "update-ref", "-d", ref)
+        git(repo, "checkout", "-q", "params.yaml")
+
+    monkeypatch.setattr(
+        experiments, "planned_params", lambda overrides, root: {"seed": int(overrides[0][5:])}
+    )
+    return repo, point
+
+
+def test_a_ci_points_result_comes_only_from_its_own_bundle_of_this_run(runner):
+    repo, point = runner
+    point("p-1", 1)
+    assert (
+        experiments._import_result(
+            {"name": "p-1", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+        )
+        is None
+    )
+    assert git(repo, "for-each-ref", "--format=%(refname:lstrip=-1)", "refs/exps") == "p-1"
+    missing = experiments._import_result(
+        {"name": "p-2", "overrides": "seed=2"}, repo, experiments.RESULTS_DIR
+    )
+    assert missing.startswith("its job left no result in this run (build/sweep/p-2.bundle)")
+
+
+def test_a_bundle_that_is_not_this_points_run_on_this_commit_is_ignored(runner):
+    repo, point = runner
+    point("p-2", 1)  # another point's parameters under this point's name
+    (repo / "build" / "sweep" / "p-2.bundle").rename(repo / "build" / "sweep" / "p-3.bundle")
+    point("p-2", 1)
+    said = experiments._import_result(
+        {"name": "p-2", "overrides": "seed=2"}, repo, experiments.RESULTS_DIR
+    )
+    assert said == "p-2.bundle did not run with seed=2: not this point's, ignored"
+    said = experiments._import_result(
+        {"name": "p-3", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+    )
+    assert "p-3.bundle is not experiment p-3 of this commit" in said
+    # A run on another commit (here: on the baseline's parent-to-be), under the right name.
+    git(repo, "commit", "-q", "--allow-empty", "-m", "next")
+    said = experiments._import_result(
+        {"name": "p-2", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+    )
+    assert "is not experiment p-2 of this commit" in said
+    assert git(repo, "for-each-ref", "refs/exps") == ""  # nothing imported
+
+
+def test_a_bundle_whose_commit_is_not_on_this_commit_is_ignored(runner):
+    repo, _ = runner
+    head = git(repo, "rev-parse", "HEAD")
+    ref = f"refs/exps/{head[:2]}/{head[2:]}/p-1"
+    orphan = git(repo, "commit-tree", git(repo, "write-tree"), "-m", "no parent")
+    git(repo, "update-ref", ref, orphan)
+    (repo / "build" / "sweep").mkdir(parents=True)
+    git(repo, "bundle", "create", "-q", "build/sweep/p-1.bundle", ref)
+    git(repo, "update-ref", "-d", ref)
+    said = experiments._import_result(
+        {"name": "p-1", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+    )
+    assert said == "p-1.bundle is not a run on this commit: not from this run, ignored"
+    assert git(repo, "for-each-ref", "refs/exps") == ""
+
+
+def test_a_sealed_point_sees_no_credential_and_cannot_change_what_git_runs(runner, monkeypatch):
+    """What `make remote-credentials` leaves in a CI point's project (.dvc/config.local and
+    the key files under .git/) is empty inside the seal; git's config and hooks are
+    read-only there."""
+    sandbox = machinery("tools.sandbox")
+    if sandbox.bubblewrap()[0] is None:
+        pytest.skip(f"no sandbox here: {sandbox.bubblewrap()[1]}")
+    repo, _ = runner
+    (repo / ".dvc").mkdir()
+    (repo / ".dvc" / "config.local").write_text("secret_access_key = SECRET1\n")
+    (repo / ".git" / "reproml-gcs-key.json").write_text('{"private_key": "SECRET2"}\n')
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SECRET3")
+    wrap, env = experiments.sealed_point(repo)
+    probe = (
+        "cat .dvc/config.local .git/reproml-gcs-key.json; env; "
+        "echo x >> .git/config || echo CONFIG-READ-ONLY; "
+        "touch .git/hooks/post-checkout || echo HOOKS-READ-ONLY"
+    )
+    done = subprocess.run(
+        wrap(["sh", "-c", probe]), cwd=repo, env=env, capture_output=True, text=True
+    )
+    said = done.stdout + done.stderr
+    assert "SECRET" not in said and "CONFIG-READ-ONLY" in said and "HOOKS-READ-ONLY" in said, said
+    assert "SECRET1" in (repo / ".dvc" / "config.local").read_text()  # left as it was

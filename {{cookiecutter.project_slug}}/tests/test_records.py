@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import machinery
+from conftest import git, machinery
 
 notes = machinery("tools.notes")
 COMMIT = "a" * 40
@@ -43,22 +43,6 @@ def test_a_rebuild_record_whose_times_are_not_seconds_is_skipped(timings):
     )
     record, problem = notes.check_record(Path("."), line, COMMIT)
     assert record is None and "seconds" in problem
-
-
-def git(repo: Path, *args: str) -> str:
-    """git in ``repo`` with an identity of its own, never the machine's configuration."""
-    env = {
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture

@@ -246,7 +246,30 @@ def _registry(args: argparse.Namespace) -> int:
         print(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
         for _, why in sorted(ignored.items()):
             print(f"  {why}")
-    return 0
+    return _deleted_claims(repo)
+
+
+def _deleted_claims(repo: Path) -> int:
+    """Name every claim deleted as far as this clone can tell (claims.py); 1 if any."""
+    from . import claims
+
+    deleted = claims.problems(repo)
+    for line in deleted:
+        print(f"error: CLAIM DELETED: {line}", file=sys.stderr)
+    return 1 if deleted else 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from . import claims, registry
+
+    repo = registry.repo_root()
+    if args.accept:
+        accepted = claims.accept(repo, [name for names in args.accept for name in names.split()])
+        print(f"accepted as deleted on purpose, in this clone: {len(accepted)}")
+        print("".join(f"  {claims.describe(ref)}\n" for ref in accepted), end="")
+    text = claims.summary(repo)
+    print(text)
+    return 1 if "\nerror: " in f"\n{text}" else 0
 
 
 def _gto(args: argparse.Namespace) -> int:
@@ -308,14 +331,18 @@ def _report(args: argparse.Namespace) -> int:
     print(json.dumps(data, indent=2, sort_keys=True) if args.json else report.format_report(data))
     if args.plot:
         print(f"plot: {report.plot(data, Path(args.plot))}")
-    return 0
+    return 1 if data["claims_deleted"] else 0
 
 
 def _records(args: argparse.Namespace) -> int:
-    from . import notes, registry
+    from . import claims, notes, registry
 
+    repo = registry.repo_root()
     action = notes.fetch if args.action == "fetch" else notes.push
-    print(action(registry.repo_root()))
+    print(action(repo))
+    if args.action == "fetch":  # make setup: a fetch never drops a claim here, but says so
+        for line in claims.origin_drops(repo):
+            print(f"warning: ORIGIN LACKS A CLAIM: {line}", file=sys.stderr)
     return 0
 
 
@@ -456,8 +483,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from . import experiments, registry
 
     root = registry.repo_root()
-    if args.point:  # one CI runner's point: run it here, push it
-        return experiments.run_point(args.point, args.overrides, root)
+    if args.point:  # one CI runner's point: run it here, its result an artifact of the run
+        return experiments.run_point(
+            args.point, args.overrides, root, require_sealed=args.require_sealed
+        )
     if (args.plan or args.collect) and not args.name:
         raise ProjectError(
             "a sweep across CI runners needs NAME=, the same in every job (the points' names "
@@ -470,9 +499,9 @@ def _sweep(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(planned))
         return 0
-    if args.collect:  # the last CI job: pull every point's experiment and compare
+    if args.collect:  # the last CI job: every point's result from this run, compared
         planned = experiments.plan(args.overrides, args.name)
-        return experiments.collect_pushed(planned, root)
+        return experiments.collect_results(planned, root)
     jobs = args.jobs or os.cpu_count() or 1
     return experiments.sweep(args.overrides, jobs, args.name, root)
 
@@ -650,6 +679,11 @@ COMMANDS = {
             option("--plot", help="also write an SVG of time to reproduce per release"),
         ],
     ),
+    "claims": (
+        _claims,
+        "the signed claims' chain: what is newest, and any claim deleted",
+        [option("--accept", action="append", help="a tag or commit deleted on purpose")],
+    ),
     "records": (
         _records,
         "exchange rebuild notes with the remote",
@@ -685,8 +719,15 @@ COMMANDS = {
             option("--name", help="the experiments' name prefix"),
             option("--plan", action="store_true", help="print the points as a CI matrix"),
             option("--gitlab", action="store_true", help="the plan as a GitLab child pipeline"),
-            option("--point", help="run this one point here and push it (a CI runner)"),
-            option("--collect", action="store_true", help="pull every point and compare"),
+            option(
+                "--point", help="run this one point here, its result in build/sweep/ (a CI runner)"
+            ),
+            option(
+                "--collect",
+                action="store_true",
+                help="compare every point's result from build/sweep/",
+            ),
+            option("--require-sealed", action="store_true", help="a point: refuse to run unsealed"),
         ],
     ),
     "adopt": (

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..runtime.errors import ConfigError, ProjectError
 from ..runtime.proc import dvc_command, interpreter_first_on_path, run
-from .git import git_environment, git_show
+from .git import git_environment, git_show, run_to_file, show_yaml
 from .registry import verify_reports
 
 PARAMS_FILE = "params.yaml"
@@ -476,11 +476,18 @@ def find_experiment(name: str, root: Path) -> str:
     found = {
         line.split()[1] for line in listed if line.strip() and line.split()[0].endswith(f"/{name}")
     }
+    if not found and (root / RESULTS_DIR / f"{name}.bundle").is_file():
+        # A CI point's result, downloaded from its run's artifacts.
+        problem = import_bundle(root, name)
+        if problem:
+            raise ConfigError(f"EXP={name!r}: {problem}. Fix: download it from the run again.")
+        return run(["git", "rev-parse", experiment_ref(root, name)], cwd=root).stdout.strip()
     if len(found) != 1:
         problem = "no experiment has that name" if not found else "several experiments do"
         raise ConfigError(
             f"EXP={name!r}: {problem} here. Fix: pick one from `make experiments` (a failed "
-            "point has no results to adopt), or `dvc exp pull origin <name>` first."
+            f"point has no results to adopt); a CI sweep's point: download the run's artifact "
+            f"{name} into {RESULTS_DIR}/ first."
         )
     return found.pop()
 
@@ -822,37 +829,185 @@ def gitlab_child_pipeline(planned: list[dict[str, str]], overrides: list[str], n
     return header + yaml.safe_dump(pipeline, sort_keys=False)
 
 
-def run_point(name: str, overrides: list[str], root: Path, remote: str = "origin") -> int:
+# Where a CI point leaves its result, and where the collect job finds every point's: the CI
+# run's own artifacts (GitHub upload/download-artifact, GitLab artifacts with needs:).
+RESULTS_DIR = Path("build") / "sweep"
+
+
+def experiment_ref(root: Path, name: str) -> str:
+    """The ref DVC keeps experiment ``name`` of this commit under."""
+    head = run(["git", "rev-parse", "HEAD"], cwd=root).stdout.strip()
+    return f"refs/exps/{head[:2]}/{head[2:]}/{name}"
+
+
+def sealed_point(root: Path, require_sealed: bool = False):
+    """``(wrap, env)``: how a CI point's commands run (``wrap(command)``), sealed
+    (tools/sandbox.py) where bubblewrap runs, with no network (the data was pulled before), a
+    HOME of its own, none of the job's secrets in its environment, the remote's credentials
+    (``.dvc/config.local``) shown empty and the environment read-only; the project itself
+    writable, as the run writes its outputs and its experiment. Unsealed, it says so first;
+    ``require_sealed`` refuses."""
+    import shutil
+
+    from .rebuild import isolated_environment
+    from .sandbox import Seal, bubblewrap, interpreter_prefix
+
+    env = tool_environment(root)
+    bwrap, why = bubblewrap()
+    if bwrap is None:
+        if require_sealed:
+            raise SweepError(f"a sealed point was required, and {why}. Nothing was run.")
+        print(f"warning: UNSEALED: {why}; the point runs with this job's files and network")
+        return (lambda command: command), env
+    scratch = root / ".dvc" / "tmp" / "sealed-point"
+    shutil.rmtree(scratch, ignore_errors=True)
+    sealed = isolated_environment(env, scratch / "home", None)
+    # DVC commits the experiment: the identity is read here, since HOME is not the user's
+    # inside (git_environment's fallback when none is configured).
+    for what, key in (("NAME", "user.name"), ("EMAIL", "user.email")):
+        value = run(["git", "config", key], cwd=root).stdout.strip()
+        for who in ("AUTHOR", "COMMITTER"):
+            variable = f"GIT_{who}_{what}"
+            sealed[variable] = (
+                env.get(variable) or value or git_environment(root).get(variable, "reproml")
+            )
+    sealed["PYTHONPYCACHEPREFIX"] = str(scratch / "bytecode")
+    venv = root / ".venv"
+    prefix = interpreter_prefix(venv, [Path.home().resolve()]) if venv.is_dir() else None
+    # Shown empty: the remote's credentials, and the key files `make remote-credentials`
+    # and `make signing-key` keep under .git/ (tools/git.py, secret_file).
+    git_dir = root / ".git"
+    secrets = [root / ".dvc" / "config.local"]
+    secrets += sorted(git_dir.glob("reproml-*")) if git_dir.is_dir() else []
+    empty = scratch / "empty"
+    empty.write_text("", encoding="utf-8")
+    hidden = {path: empty for path in secrets if path.is_file() and not path.is_symlink()}
+    # Read-only inside as well: the project's git hooks, config, info and alternates, and a
+    # uv cache kept in the project (GitLab's), whose files .venv's are. (No git runs in the
+    # project unsealed after the point's code has: a run can rename .git itself.)
+    guarded = [
+        git_dir / "config",
+        git_dir / "hooks",
+        git_dir / "info",
+        git_dir / "objects" / "info",
+    ]
+    for folder in guarded[1:] if git_dir.is_dir() else []:
+        folder.mkdir(parents=True, exist_ok=True)
+    guarded.append(root / ".cache")
+    read_only = [path for path in (venv, *guarded) if path.exists()]
+    seal = Seal(bwrap, root, [prefix] if prefix else [], read_only=read_only, hidden=hidden)
+    return (lambda command: seal.wrap(command, root)), sealed
+
+
+def run_point(
+    name: str,
+    overrides: list[str],
+    root: Path,
+    results: Path = RESULTS_DIR,
+    require_sealed: bool = False,
+) -> int:
     """Run one point in this workspace (the whole pipeline, verify included) as the
-    experiment ``name``, then push its commit to ``remote`` (params, scores and verify's
+    experiment ``name``, and write its commit as a git bundle to ``results/<name>.bundle``
+    for the CI run to carry to the collect job as an artifact (params, scores and verify's
     report are in git; the model stays on the runner: `make adopt` rebuilds it, which
-    proves it once more). 1, naming the point and the cause, if it fails; nothing is pushed
-    then."""
+    proves it once more). Nothing is pushed: a ref on origin is anyone's, an artifact is
+    this run's. The run, and the bundle's git, are sealed (``sealed_point``); this process
+    only writes the bundle's bytes, to a file it creates. 1, naming the point and the
+    cause, if it fails; no bundle then."""
     if not NAME_PATTERN.match(name or ""):
         raise ConfigError(f"POINT={name!r} is not an experiment name. Fix: take it from the plan.")
     check_points([overrides])
+    ref = experiment_ref(root, name)  # read before any of the point's code runs
     command = dvc_command("exp", "run", "--name", name)
     for override in overrides:
         command += ["-S", override]
-    ran = run(command, cwd=root, env=tool_environment(root), stream=True)
+    wrap, env = sealed_point(root, require_sealed)
+    ran = run(wrap(command), cwd=root, env=env, stream=True)
     if ran.returncode != 0:
         reason = reason_in(ran.stdout) or "no output"
         print(f"error: the point {name} ({' '.join(overrides)}) failed: {reason}", file=sys.stderr)
         return 1
-    # Git refs only: CI's DVC credentials can only read (README, "Keys and credentials").
-    pushed = run(
-        dvc_command("exp", "push", "--no-cache", remote, name),
-        cwd=root,
-        env=tool_environment(root),
+    bundle = _result_file(root, results, name)
+    made = run_to_file(
+        wrap(["git", "bundle", "create", "-q", "-", ref, "--not", "HEAD"]), bundle, root, env
     )
-    if pushed.returncode != 0:
+    if made.returncode != 0:
         raise SweepError(
-            f"the point {name} ran and verified, but `dvc exp push --no-cache {remote} {name}` "
-            "failed:\n"
-            f"{(pushed.stderr or pushed.stdout).strip()}"
+            f"the point {name} ran and verified, but its result could not be written to "
+            f"{results / bundle.name}: {made.stderr.strip()}"
         )
-    print(f"{name} ({' '.join(overrides)}): ran, verified and pushed to {remote}")
+    print(f"{name} ({' '.join(overrides)}): ran and verified; result in {results / bundle.name}")
     return 0
+
+
+def _result_file(root: Path, results: Path, name: str) -> Path:
+    """Where a point's bundle goes, made safe after the point's code ran in the project: no
+    link on the way (the artifact upload would follow one out of the project) and nothing
+    there yet."""
+    folder = root
+    for part in results.parts:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise SweepError(
+                f"{folder.relative_to(root)} is a link or a file after the point ran: its "
+                "result is not written there"
+            )
+        folder.mkdir(exist_ok=True)
+    bundle = folder / f"{name}.bundle"
+    if bundle.is_symlink() or bundle.is_file():
+        bundle.unlink()
+    elif bundle.exists():
+        raise SweepError(f"{results / bundle.name} is a folder after the point ran")
+    return bundle
+
+
+def import_bundle(root: Path, name: str, results: Path = RESULTS_DIR) -> str | None:
+    """Take experiment ``name`` of this commit from ``results/<name>.bundle`` (a CI point's
+    artifact) into its ref, or say why not (nothing is imported then)."""
+    bundle = (root / results / f"{name}.bundle").resolve()
+    ref = experiment_ref(root, name)
+    if not bundle.is_file():
+        return f"no {results / bundle.name}"
+    heads = run(["git", "bundle", "list-heads", str(bundle)], cwd=root)
+    listed = [line.split() for line in heads.stdout.splitlines() if line.strip()]
+    if heads.returncode != 0 or len(listed) != 1 or listed[0][1:] != [ref]:
+        return f"{bundle.name} is not experiment {name} of this commit (it holds no {ref})"
+    if run(["git", "bundle", "verify", "-q", str(bundle)], cwd=root).returncode != 0:
+        return f"{bundle.name} does not build on this commit"
+    fetched = run(["git", "fetch", "-q", "--no-tags", str(bundle), f"+{ref}:{ref}"], cwd=root)
+    if fetched.returncode != 0:
+        return f"{bundle.name} could not be read: {fetched.stderr.strip()}"
+    if run(["git", "cat-file", "-t", ref], cwd=root).stdout.strip() != "commit":
+        run(["git", "update-ref", "-d", ref], cwd=root)
+        return f"{bundle.name} holds no commit under {ref}"
+    parents = run(["git", "rev-list", "--parents", "-n", "1", ref], cwd=root).stdout.split()[1:]
+    if parents != [run(["git", "rev-parse", "HEAD"], cwd=root).stdout.strip()]:
+        run(["git", "update-ref", "-d", ref], cwd=root)
+        return f"{bundle.name} is not a run on this commit"
+    return None
+
+
+def _import_result(point: dict[str, str], root: Path, results: Path) -> str | None:
+    """Take one point's result from this run's artifacts into its experiment ref, or say why
+    it is not this point's result from this run (nothing is imported then)."""
+    name, ref = point["name"], experiment_ref(root, point["name"])
+    run(["git", "update-ref", "-d", ref], cwd=root)  # only this run's result may stand there
+    if not (root / results / f"{name}.bundle").is_file():
+        return (
+            f"its job left no result in this run ({results / name}.bundle); its log says why, "
+            f"in the line `error: the point {name} ({point['overrides']}) failed: ...`"
+        )
+    problem = import_bundle(root, name, results)
+    if problem:
+        return f"{problem}: not from this run, ignored"
+    try:
+        ran_with = flatten(show_yaml(root, ref, PARAMS_FILE))
+    except ProjectError:
+        ran_with = None
+    if ran_with != planned_params(point["overrides"].split(), root):
+        run(["git", "update-ref", "-d", ref], cwd=root)
+        return f"{name}.bundle did not run with {point['overrides']}: not this point's, ignored"
+    return None
 
 
 def planned_params(overrides: list[str], root: Path) -> dict[str, Any]:
@@ -864,48 +1019,53 @@ def planned_params(overrides: list[str], root: Path) -> dict[str, Any]:
     return flatten(yaml.safe_load(compose(root / CONF_DIR, overrides)) or {})
 
 
-def collect_pushed(planned: list[dict[str, str]], root: Path, remote: str = "origin") -> int:
-    """Pull every planned point's experiment from ``remote`` and compare them; 1, naming
-    them, if any point pushed nothing (its job failed or never ran). Such a point is a row
-    of its own (its parameters, no scores): its reason is in its job's log, which this job
-    cannot read, so the row says where."""
-    names = [point["name"] for point in planned]
-    listed = run(dvc_command("exp", "list", remote, "--all-commits", "--name-only"), cwd=root)
-    available = set(listed.stdout.split())
-    missing = [point for point in planned if point["name"] not in available]
-    present = [name for name in names if name in available]
-    if present:
-        pulled = run(
-            dvc_command("exp", "pull", "--no-cache", remote, *present),
-            cwd=root,
-            env=tool_environment(root),
-        )
-        if pulled.returncode != 0:
-            raise SweepError(
-                f"`dvc exp pull {remote}` failed:\n{(pulled.stderr or pulled.stdout).strip()}"
+def collect_results(
+    planned: list[dict[str, str]], root: Path, results: Path = RESULTS_DIR, remote: str = "origin"
+) -> int:
+    """Take every planned point's result from this CI run's artifacts (``results``) and
+    compare them; 1, naming them, if any point left none (its job failed or never ran) or
+    left one that is not its own. Experiment refs on ``remote`` are never read: anyone who
+    can push can push one, so a planned point's name there is named as not from this run.
+    A point without a result is a row of its own (its parameters, no scores)."""
+    refused = {}
+    for point in planned:
+        why = _import_result(point, root, results)
+        if why:
+            refused[point["name"]] = why
+    listed = run(["git", "ls-remote", remote, "refs/exps/*"], cwd=root)
+    on_remote = {line.rsplit("/", 1)[-1] for line in listed.stdout.splitlines()}
+    for point in planned:
+        if point["name"] in on_remote:
+            print(
+                f"warning: {remote} holds an experiment ref named {point['name']}: it did not "
+                "come from this run, and is ignored (delete it: "
+                f"`git push {remote} :<its ref>`, from `git ls-remote {remote} 'refs/exps/*'`)",
+                file=sys.stderr,
             )
-    unpushed = [
+    present = [point["name"] for point in planned if point["name"] not in refused]
+    failed = [
         Row(
             point["name"],
             "failed",
             "",
             planned_params(point["overrides"].split(), root),
             {},
-            reason=(
-                "its job pushed no experiment; its log says why, in the line `error: the point "
-                f"{point['name']} ({point['overrides']}) failed: ...`"
-            ),
+            reason=refused[point["name"]],
         )
-        for point in missing
+        for point in planned
+        if point["name"] in refused
     ]
-    print(compare(root, only=present, failed=unpushed))
-    if missing:
+    print(compare(root, only=present, failed=failed))
+    if refused:
         print(
-            f"error: {len(missing)} of {len(planned)} points pushed no experiment (their jobs "
-            "failed: see each job's log): "
-            + "; ".join(f"{point['name']} ({point['overrides']})" for point in missing),
+            f"error: {len(refused)} of {len(planned)} points have no result from this run: "
+            + "; ".join(
+                f"{point['name']} ({point['overrides']}): {refused[point['name']]}"
+                for point in planned
+                if point["name"] in refused
+            ),
             file=sys.stderr,
         )
         return 1
-    print(f"all {len(planned)} points ran, verified and were pushed")
+    print(f"all {len(planned)} points ran and verified in this run")
     return 0

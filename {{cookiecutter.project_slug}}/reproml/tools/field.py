@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..runtime.errors import RebuildError, RegistryError
-from . import rebuild, registry, tags
+from . import claims, rebuild, registry, tags
 from .locking import find_uv
 from .notes import append_record, utc_now
 from .storage import check_releases
@@ -40,6 +40,12 @@ def release_tags(
     verify (signature and provenance); and every other release tag with why it is not
     rebuilt. A tag that does not verify is never checked out: its code could be anyone's."""
     registry.require_full_history(repo)
+    deleted = claims.problems(repo)
+    if deleted:  # a deleted deregistration would bring a release back: list nothing
+        raise RegistryError(
+            f"{len(deleted)} signed claims were deleted, so the releases cannot be listed as "
+            "they were made; nothing was rebuilt:\n  " + "\n  ".join(deleted)
+        )
     found, ignored = registry.registry_view(repo)
     if wanted:
         names = set()

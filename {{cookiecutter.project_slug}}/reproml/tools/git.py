@@ -65,6 +65,27 @@ def secret_file(repo: Path, name: str, text: str) -> Path:
     return owner_only_file(git_dir / name, text)
 
 
+def run_to_file(
+    command: list[str], path: Path, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``command`` (git in a seal: a CI point's bundle) with its standard output, as
+    bytes, in a new file at ``path`` (never through a link there, never over a file: the
+    caller removed what was there); its error output captured as text. On failure the file
+    is removed. Here, not in runtime/proc.py: the stages never need it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(path, flags, 0o644)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            done = subprocess.run(command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.PIPE)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    if done.returncode != 0:
+        Path(path).unlink(missing_ok=True)
+    said = done.stderr.decode(errors="replace")
+    return subprocess.CompletedProcess(command, done.returncode, "", said)
+
+
 def show_yaml(repo: Path, commit: str, path: str) -> Any:
     """The parsed YAML of ``path`` at ``commit`` (dvc.yaml, dvc.lock, params.yaml); ``{}`` if
     the commit has no such file or it is empty. A file that is not YAML (anyone may have

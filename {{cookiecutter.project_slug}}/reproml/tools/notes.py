@@ -26,22 +26,31 @@ def _git(repo: Path, *args: str, check: bool = True):
     return git_checked(repo, *args, error=RecordsError) if check else git(repo, *args)
 
 
-def _payload(record: dict) -> str:
+def _read_git(repo: Path, *args: str):
+    """git output anyone who can push may have written: bytes that are not UTF-8 are kept
+    (as surrogates), never a decoding traceback."""
+    return git(repo, *args, errors="surrogateescape")
+
+
+def signed_payload(record: dict) -> str:
     """What a record's signature covers: the record without its signature, canonically."""
     unsigned = {key: value for key, value in record.items() if key != "signature"}
     return compact_json(unsigned)
 
 
 def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
-    """Add ``record``, signed, to the notes of ``commit`` (one JSON object per line). Without
+    """Add ``record``, signed, to the notes of ``commit`` (one JSON object per line), naming
+    the newest claims it follows (``claims.py``: so a deleted claim is missed). Without
     a signing key the record is kept unsigned and the returned warning says it will not
     count; with signing off (``release_signing = "off"``) records are never signed."""
+    from . import claims  # claims reads the records: imported here, not at the top
+
     repo = Path(repo)
     warning = None
-    record = dict(record)
+    record = {**record, "previous": claims.heads(repo)}
     try:
         if signing.mode(repo) != "off":
-            record["signature"] = signing.sign_text(repo, _payload(record))
+            record["signature"] = signing.sign_text(repo, signed_payload(record))
     except (SigningError, RegistryError) as error:
         warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
     line = compact_json(record)
@@ -64,6 +73,21 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
     of a known kind, with its fields of the right types, about the commit it is attached to
     (a note claiming another commit was moved or forged), signed by a key in
     ``.allowed_signers`` unless the project opted out of signing."""
+    record, problem = well_formed(line, commit)
+    if record is None:
+        return None, problem
+    if signing.mode(repo) == "off":
+        return record, None
+    if not isinstance(record.get("signature"), str):
+        return None, "not signed (written by hand, or by a rebuild without a signing key)"
+    signer, problem = signing.text_signer(repo, signed_payload(record), record["signature"])
+    if problem:
+        return None, problem
+    return {**record, "signed_by": signer}, None
+
+
+def well_formed(line: str, commit: str) -> tuple[dict | None, str | None]:
+    """A note line as a record of ``commit`` whatever its signature, or why it is not one."""
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):  # malformed, a number of thousands of digits, deep
@@ -89,14 +113,9 @@ def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str |
                 return None, f"rebuild record whose {key!r} is not an object"
         if not isinstance(record.get("sealed", False), bool):  # older records lack it
             return None, "rebuild record whose 'sealed' is not true or false"
-    if signing.mode(repo) == "off":
-        return record, None
-    if not isinstance(record.get("signature"), str):
-        return None, "not signed (written by hand, or by a rebuild without a signing key)"
-    signer, problem = signing.text_signer(repo, _payload(record), record["signature"])
-    if problem:
-        return None, problem
-    return {**record, "signed_by": signer}, None
+    if "previous" in record and not _previous(record["previous"]):
+        return None, "'previous' is not a list of claim ids"
+    return record, None
 
 
 # The longest a rebuild can be said to have taken: about four months.
@@ -110,23 +129,71 @@ def _seconds(value) -> bool:
     return number and 0 <= value <= MAX_SECONDS
 
 
-def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
+def _previous(value) -> bool:
+    from .claims import valid_previous
+
+    return valid_previous(value)
+
+
+# A line's verdict never changes for one commit and one trust root: checked once per run
+# (the claims' chain reads every record again, and signatures cost a process each).
+_verdicts: dict[tuple[Path, str, str], tuple[dict | None, str | None]] = {}
+
+
+def _checked(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
+    key = (repo.resolve(), commit, line)
+    if key not in _verdicts:
+        _verdicts[key] = check_record(repo, line, commit)
+    return _verdicts[key]
+
+
+def _once_counted(repo: Path, line: str, commit: str, problem: str, uncounted: list) -> None:
+    """Add the record to ``uncounted`` if it is the project's own that no longer counts:
+    well formed and signed by a key the default branch once listed (anyone can strip or
+    replace a signature, so an unsigned copy of a record never stands for it)."""
+    formed, _ = well_formed(line, commit)
+    if formed is None:
+        return
+    payload = signed_payload(formed)
+    who = signing.once_allowed_signer(repo, payload, formed.get("signature"))
+    if who:
+        uncounted.append((formed, f"{problem} (signed by {who}, once listed)"))
+
+
+def records_of(
+    repo: str | Path,
+    commit: str,
+    ref: str = NOTES_REF,
+    uncounted: list | None = None,
+    verify: bool = True,
+) -> tuple[list[dict], list[str]]:
     """The valid records of ``commit``'s note, and one line for each line that is not. A
     record counts once: copies are found by what the signature covers (the canonical
-    payload), so the same record spelled with other spaces, key order or armour is a copy."""
-    shown = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "show", commit, check=False)
+    payload), so the same record spelled with other spaces, key order or armour is a copy.
+    ``uncounted`` gets ``(record, why)`` for each well-formed record of this commit that
+    does not count (unsigned, or by a key no longer listed): it is there, but no claim.
+    ``verify=False``: well-formed records, their signatures unchecked (to name them only)."""
+    shown = _read_git(Path(repo), "notes", f"--ref={ref}", "show", commit)
     if shown.returncode != 0:
         return [], []
     records, skipped, seen = [], [], {}
     for number, line in enumerate(shown.stdout.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{NOTES_REF} note on {commit[:12]}, line {number}"
-        record, problem = check_record(Path(repo), line, commit)
+        where = f"{ref} note on {commit[:12]}, line {number}"
+        if line != line.encode("utf-8", "replace").decode("utf-8"):
+            skipped.append(f"{where}: not UTF-8 text")
+            continue
+        if verify:
+            record, problem = _checked(Path(repo), line, commit)
+        else:
+            record, problem = well_formed(line, commit)
         if record is None:
             skipped.append(f"{where}: {problem}")
+            if uncounted is not None:
+                _once_counted(Path(repo), line, commit, problem, uncounted)
             continue
-        payload = _payload({k: v for k, v in record.items() if k != "signed_by"})
+        payload = signed_payload({k: v for k, v in record.items() if k != "signed_by"})
         if payload in seen:
             skipped.append(f"{where}: a copy of line {seen[payload]} (a record counts once)")
             continue
@@ -135,16 +202,19 @@ def records_of(repo: str | Path, commit: str) -> tuple[list[dict], list[str]]:
     return records, skipped
 
 
-def all_records(repo: str | Path) -> tuple[list[dict], list[str]]:
-    """Every valid record in the repository, and what was skipped (never counted)."""
-    listed = _git(Path(repo), "notes", f"--ref={NOTES_REF}", "list", check=False)
+def all_records(
+    repo: str | Path, ref: str = NOTES_REF, uncounted: list | None = None, verify: bool = True
+) -> tuple[list[dict], list[str]]:
+    """Every valid record in the repository (or in ``ref``), and what was skipped (never
+    counted); ``uncounted`` and ``verify`` as records_of takes them."""
+    listed = _read_git(Path(repo), "notes", f"--ref={ref}", "list")
     records, skipped = [], []
     if listed.returncode != 0:
-        problem = malformed_notes(Path(repo), NOTES_REF) or listed.stderr.strip()
-        return [], [f"{NOTES_REF} cannot be read as notes ({problem}): no record counted"]
+        problem = malformed_notes(Path(repo), ref) or listed.stderr.strip()
+        return [], [f"{ref} cannot be read as notes ({problem}): no record counted"]
     for line in listed.stdout.splitlines():
         _, commit = line.split()
-        found, problems = records_of(repo, commit)
+        found, problems = records_of(repo, commit, ref, uncounted, verify)
         records.extend(found)
         skipped.extend(problems)
     return records, skipped

@@ -242,7 +242,7 @@ _USERINFO = re.compile(r"(://)[^/@\s]+@")
 _SECRET_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY", "CREDENTIAL", "USERNAME", "AUTH")
 
 
-def isolated_environment(environ: dict[str, str], home: Path, uv: str) -> dict[str, str]:
+def isolated_environment(environ: dict[str, str], home: Path, uv: str | None) -> dict[str, str]:
     """The environment a rebuild's processes run in: only ``_INHERITED`` variables (none whose
     name says it is a secret), a HOME of their own with no git, ssh or DVC configuration, no
     system git configuration (credential helpers), and uv's cache and interpreters where ours
@@ -253,6 +253,8 @@ def isolated_environment(environ: dict[str, str], home: Path, uv: str) -> dict[s
         if _INHERITED.fullmatch(key) and not any(word in key.upper() for word in _SECRET_WORDS)
     }
     for variable, command in (("UV_CACHE_DIR", "cache"), ("UV_PYTHON_INSTALL_DIR", "python")):
+        if uv is None:  # nothing to install (a sweep point): no uv, no cache to point at
+            break
         found = run([uv, command, "dir"], env=environ)
         if found.returncode == 0 and found.stdout.strip():
             env[variable] = str(Path(found.stdout.strip()).absolute())

@@ -51,7 +51,11 @@ def require_full_history(repo: Path, remote: str = "origin") -> None:
     if run(["git", "remote", "get-url", remote], repo).returncode != 0:
         return  # no origin: this clone is all there is
     name, _ = artifact(repo)
-    listed = run(["git", "ls-remote", "--tags", remote, f"refs/tags/{name}@*"], repo)
+    listed = run(
+        ["git", "ls-remote", "--tags", remote, f"refs/tags/{name}@*"],
+        repo,
+        errors="surrogateescape",
+    )
     if listed.returncode != 0:
         print(
             f"warning: could not list {remote}'s tags ({listed.stderr.strip()}); checking "
@@ -61,6 +65,14 @@ def require_full_history(repo: Path, remote: str = "origin") -> None:
         return
     theirs = {line.split()[1].removeprefix("refs/tags/") for line in listed.stdout.splitlines()}
     theirs = {tag.removesuffix("^{}") for tag in theirs}
+    readable = {tag for tag in theirs if tag == tag.encode("utf-8", "replace").decode("utf-8")}
+    if readable != theirs:
+        print(
+            f"warning: {remote} has {len(theirs - readable)} tags whose names are not UTF-8: "
+            "passed over (no registry tag is named so)",
+            file=sys.stderr,
+        )
+    theirs = readable
     odd = tags.unreadable_names(theirs)
     for tag in odd:
         print(
@@ -70,7 +82,9 @@ def require_full_history(repo: Path, remote: str = "origin") -> None:
             file=sys.stderr,
         )
     theirs -= set(odd)
-    ours = set(run(["git", "tag", "--list", f"{name}@*"], repo).stdout.split())
+    ours = set(
+        run(["git", "tag", "--list", f"{name}@*"], repo, errors="surrogateescape").stdout.split()
+    )
     missing = sorted(theirs - ours)
     if missing:
         raise RegistryError(

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 
 from ..runtime.io import compact_json
-from . import registry
+from . import claims, registry
 from .notes import all_records
 
 STEPS = ("environment", "fetch", "compute", "compare")
@@ -119,15 +119,19 @@ def measures(repo: Path) -> dict:
         "per_release": per_release,
         "signers": dict(collections.Counter(r["signed_by"] for r in counted if "signed_by" in r)),
         "skipped_records": skipped,
+        # Claims a later claim names, or this clone held, that are gone: the rates above
+        # are then not the project's, and say so (never "no data").
+        "claims_deleted": claims.problems(repo),
     }
 
 
-def _percent(part: int, whole: int) -> str:
-    return f"{part}/{whole} ({100 * part / whole:.0f}%)" if whole else "0/0 (no data)"
+def _percent(part: int, whole: int, empty: str = "no data") -> str:
+    return f"{part}/{whole} ({100 * part / whole:.0f}%)" if whole else f"0/0 ({empty})"
 
 
-def _rate_line(rate: dict) -> str:
-    return f"{_percent(rate['successes'], rate['checked'])}, {rate['unchecked']} unchecked"
+def _rate_line(rate: dict, empty: str = "no data") -> str:
+    counted = _percent(rate["successes"], rate["checked"], empty)
+    return f"{counted}, {rate['unchecked']} unchecked"
 
 
 def _seconds(value: float | None) -> str:
@@ -136,25 +140,40 @@ def _seconds(value: float | None) -> str:
 
 def format_report(data: dict) -> str:
     time = data["time_to_reproduce"]
-    lines = [
+    deleted = data["claims_deleted"]
+    lines = (
+        [
+            f"CLAIMS DELETED ({len(deleted)}): the figures below lack them and are NOT the "
+            "project's; fix this first:"
+        ]
+        if deleted
+        else []
+    )
+    lines += [f"  {line}" for line in deleted]
+    # With claims deleted, an empty rate is not "no data": the data is what was deleted.
+    empty = "claims deleted: see above" if deleted else "no data"
+    lines += [
         f"Reproducibility report: {data['releases']} releases "
         f"({data['with_full_provenance']} verified, {data['broken_releases']} broken)",
         "  releases with full provenance:       "
         + _percent(data["with_full_provenance"], data["releases"]),
-        f"  reproduction success, field:         {_rate_line(data['field'])}"
+        f"  reproduction success, field:         {_rate_line(data['field'], empty)}"
         "  (released versions, as is; byte for byte)",
-        f"    at the portable level:             {_rate_line(data['field_portable'])}"
+        f"    at the portable level:             {_rate_line(data['field_portable'], empty)}"
         "  (same predictions and metrics on another machine)",
-        f"    sealed:                            {_rate_line(data['field_sealed'])}"
+        f"    sealed:                            {_rate_line(data['field_sealed'], empty)}"
         "  (in the sandbox: no network, no other files)",
-        f"  reproduction success, lab:           {_rate_line(data['lab'])}  (varied environments)",
+        f"  reproduction success, lab:           {_rate_line(data['lab'], empty)}"
+        "  (varied environments)",
         f"  time to reproduce:                   mean {_seconds(time['mean_seconds'])}, "
         f"p95 {_seconds(time['p95_seconds'])} over {time['n']} rebuilds",
         "    mean per step: "
         + ", ".join(f"{step} {_seconds(value)}" for step, value in time["mean_breakdown"].items()),
-        f"  rollback success:                    {_rate_line(data['rollback'])}",
+        f"  rollback success:                    {_rate_line(data['rollback'], empty)}",
         "  environments with identical outputs: "
-        + _percent(data["environments"]["confirmed_consistent"], data["environments"]["seen"]),
+        + _percent(
+            data["environments"]["confirmed_consistent"], data["environments"]["seen"], empty
+        ),
     ]
     for entry in data["environments"]["fingerprints"]:
         fingerprint = entry["fingerprint"]

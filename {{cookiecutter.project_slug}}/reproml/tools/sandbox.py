@@ -7,7 +7,9 @@ written. Inside the seal that code has no network, sees only its own processes u
 ``/proc``, has no HOME but a scratch one, and sees none of the user's files: only the system's
 toolchain (``/usr``, the libraries, a few files of ``/etc``), the revision's interpreter, all
 read-only, and the one scratch folder it may write in (its checkout, whose ``.venv`` stays
-read-only, since uv hard-links those files from its cache).
+read-only, since uv hard-links those files from its cache). A CI sweep's point runs the
+dispatched commit's pipeline where the job's remote credentials are: sealed too, its project
+the folder it writes, the credentials' file shown empty.
 
 Where bubblewrap cannot run (macOS, Windows, a kernel without user namespaces) the caller
 says so on its first line and records ``sealed: false``; ``make sandbox`` installs it.
@@ -96,11 +98,14 @@ class Seal:
     sealed in it. ``readable`` adds folders or files shown read-only at their own paths (the
     revision's interpreter); ``read_only`` folders inside ``writable`` stay read-only."""
 
-    def __init__(self, bwrap: str, writable: Path, readable=(), read_only=()):
+    def __init__(self, bwrap: str, writable: Path, readable=(), read_only=(), hidden=None):
         self.bwrap = bwrap
         self.writable = Path(writable)
         self.readable = [Path(path) for path in readable]
         self.read_only = [Path(path) for path in read_only]
+        # ``{file: empty file}``: files inside ``writable`` shown empty (a CI job's remote
+        # credentials; /dev/null cannot stand in: bwrap's binds are nodev).
+        self.hidden = dict(hidden or {})
 
     def wrap(self, command: list[str], cwd: Path) -> list[str]:
         mounts = _system_mounts()
@@ -110,6 +115,8 @@ class Seal:
         mounts += ["--bind", str(self.writable), str(self.writable)]
         for path in self.read_only:
             mounts += ["--ro-bind", str(path), str(path)]
+        for path, empty in self.hidden.items():
+            mounts += ["--ro-bind", str(empty), str(path)]
         return [
             self.bwrap,
             *mounts,

@@ -143,8 +143,10 @@ def split_signed(data: bytes) -> tuple[bytes, bytes, str] | None:
     return data[: start.start()], data[start.start() :], _KINDS.get(start.group(1), "x509")
 
 
-def _ssh_signer(repo: Path, payload: bytes, signature: bytes, namespace: str):
-    allowed = str(_trusted_state(repo)[1])
+def _ssh_signer(
+    repo: Path, payload: bytes, signature: bytes, namespace: str, allowed: str | None = None
+):
+    allowed = allowed or str(_trusted_state(repo)[1])
     program = "ssh-keygen"
     with tempfile.TemporaryDirectory() as scratch:
         signature_file = Path(scratch) / "signature"
@@ -262,6 +264,43 @@ def text_signer(repo: Path, text: str, signature: str) -> tuple[str | None, str 
     found = split_signed(data)
     kind = found[2] if found else "x509"
     return signer(repo, text.encode("utf-8"), data, kind, RECORD_NAMESPACE)
+
+
+def once_allowed_signer(repo: Path, text: str, signature: str) -> str | None:
+    """Who signed ``text`` (a record) with a key some earlier ``.allowed_signers`` of the
+    default branch listed, or None. A record so signed, by a key since removed, is the
+    project's own claim that no longer counts, not one someone made up (ssh mode only)."""
+    if mode(repo) != "ssh" or not isinstance(signature, str):
+        return None
+    found = split_signed(signature.encode("utf-8", "surrogateescape"))
+    if not found or found[2] != "ssh":
+        return None
+    who, _ = _ssh_signer(
+        repo,
+        text.encode("utf-8", "surrogateescape"),
+        found[1],
+        RECORD_NAMESPACE,
+        str(_ever_allowed(repo)),
+    )
+    return who
+
+
+_ever: dict[Path, Path] = {}
+
+
+def _ever_allowed(repo: Path) -> Path:
+    """Every key any version of ``.allowed_signers`` on the default branch listed."""
+    repo = repo.resolve()
+    if repo not in _ever:
+        ref = trusted_ref(repo)
+        listed = git(repo, "log", "--format=%H", "-n", "500", ref, "--", ALLOWED_SIGNERS)
+        lines = set()
+        for commit in listed.stdout.split():
+            shown = git(repo, "show", f"{commit}:{ALLOWED_SIGNERS}")
+            lines.update(shown.stdout.splitlines() if shown.returncode == 0 else [])
+        _ever[repo] = _scratch_dir() / f"ever_allowed_signers-{len(_ever)}"
+        _ever[repo].write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+    return _ever[repo]
 
 
 # ---- signing -------------------------------------------------------------------------------

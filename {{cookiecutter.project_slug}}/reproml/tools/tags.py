@@ -50,6 +50,11 @@ def _parse(tag: str) -> dict:
     return parse_name(tag, raise_on_fail=False) or {}
 
 
+def artifact_name(tag: str) -> str | None:
+    """The artifact a registry tag is about (``model`` for ``model#prod#1``), or None."""
+    return _parse(tag).get("name")
+
+
 def registers_a_version(tag: str) -> bool:
     """Whether GTO reads ``tag`` as a version's registration (``model@v1.0.0``, ``...#2``)."""
     from gto.constants import Action
@@ -59,10 +64,18 @@ def registers_a_version(tag: str) -> bool:
 
 def artifact_tags(repo: Path, name: str) -> ArtifactTags:
     """The artifact's tags (GTO's names), each checked: signed by a key that counts, or not."""
-    listed = git(repo, "for-each-ref", "refs/tags", "--format=%(refname:strip=2) %(objectname)")
+    listed = git(
+        repo,
+        "for-each-ref",
+        "refs/tags",
+        "--format=%(refname:strip=2) %(objectname)",
+        errors="surrogateescape",  # anyone may push a tag whose name is not UTF-8
+    )
     tags = ArtifactTags()
     for tag, target in (line.split(" ", 1) for line in listed.stdout.splitlines()):
-        if _parse(tag).get("name") != name:
+        if not tag.isprintable() or tag != tag.encode("utf-8", "replace").decode("utf-8"):
+            continue  # never one of GTO's names: not this artifact's
+        if artifact_name(tag) != name:
             continue
         if (repo, tag, target) not in _verdicts:  # a tag object never changes: check it once
             _verdicts[repo, tag, target] = signing.tag_signer(repo, tag)
@@ -152,7 +165,12 @@ def make_signed(repo: Path, name: str, action: list[str]) -> str:
         tag, _, commit = new[0]
         message = git(scratch, "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)")
     refuse_blocked(repo, tag)
-    signing.create_signed_tag(repo, tag, commit, message.stdout.rstrip("\n") + "\n")
+    # The newest claims this one follows, under its signature (claims.py).
+    from . import claims  # claims reads the tags: imported here, not at the top
+
+    follows = claims.trailer(claims.heads(repo))
+    text = message.stdout.rstrip("\n") + "\n" + (f"\n{follows}" if follows else "")
+    signing.create_signed_tag(repo, tag, commit, text)
     return tag
 
 
