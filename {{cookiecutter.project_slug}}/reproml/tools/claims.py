@@ -363,8 +363,8 @@ def _restore(ref: str, remote: str) -> str:
     return "`make push-records` publishes it again."
 
 
-def summary(repo: Path) -> str:
-    """``make claims``: the chain as it stands."""
+def summary(repo: Path) -> tuple[str, bool]:
+    """``make claims``: the chain as it stands, and whether a claim was deleted."""
     found = problems(repo)
     lacking = origin_drops(repo)
     chain, skipped = read(repo)
@@ -380,4 +380,4 @@ def summary(repo: Path) -> str:
         lines.append(f"{len(skipped)} record lines do not count (`make report` names them)")
     lines += [f"warning: {line}" for line in lacking]  # `make setup` says so too
     lines += [f"error: {line}" for line in found]
-    return "\n".join(lines)
+    return "\n".join(lines), bool(found)

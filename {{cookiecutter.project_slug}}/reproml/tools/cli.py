@@ -267,9 +267,9 @@ def _claims(args: argparse.Namespace) -> int:
         accepted = claims.accept(repo, [name for names in args.accept for name in names.split()])
         print(f"accepted as deleted on purpose, in this clone: {len(accepted)}")
         print("".join(f"  {claims.describe(ref)}\n" for ref in accepted), end="")
-    text = claims.summary(repo)
+    text, deleted = claims.summary(repo)
     print(text)
-    return 1 if "\nerror: " in f"\n{text}" else 0
+    return 1 if deleted else 0
 
 
 def _gto(args: argparse.Namespace) -> int:

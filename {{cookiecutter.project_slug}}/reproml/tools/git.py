@@ -33,6 +33,12 @@ def git_environment(repo: Path) -> dict:
     return env
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text``, read from git with ``errors="surrogateescape"``, was UTF-8: a tag
+    name or note line anyone may have pushed as other bytes is passed over, never printed."""
+    return text == text.encode("utf-8", "replace").decode("utf-8")
+
+
 def git(repo: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     """``git args`` in ``repo``, with an identity."""
     return run(["git", *args], cwd=repo, env=git_environment(repo), **kw)

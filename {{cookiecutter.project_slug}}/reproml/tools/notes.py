@@ -13,7 +13,7 @@ from pathlib import Path
 from ..runtime.errors import RecordsError, RegistryError, SigningError
 from ..runtime.io import compact_json
 from . import signing
-from .git import git, git_checked
+from .git import git, git_checked, is_utf8
 
 NOTES_REF = "refs/notes/reproml"
 
@@ -181,7 +181,7 @@ def records_of(
         if not line.strip():
             continue
         where = f"{ref} note on {commit[:12]}, line {number}"
-        if line != line.encode("utf-8", "replace").decode("utf-8"):
+        if not is_utf8(line):
             skipped.append(f"{where}: not UTF-8 text")
             continue
         if verify:

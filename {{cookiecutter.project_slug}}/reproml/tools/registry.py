@@ -14,7 +14,7 @@ import yaml
 from ..runtime.errors import RegistryError
 from ..runtime.proc import run
 from . import provenance, signing, tags
-from .git import git_show, parse_yaml, show_json, show_yaml
+from .git import git_show, is_utf8, parse_yaml, show_json, show_yaml
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
@@ -65,7 +65,7 @@ def require_full_history(repo: Path, remote: str = "origin") -> None:
         return
     theirs = {line.split()[1].removeprefix("refs/tags/") for line in listed.stdout.splitlines()}
     theirs = {tag.removesuffix("^{}") for tag in theirs}
-    readable = {tag for tag in theirs if tag == tag.encode("utf-8", "replace").decode("utf-8")}
+    readable = {tag for tag in theirs if is_utf8(tag)}
     if readable != theirs:
         print(
             f"warning: {remote} has {len(theirs - readable)} tags whose names are not UTF-8: "

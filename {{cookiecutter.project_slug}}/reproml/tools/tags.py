@@ -21,7 +21,7 @@ from pathlib import Path
 from ..runtime.errors import RegistryError
 from ..runtime.proc import console_script, run
 from . import signing
-from .git import git
+from .git import git, is_utf8
 
 # GTO needs an identity to make a tag in the scratch repository; the signed tag the project
 # keeps is made by git with the user's own.
@@ -73,7 +73,7 @@ def artifact_tags(repo: Path, name: str) -> ArtifactTags:
     )
     tags = ArtifactTags()
     for tag, target in (line.split(" ", 1) for line in listed.stdout.splitlines()):
-        if not tag.isprintable() or tag != tag.encode("utf-8", "replace").decode("utf-8"):
+        if not tag.isprintable() or not is_utf8(tag):
             continue  # never one of GTO's names: not this artifact's
         if artifact_name(tag) != name:
             continue
