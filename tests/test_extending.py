@@ -1,6 +1,8 @@
-"""Tier 3: a team adds a plot and a stage the way the baked README says, and verify then
-compares each new output and fails, naming it, when it differs between runs; a stage left
-out of verify's deps is refused by name. Nothing in reproml/ is edited."""
+"""Tier 3: a team adds a plot and a stage the way the baked README says (a stage: a module, a
+block, `make deps`), and verify then compares each new output and fails, naming it, when it
+differs between runs; the project's tests pass with the new stage, unedited; a stage left out
+of verify's deps is refused by name until `make deps` adds it. Nothing in reproml/ is
+edited."""
 
 import json
 import re
@@ -94,49 +96,54 @@ def readme_stage_block(project: Project) -> str:
     return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 
-def add_a_stage(project: Project, in_verify: bool, extra: str = "") -> None:
-    """A module in stages/ and the README's block in dvc.yaml (and, if ``in_verify``, its
-    output in verify's deps, as the README says)."""
+def add_a_stage(project: Project, extra: str = "") -> None:
+    """A module in stages/ and the README's block at the end of dvc.yaml's stages (after
+    verify), as the README's "Add a stage" says; `make deps` does the rest."""
     package = project.path / project_package(project.path)
     (package / "stages" / "summary.py").write_text(SUMMARY_STAGE.format(extra=extra))
-    dvc_yaml = project.path / "dvc.yaml"
     text = run(["git", "show", "HEAD:dvc.yaml"], cwd=project.path).stdout
-    verify_block = text.index("\n  verify:\n")
-    verify_start = text.rindex("\n\n", 0, verify_block)
+    end_of_stages = text.index("\n# How `dvc plots show`")
     block = readme_stage_block(project).rstrip("\n")
-    text = text[:verify_start] + "\n\n" + block + text[verify_start:]
-    if in_verify:
-        deps = f"  verify:\n    cmd: python -m {package.name} stage verify\n    deps:\n"
-        assert deps in text
-        text = text.replace(deps, deps + "      - reports/summary.json\n", 1)
-    dvc_yaml.write_text(text)
+    text = text[:end_of_stages].rstrip("\n") + "\n\n" + block + "\n" + text[end_of_stages:]
+    (project.path / "dvc.yaml").write_text(text)
 
 
-def test_an_added_stage_must_be_verified_and_then_is(project):
+def test_an_added_stage_is_two_files_and_make_deps_and_the_tests_pass(project):
     try:
-        add_a_stage(project, in_verify=False)
+        add_a_stage(project)
         left_out = project.make("repro", check=False)
         said = left_out.stdout + left_out.stderr
         assert left_out.returncode != 0, said
-        assert "summary would not be verified" in said and "verify's deps" in said, said
+        assert "summary would not be verified" in said and "make deps" in said, said
         assert "Traceback" not in said
 
-        add_a_stage(project, in_verify=True)
-        assert yaml.safe_load((project.path / "dvc.yaml").read_text())["stages"]["summary"]
+        # `make deps` writes the stage's code deps and puts its output in verify's deps.
+        written = project.make("deps")
+        assert "summary" in written.stdout and "verify" in written.stdout, written.stdout
+        stages = yaml.safe_load((project.path / "dvc.yaml").read_text())["stages"]
+        package = project_package(project.path)
+        assert f"{package}/stages/summary.py" in stages["summary"]["deps"]
+        assert "reports/summary.json" in stages["verify"]["deps"]
         project.make("repro")
-        assert "summary" in verify_report(project)["rerun"]
+        assert verify_report(project)["rerun"][-1] == "summary"
         assert compared(project)["reports/summary.json"] == "match"
-        # The README's block lists exactly the modules the stage loads: `make deps`, which
-        # writes each stage's list from what it loads, puts back a line taken out of it.
+        # The project's own tests read the stages and their outputs from dvc.yaml.
+        tested = project.make("test", check=False)
+        assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
+
+        # What `make deps` wrote it puts back when a line is taken out.
         dvc_yaml = project.path / "dvc.yaml"
-        as_the_readme_says = dvc_yaml.read_text()
-        module = f"      - {project_package(project.path)}/stages/summary.py\n"
-        dvc_yaml.write_text(as_the_readme_says.replace(module, "", 1))
+        as_written = dvc_yaml.read_text()
+        module = f"      - {package}/stages/summary.py\n"
+        dvc_yaml.write_text(as_written.replace(module, "", 1))
         checked = project.make("deps", check=False)
         assert checked.returncode == 0 and "summary" in checked.stdout, checked.stdout
-        assert dvc_yaml.read_text() == as_the_readme_says
+        assert dvc_yaml.read_text() == as_written
 
-        add_a_stage(project, in_verify=True, extra=', "pid": __import__("os").getpid()')
+        # A stage whose output differs between runs fails verify, naming the output.
+        extra = ', "pid": __import__("os").getpid()'
+        stage = project.path / package / "stages" / "summary.py"
+        stage.write_text(SUMMARY_STAGE.format(extra=extra))
         failed = project.make("repro", check=False)
         said = failed.stdout + failed.stderr
         assert failed.returncode != 0, said

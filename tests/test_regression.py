@@ -191,6 +191,7 @@ def test_regression_plot_tables_and_the_other_tasks_empty_ones(package):
 
 def test_the_equivalent_rule_for_regression_is_relative(package):
     verification = package("reproml.runtime.verification")
+    equivalence = package("reproml.tools.equivalence")
     plots = package("evaluation")
     actual = np.array([120.0, 250.0, 310.0])
     predicted = np.array([118.25, 260.5, 305.0])
@@ -199,19 +200,19 @@ def test_the_equivalent_rule_for_regression_is_relative(package):
     assert tolerance == pytest.approx(verification.PORTABLE_TOLERANCE * 305.0)
     nudged = plots.predicted_actual_rows(actual, predicted + tolerance / 2)
     assert committed != nudged  # other bytes ...
-    assert verification.same_within_tolerance("t.csv", committed, nudged)  # ... same predictions
+    assert equivalence.same_within_tolerance("t.csv", committed, nudged)  # ... same predictions
     moved = plots.predicted_actual_rows(actual, predicted + np.array([0, 0, tolerance * 3]))
-    assert not verification.same_within_tolerance("t.csv", committed, moved)
+    assert not equivalence.same_within_tolerance("t.csv", committed, moved)
     other_rows = plots.predicted_actual_rows(actual + 1, predicted)
-    assert not verification.same_within_tolerance("t.csv", committed, other_rows)
+    assert not equivalence.same_within_tolerance("t.csv", committed, other_rows)
     # A committed table anyone could have edited into garbage is not the same, not a traceback.
-    assert not verification.same_within_tolerance("t.csv", "actual,predicted\n1,x\n", committed)
+    assert not equivalence.same_within_tolerance("t.csv", "actual,predicted\n1,x\n", committed)
     # The other task's plot tables are empty files on both sides: the same, not unparsable.
-    assert verification.same_within_tolerance("t.csv", "", "")
-    assert not verification.same_within_tolerance("t.csv", "", committed)
-    assert verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.0 + 1e-7})
-    assert not verification.numbers_close({"rmse": 5000.0}, {"rmse": 5000.01})
-    assert not verification.numbers_close({"accuracy": 0.9}, {"accuracy": 0.9 + 2e-9})
+    assert equivalence.same_within_tolerance("t.csv", "", "")
+    assert not equivalence.same_within_tolerance("t.csv", "", committed)
+    assert equivalence.numbers_close({"rmse": 5000.0}, {"rmse": 5000.0 + 1e-7})
+    assert not equivalence.numbers_close({"rmse": 5000.0}, {"rmse": 5000.01})
+    assert not equivalence.numbers_close({"accuracy": 0.9}, {"accuracy": 0.9 + 2e-9})
 
 
 # ---- tier 3: the diabetes demo with ridge, through the real commands ----------------------

@@ -7,7 +7,10 @@ import subprocess
 import pytest
 from conftest import GIT_TEST_ENV, git, machinery
 
-experiments = machinery("tools.experiments")
+experiment_runs = machinery("tools.experiment_runs")
+experiment_table = machinery("tools.experiment_table")
+sweep = machinery("tools.sweep")
+ci_sweep = machinery("tools.ci_sweep")
 
 DVC_WRAPPER = (
     "ERROR: failed to reproduce 'train': failed to run: python -m p stage train, exited with 1"
@@ -50,7 +53,7 @@ ERROR: failed to reproduce 'verify': failed to run: python -m p stage verify, ex
 
 
 def test_a_handled_error_is_the_stages_own_message_after_its_name():
-    assert experiments.reason_in(HANDLED) == (
+    assert experiment_runs.reason_in(HANDLED) == (
         "in prepare: data/raw/t.csv: the split of 569 rows leaves none for training. Fix: "
         "change split.test_size."
     )
@@ -59,18 +62,18 @@ def test_a_handled_error_is_the_stages_own_message_after_its_name():
 def test_an_unhandled_error_is_the_last_line_of_the_stages_traceback_not_dvcs():
     """DVC's "failed to reproduce" names the stage, not the cause: it is the reason only when
     the stage said nothing (killed, say)."""
-    reason = experiments.reason_in(RAISED)
+    reason = experiment_runs.reason_in(RAISED)
     assert reason == (
         "in train: lightgbm.basic.LightGBMError: Check failed: (learning_rate) > (0.0) at "
         "config_auto.cpp, line 355 ."
     )
     killed = f"Running stage 'train':\n> python -m p stage train\n{DVC_WRAPPER}\n"
-    assert experiments.reason_in(killed) == DVC_WRAPPER
-    assert experiments.reason_in("\n  \n") == ""
+    assert experiment_runs.reason_in(killed) == DVC_WRAPPER
+    assert experiment_runs.reason_in("\n  \n") == ""
 
 
 def test_an_unreproducible_run_names_the_outputs_verify_found_different():
-    reason = experiments.reason_in(UNREPRODUCIBLE)
+    reason = experiment_runs.reason_in(UNREPRODUCIBLE)
     assert reason.startswith("in verify: the rebuild does not match what the pipeline produced:")
     assert "models/model.pkl" in reason and "metrics/metrics.json" in reason
 
@@ -90,16 +93,16 @@ def test_a_run_that_did_not_succeed_shows_no_scores_not_its_baselines(monkeypatc
     """DVC shows a failed (or queued, or running) run's queued commit, whose metrics file is
     its baseline's: the table leaves its score cells empty and says why it failed."""
     rows = [
-        experiments._row(revision("b" * 40, 1, 0.9789), "main", "baseline"),
-        experiments._row(revision("c" * 40, 2, 0.9735), "s-1", "success"),
-        experiments._row(revision("d" * 40, 3, 0.9789), "s-2", "failed"),
-        experiments._row(revision("e" * 40, 4, 0.9789), "s-3", "running"),
+        experiment_table._row(revision("b" * 40, 1, 0.9789), "main", "baseline"),
+        experiment_table._row(revision("c" * 40, 2, 0.9735), "s-1", "success"),
+        experiment_table._row(revision("d" * 40, 3, 0.9789), "s-2", "failed"),
+        experiment_table._row(revision("e" * 40, 4, 0.9789), "s-3", "running"),
     ]
     assert rows[2].metrics == {} and rows[3].metrics == {}
-    monkeypatch.setattr(experiments, "collect", lambda root: rows)
-    monkeypatch.setattr(experiments, "verify_reports", lambda root, rev: {})
-    monkeypatch.setattr(experiments, "failure_reason", lambda name, root: "in train: Boom")
-    table = experiments.compare(tmp_path).splitlines()
+    monkeypatch.setattr(experiment_table, "collect", lambda root: rows)
+    monkeypatch.setattr(experiment_table, "verify_reports", lambda root, rev: {})
+    monkeypatch.setattr(experiment_table, "failure_reason", lambda name, root: "in train: Boom")
+    table = experiment_table.compare(tmp_path).splitlines()
     assert table[0].split() == ["experiment", "verified", "seed", "accuracy"]
     cells = {line.split()[0]: line.split() for line in table[1:5]}
     assert cells["s-1"][-1] == "0.9735"
@@ -109,11 +112,11 @@ def test_a_run_that_did_not_succeed_shows_no_scores_not_its_baselines(monkeypatc
 
 
 def test_a_ci_point_that_left_no_result_is_a_failed_row_with_its_reason(monkeypatch, tmp_path):
-    baseline = experiments._row(revision("b" * 40, 1, 0.9789), "main", "baseline")
-    monkeypatch.setattr(experiments, "collect", lambda root: [baseline])
-    monkeypatch.setattr(experiments, "verify_reports", lambda root, rev: {})
-    unpushed = experiments.Row("s-1", "failed", "", {"seed": 2}, {}, reason="its job failed")
-    table = experiments.compare(tmp_path, only=[], failed=[unpushed]).splitlines()
+    baseline = experiment_table._row(revision("b" * 40, 1, 0.9789), "main", "baseline")
+    monkeypatch.setattr(experiment_table, "collect", lambda root: [baseline])
+    monkeypatch.setattr(experiment_table, "verify_reports", lambda root, rev: {})
+    unpushed = experiment_table.Row("s-1", "failed", "", {"seed": 2}, {}, reason="its job failed")
+    table = experiment_table.compare(tmp_path, only=[], failed=[unpushed]).splitlines()
     assert table[2].split() == ["s-1", "FAILED", "2"]
     assert table[3] == "s-1 FAILED: its job failed"
 
@@ -127,7 +130,7 @@ def test_a_sweep_points_paths_stay_in_the_project_and_its_data_in_data(tmp_path)
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     fine = {"raw_data": "data/raw/t.csv", "train": "data/prepared/train.parquet", "model": "m.pkl"}
-    experiments.refuse_paths_outside(fine, fine, "the point", project)
+    sweep.refuse_paths_outside(fine, fine, "the point", project)
     for key, value, where in (
         ("raw_data", "/home/you/.ssh/id_ed25519", "the data/ folder"),
         ("raw_data", "data/../../.git/config", "the data/ folder"),
@@ -135,7 +138,7 @@ def test_a_sweep_points_paths_stay_in_the_project_and_its_data_in_data(tmp_path)
         ("model", "../elsewhere.pkl", "the project"),
     ):
         with pytest.raises(errors.ConfigError, match=f"paths.{key}: .* is outside {where}"):
-            experiments.refuse_paths_outside({**fine, key: value}, fine, "the point", project)
+            sweep.refuse_paths_outside({**fine, key: value}, fine, "the point", project)
 
 
 @pytest.fixture
@@ -164,7 +167,7 @@ def runner(tmp_path, monkeypatch):
         git(repo, "checkout", "-q", "params.yaml")
 
     monkeypatch.setattr(
-        experiments, "planned_params", lambda overrides, root: {"seed": int(overrides[0][5:])}
+        ci_sweep, "planned_params", lambda overrides, root: {"seed": int(overrides[0][5:])}
     )
     return repo, point
 
@@ -173,14 +176,12 @@ def test_a_ci_points_result_comes_only_from_its_own_bundle_of_this_run(runner):
     repo, point = runner
     point("p-1", 1)
     assert (
-        experiments._import_result(
-            {"name": "p-1", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
-        )
+        ci_sweep._import_result({"name": "p-1", "overrides": "seed=1"}, repo, ci_sweep.RESULTS_DIR)
         is None
     )
     assert git(repo, "for-each-ref", "--format=%(refname:lstrip=-1)", "refs/exps") == "p-1"
-    missing = experiments._import_result(
-        {"name": "p-2", "overrides": "seed=2"}, repo, experiments.RESULTS_DIR
+    missing = ci_sweep._import_result(
+        {"name": "p-2", "overrides": "seed=2"}, repo, ci_sweep.RESULTS_DIR
     )
     assert missing.startswith("its job left no result in this run (build/sweep/p-2.bundle)")
 
@@ -190,18 +191,18 @@ def test_a_bundle_that_is_not_this_points_run_on_this_commit_is_ignored(runner):
     point("p-2", 1)  # another point's parameters under this point's name
     (repo / "build" / "sweep" / "p-2.bundle").rename(repo / "build" / "sweep" / "p-3.bundle")
     point("p-2", 1)
-    said = experiments._import_result(
-        {"name": "p-2", "overrides": "seed=2"}, repo, experiments.RESULTS_DIR
+    said = ci_sweep._import_result(
+        {"name": "p-2", "overrides": "seed=2"}, repo, ci_sweep.RESULTS_DIR
     )
     assert said == "p-2.bundle did not run with seed=2: not this point's, ignored"
-    said = experiments._import_result(
-        {"name": "p-3", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+    said = ci_sweep._import_result(
+        {"name": "p-3", "overrides": "seed=1"}, repo, ci_sweep.RESULTS_DIR
     )
     assert "p-3.bundle is not experiment p-3 of this commit" in said
     # A run on another commit (here: on the baseline's parent-to-be), under the right name.
     git(repo, "commit", "-q", "--allow-empty", "-m", "next")
-    said = experiments._import_result(
-        {"name": "p-2", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+    said = ci_sweep._import_result(
+        {"name": "p-2", "overrides": "seed=1"}, repo, ci_sweep.RESULTS_DIR
     )
     assert "is not experiment p-2 of this commit" in said
     assert git(repo, "for-each-ref", "refs/exps") == ""  # nothing imported
@@ -216,8 +217,8 @@ def test_a_bundle_whose_commit_is_not_on_this_commit_is_ignored(runner):
     (repo / "build" / "sweep").mkdir(parents=True)
     git(repo, "bundle", "create", "-q", "build/sweep/p-1.bundle", ref)
     git(repo, "update-ref", "-d", ref)
-    said = experiments._import_result(
-        {"name": "p-1", "overrides": "seed=1"}, repo, experiments.RESULTS_DIR
+    said = ci_sweep._import_result(
+        {"name": "p-1", "overrides": "seed=1"}, repo, ci_sweep.RESULTS_DIR
     )
     assert said == "p-1.bundle is not a run on this commit: not from this run, ignored"
     assert git(repo, "for-each-ref", "refs/exps") == ""
@@ -235,7 +236,7 @@ def test_a_sealed_point_sees_no_credential_and_cannot_change_what_git_runs(runne
     (repo / ".dvc" / "config.local").write_text("secret_access_key = SECRET1\n")
     (repo / ".git" / "reproml-gcs-key.json").write_text('{"private_key": "SECRET2"}\n')
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SECRET3")
-    wrap, env = experiments.sealed_point(repo)
+    wrap, env = ci_sweep.sealed_point(repo)
     probe = (
         "cat .dvc/config.local .git/reproml-gcs-key.json; env; "
         "echo x >> .git/config || echo CONFIG-READ-ONLY; "

@@ -12,8 +12,8 @@ import yaml
 from conftest import PACKAGE, PROJECT_ROOT, machinery, project_module
 
 launcher = machinery("runtime.launcher")
-# The team's stages in dvc.yaml's order (params is the machinery's).
-STAGES = [stage.name for stage in machinery("runtime.pipeline").read(PROJECT_ROOT).stages][1:]
+# The team's stages, each after those it depends on (params, the machinery's, runs first).
+STAGES = [stage.name for stage in machinery("runtime.pipeline").read(PROJECT_ROOT).in_order()][1:]
 RUNTIME = "reproml/runtime"
 
 
@@ -105,11 +105,116 @@ def test_the_runtime_imports_nothing_of_the_team_or_the_tools():
                 assert top != PACKAGE and not name.startswith("reproml.tools"), (path, name)
 
 
-# Words a machinery file uses for something else: ssh-keygen's `-Y verify` verb.
-# git's and ssh-keygen's own subcommands, not the team's stage.
+def _top_level(tree) -> dict:
+    """``{name: node}`` of a module's functions, classes and assigned names."""
+    import ast
+
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found |= {target.id: node for target in targets if isinstance(target, ast.Name)}
+    return found
+
+
+def _runtime_imports(tree, inside_runtime: bool) -> dict[str, tuple[str, str | None]]:
+    """``{local name: (runtime module, name, or None for the module itself)}``."""
+    import ast
+
+    bound = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            if not inside_runtime:
+                continue
+            module = node.module or ""
+        elif (node.module or "").startswith("reproml.runtime"):
+            module = node.module.removeprefix("reproml.runtime").lstrip(".")
+        else:
+            continue
+        for alias in node.names:
+            local = alias.asname or alias.name
+            bound[local] = (module.split(".")[0], alias.name) if module else (alias.name, None)
+    return bound
+
+
+def _references(nodes, bound: dict, module: str | None) -> set[tuple[str, str]]:
+    """The runtime ``(module, name)`` pairs ``nodes`` use: imported names, ``module.name``
+    attributes, and (inside runtime) the module's own names."""
+    import ast
+
+    found = set()
+    for root in nodes:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                hit = bound.get(node.value.id)
+                if hit and hit[1] is None:
+                    found.add((hit[0], node.attr))
+            elif isinstance(node, ast.Name):
+                hit = bound.get(node.id)
+                if hit and hit[1] is not None:
+                    found.add(hit)
+                elif module is not None:
+                    found.add((module, node.id))
+    return found
+
+
+def test_every_public_runtime_name_is_reached_from_the_teams_code():
+    """runtime/ is a dependency of every stage, so it holds only what a stage runs: a name
+    only the tools use belongs in tools/, where changing it retrains nothing. Reached means:
+    used by the team's package, or by a runtime name that is, or run when a reached runtime
+    module is imported."""
+    import ast
+
+    modules = {
+        path.stem: ast.parse(path.read_text(encoding="utf-8"))
+        for path in sorted((PROJECT_ROOT / RUNTIME).glob("*.py"))
+    }
+    names = {module: _top_level(tree) for module, tree in modules.items()}
+    bound = {
+        module: _runtime_imports(tree, inside_runtime=True) for module, tree in modules.items()
+    }
+    reached: set[tuple[str, str]] = set()
+    todo: list[tuple[str, str]] = []
+
+    def reach(found: set[tuple[str, str]]) -> None:
+        for module, name in found:
+            if name in names.get(module, {}) and (module, name) not in reached:
+                reached.add((module, name))
+                todo.append((module, name))
+
+    for path in sorted((PROJECT_ROOT / PACKAGE).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        reach(_references([tree], _runtime_imports(tree, inside_runtime=False), None))
+    imported: set[str] = set()
+    while todo:
+        module, name = todo.pop()
+        if module not in imported:
+            imported.add(module)
+            definitions = tuple(names[module].values())
+            on_import = [node for node in modules[module].body if node not in definitions]
+            reach(_references(on_import, bound[module], module))
+        reach(_references([names[module][name]], bound[module], module))
+    unreached = sorted(
+        f"{RUNTIME}/{module}.py: {name}"
+        for module, found in names.items()
+        for name in found
+        if not name.startswith("_") and (module, name) not in reached
+    )
+    assert not unreached, "only the tools use these; move them to reproml/tools:\n" + "\n".join(
+        unreached
+    )
+
+
+# Words a machinery file uses for something else: ssh-keygen's `-Y verify` verb, git's own
+# subcommands, and the runtime's verify function (deps.py finds the stages that call it).
 SAME_WORD_ELSEWHERE = {
     "reproml/tools/signing.py": {"verify"},
-    "reproml/tools/experiments.py": {"verify"},
+    "reproml/tools/ci_sweep.py": {"verify"},
+    "reproml/tools/deps.py": {"verify"},
 }
 
 

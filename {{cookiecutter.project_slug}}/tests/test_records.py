@@ -88,5 +88,5 @@ def test_a_notes_ref_that_is_not_a_notes_tree_is_named_and_never_merged(clone_an
     said = notes.fetch(clone)  # what `make setup` runs: it must not fail
     assert said.startswith("warning: origin's refs/notes/reproml is not a notes tree"), said
     assert git(clone, "rev-parse", notes.NOTES_REF) == before  # ours are as they were
-    with pytest.raises(machinery("runtime.errors").RecordsError, match="not pushed"):
+    with pytest.raises(machinery("tools.errors").RecordsError, match="not pushed"):
         notes.push(clone)  # pushing over it would drop origin's claims

@@ -26,22 +26,25 @@ models = machinery("runtime.model_file")
 errors = machinery("runtime.errors")
 evaluation = project_module("evaluation")
 splits = project_module("splits")
-# The team's stages in dvc.yaml's order (params is the machinery's).
-STAGES = [s.name for s in machinery("runtime.pipeline").read(PROJECT_ROOT).stages][1:]
+PIPELINE = machinery("runtime.pipeline").read(PROJECT_ROOT)
+# The team's stages, each after those it depends on (params, the machinery's, runs first).
+STAGES = [stage.name for stage in PIPELINE.in_order()][1:]
 
 
 def run_stage(name, config):
     return import_module(f"{PACKAGE}.stages.{name}").run(config)
 
 
-def run_pipeline(config) -> dict[str, bytes]:
-    """Every output, by label; a folder's files by their name without .csv (the plots).
-    The machinery's params stage runs first, as dvc.yaml runs it."""
+def run_pipeline(config, written: set[str]) -> dict[str, bytes]:
+    """Every output, by label; a folder's files by their name without .csv (the plots). The
+    paths the stages said they wrote go into ``written``. The machinery's params stage runs
+    first, as dvc.yaml runs it."""
     load = project_module("config").load_params
-    machinery("runtime.params").check_and_stamp(load, "params.yaml")
+    written.add(str(machinery("runtime.params").check_and_stamp(load, "params.yaml")))
     outputs = {}
     for name in STAGES:
         for label, path in run_stage(name, config).items():
+            written.add(Path(path).as_posix())
             if path.is_dir():
                 outputs |= {file.stem: file.read_bytes() for file in sorted(path.iterdir())}
             else:
@@ -50,21 +53,32 @@ def run_pipeline(config) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def outputs(module_workspace):
+def written() -> set[str]:
+    """The paths the stages said they wrote, filled by ``outputs``."""
+    return set()
+
+
+@pytest.fixture(scope="module")
+def outputs(module_workspace, written):
     """The whole pipeline, verify included, run once in a scratch workspace. verify reran
     every stage before it in an isolated process and compared each output byte for byte."""
     config = project_module("config").load_params(module_workspace / "params.yaml")
-    return run_pipeline(config)
+    return run_pipeline(config, written)
 
 
 def task(workspace) -> str:
     return project_module("config").load_params(workspace / "params.yaml").data.task
 
 
-def test_the_pipeline_writes_every_declared_output(outputs):
+def test_the_pipeline_writes_every_declared_output(outputs, written, module_workspace):
+    """The stages write exactly what dvc.yaml declares, a plot folder one table per plot of
+    evaluation.PLOTS (the other task's empty)."""
+    declared = {out.path for stage in PIPELINE.stages for out in stage.outs}
+    assert written == declared
     plots = {name for task_plots in evaluation.PLOTS.values() for name in task_plots}
-    written = {"train", "test", "model", "model_record", "metrics", "verify_report"}
-    assert set(outputs) == written | plots
+    folders = [path for path in declared if (module_workspace / path).is_dir()]
+    tables = {file.stem for folder in folders for file in (module_workspace / folder).iterdir()}
+    assert tables == plots
 
 
 def test_metrics_are_sorted_and_carry_no_volatile_fields(outputs, module_workspace):
@@ -88,17 +102,23 @@ def test_metrics_are_sorted_and_carry_no_volatile_fields(outputs, module_workspa
 
 
 def test_verify_reruns_every_stage_before_it_and_compares_every_output(outputs, module_workspace):
+    """verify reruns every stage it depends on and compares every output they declare (a
+    folder's files one by one): byte for byte, but the metrics key by key, and the model's
+    predictions besides."""
     report = json.loads(outputs["verify_report"])
     assert report["result"] == "match"
-    assert report["rerun"] == ["params", *STAGES[:-1]]
+    paths = project_module("config").load_params(module_workspace / "params.yaml").paths
+    verifier = PIPELINE.writer_of(paths.verify_report).name
+    rerun = PIPELINE.upstream(verifier)
+    assert report["rerun"] == [stage.name for stage in rerun]
     compared = {check["artifact"]: check["level"] for check in report["checks"]}
-    config = project_module("config").load_params(module_workspace / "params.yaml")
-    paths = config.paths
-    tables = {f"{paths.plots}/{name}.csv" for plots in evaluation.PLOTS.values() for name in plots}
-    declared = {paths.params_check, paths.train, paths.test, paths.model_record, *tables}
-    assert {name for name, level in compared.items() if level == "strict"} == {
-        paths.model,
-        *declared,
+    declared = set()
+    for out in (out for stage in rerun for out in stage.outs):
+        folder = module_workspace / out.path
+        files = sorted(folder.iterdir()) if folder.is_dir() else []
+        declared |= {f"{out.path}/{file.name}" for file in files} if files else {out.path}
+    assert {name for name, level in compared.items() if level == "strict"} == declared - {
+        paths.metrics
     }
     assert compared["predictions"] == "portable" and compared[paths.metrics] == "metrics"
     assert all(check["result"] == "match" for check in report["checks"])
@@ -604,7 +624,7 @@ def drawn(outputs, module_workspace, tmp_path_factory) -> dict[str, ElementTree.
         shutil.copyfile(module_workspace / name, repo / name)
     shutil.copytree(PROJECT_ROOT / "plots" / "templates", repo / "plots" / "templates")
     shutil.copytree(module_workspace / "plots" / "tables", repo / "plots" / "tables")
-    proc = machinery("runtime.proc")
+    proc = machinery("tools.commands")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DVC_NO_ANALYTICS", "1")
         proc.run_checked(proc.dvc_command("init", "--no-scm", "-q"), RuntimeError, cwd=repo)

@@ -68,7 +68,7 @@ def test_a_background_helper_is_stopped_with_its_children(tmp_path):
     """The warm-up runs in a process group of its own; stopping it stops its children too."""
     import time
 
-    proc = machinery("runtime.proc")
+    proc = machinery("tools.commands")
     said = tmp_path / "child.pid"
     script = f"sleep 60 & echo $! > {said}.part && mv {said}.part {said}; wait"
     process = proc.start_background(["sh", "-c", script])
@@ -424,21 +424,21 @@ def test_the_rebuild_builds_from_source_only_what_the_checkouts_own_lock_builds(
     assert locking.builds_not_in(own, own) == ["helper"]  # a folder: its code is the revision's
     swapped = UV_LOCK_TEXT.replace("PROJECT", "p").replace("ANTLR", "b" * 64)
     assert locking.builds_not_in(swapped, own) == ["antlr4-python3-runtime", "helper"]
-    errors = machinery("runtime.errors")
+    errors = machinery("tools.errors")
     with pytest.raises(errors.LockError, match=r"uv\.lock is not TOML"):  # nothing on a guess
         locking.builds_not_in("\ufeff" + own, own)
 
 
 def test_a_committed_link_out_of_the_checkout_is_refused_before_anything_is_written(tmp_path):
-    rebuild = machinery("tools.rebuild")
-    errors = machinery("runtime.errors")
+    sandbox = machinery("tools.sandbox")
+    errors = machinery("tools.errors")
     checkout = tmp_path / "checkout"
     (checkout / "inner").mkdir(parents=True)
     (checkout / "inner" / "up").symlink_to("..")  # still inside
     (checkout / "cache").symlink_to(tmp_path)  # out
-    assert rebuild.inside(checkout, checkout / "inner" / "up" / "x") == checkout.resolve() / "x"
+    assert sandbox.inside(checkout, checkout / "inner" / "up" / "x") == checkout.resolve() / "x"
     with pytest.raises(errors.RebuildError, match="cache/x is a link that leads out"):
-        rebuild.inside(checkout, checkout / "cache" / "x")
+        sandbox.inside(checkout, checkout / "cache" / "x")
 
 
 def test_the_seal_shows_only_the_system_the_interpreter_and_one_writable_folder(tmp_path):
@@ -478,7 +478,7 @@ def test_the_seal_shows_an_interpreter_installation_never_a_folder_holding_home(
 def test_an_md5_that_would_be_a_path_out_of_the_cache_is_refused(tmp_path):
     """A .dvc file or manifest anyone committed: its md5 becomes a cache path."""
     rebuild = machinery("tools.rebuild")
-    errors = machinery("runtime.errors")
+    errors = machinery("tools.errors")
     good = "0" * 32
     assert rebuild._cache_object(tmp_path, good) == tmp_path / "files/md5/00" / ("0" * 30)
     assert rebuild._cache_object(tmp_path, good + ".dir").name == "0" * 30 + ".dir"
@@ -493,7 +493,7 @@ def test_a_short_commit_name_that_a_pushed_tag_also_carries_is_refused(tmp_path)
     import subprocess
 
     rebuild = machinery("tools.rebuild")
-    errors = machinery("runtime.errors")
+    errors = machinery("tools.errors")
     identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
 
     def git(*args):

@@ -1,19 +1,20 @@
 # Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
-"""The one reader of DVC's ``.dvc`` files: which paths they track, with which md5."""
+"""The one reader of DVC's ``.dvc`` files: which paths they track, with which md5 and size."""
 
 from pathlib import Path
 
 import yaml
 
 
-def tracked_outputs(text: str, dvc_file: str) -> list[tuple[str, str]]:
-    """``(path relative to the repository, md5)`` of every output a ``.dvc`` file records."""
+def tracked_outputs(text: str, dvc_file: str) -> list[tuple[str, str, int | None]]:
+    """``(path relative to the repository, md5, size)`` of every output a ``.dvc`` file
+    records."""
     document = yaml.safe_load(text) or {}
     parent = Path(dvc_file).parent
     return [
-        ((parent / out["path"]).as_posix(), out["md5"])
+        ((parent / out["path"]).as_posix(), out["md5"], out.get("size"))
         for out in document.get("outs") or []
-        if out.get("md5")
+        if out.get("md5") and out.get("path")
     ]
 
 
@@ -24,8 +25,8 @@ def recorded_md5(path: str | Path) -> str | None:
     dvc_file = path.with_name(path.name + ".dvc")
     if not dvc_file.is_file() or not path.is_file():
         return None
-    document = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
-    for out in document.get("outs") or []:
-        if out.get("path") == path.name and out.get("size") == path.stat().st_size:
-            return out.get("md5")
+    text = dvc_file.read_text(encoding="utf-8")
+    for tracked, md5, size in tracked_outputs(text, dvc_file.name):
+        if tracked == path.name and size == path.stat().st_size:
+            return md5
     return None

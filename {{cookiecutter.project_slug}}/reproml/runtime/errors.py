@@ -14,10 +14,6 @@ class StaleParamsError(ProjectError):
     """params.yaml is not what conf/ composes to."""
 
 
-class LockError(ProjectError):
-    """The lock files disagree with pyproject.toml or with each other."""
-
-
 class ModelFileError(ProjectError):
     """A model file is missing, or is not the file that was recorded."""
 
@@ -30,28 +26,8 @@ class VerificationError(ProjectError):
     """A rebuilt output differs from the one the pipeline produced."""
 
 
-class RebuildError(ProjectError):
-    """A rebuild could not be carried out (as opposed to: it ran and did not match)."""
-
-
-class RegistryError(ProjectError):
-    """A release, promotion, rollback or gc was refused; the message names the gate and fix."""
-
-
-class RemoteError(ProjectError):
-    """The DVC remote cannot be read (credentials, endpoint, bucket): named, never "missing"."""
-
-
-class RecordsError(ProjectError):
-    """The reproducibility records could not be exchanged with the git remote."""
-
-
 class DataError(ProjectError):
     """A table does not fit its schema; the message names the file, the column and the fix."""
-
-
-class SigningError(ProjectError):
-    """Something could not be signed: the message names the missing key and how to set it."""
 
 
 class ContractError(ProjectError):

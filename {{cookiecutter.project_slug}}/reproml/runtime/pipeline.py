@@ -69,6 +69,16 @@ class Pipeline:
         visit(self.stage(name), (name,))
         return ordered
 
+    def in_order(self) -> list[Stage]:
+        """Every stage, each after those it depends on (as DVC runs them), otherwise in
+        dvc.yaml's order: a block added at the end of the file may feed one above it."""
+        ordered: list[Stage] = []
+        for stage in self.stages:
+            for needed in [*self.upstream(stage.name), stage]:
+                if needed not in ordered:
+                    ordered.append(needed)
+        return ordered
+
     def downstream(self, names: set[str]) -> set[str]:
         """``names`` and every stage that depends on them, directly or not."""
         found = set(names)

@@ -1,5 +1,7 @@
 # Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
 """The one way the machinery runs another program: git, DVC, uv, ssh-keygen, the stages.
+What only the tool commands need on top of it (background work, DVC's console, checked
+runs) is in tools/commands.py, so that changing it retrains nothing.
 
 Output is always captured (callers name failures with it) and a non-zero exit never raises:
 each caller knows what the failure means and says so (tools/git.py adds git's identity).
@@ -48,7 +50,7 @@ def run(
 
     def kill() -> None:
         expired.set()
-        _kill_group(process)
+        kill_group(process)
 
     timer = threading.Timer(timeout, kill) if timeout else None
     if timer:
@@ -64,36 +66,7 @@ def run(
     return subprocess.CompletedProcess(command, code, "".join(lines), "")
 
 
-def start_background(
-    command: list[str], cwd: Path | None = None, env: dict | None = None
-) -> subprocess.Popen:
-    """Start ``command`` beside the caller, output discarded, in a process group of its own
-    and at the lowest CPU priority: for work nobody waits on (warming a cache), which should
-    only take a core the caller leaves idle. ``stop_background`` ends it and its children."""
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=os.name == "posix",
-    )
-    if hasattr(os, "setpriority"):
-        with contextlib.suppress(OSError):  # it may have ended already
-            os.setpriority(os.PRIO_PROCESS, process.pid, 19)
-    return process
-
-
-def stop_background(process: subprocess.Popen) -> None:
-    """Kill ``process`` and its group if it still runs, then reap it; never raises (it runs
-    in ``finally`` blocks, where it must not hide the real outcome)."""
-    if process.poll() is None:
-        _kill_group(process)
-    process.wait()
-
-
-def _kill_group(process: subprocess.Popen) -> None:
+def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL to the process group a ``start_new_session`` process leads (the process alone
     elsewhere); nothing if it ended meanwhile."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -101,25 +74,6 @@ def _kill_group(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         else:
             process.kill()
-
-
-def run_checked(
-    command: list[str], error: type[Exception], cwd: Path | None = None, **kw
-) -> subprocess.CompletedProcess:
-    """``run(command)``, raising the caller's ``error`` (naming the command and what it said)
-    when it exits non-zero: for the steps whose failure has no other meaning."""
-    result = run(command, cwd=cwd, **kw)
-    if result.returncode != 0:
-        shown = " ".join([Path(command[0]).name, *command[1:]])
-        said = (result.stderr or result.stdout or "").strip()
-        raise error(f"`{shown}` failed:\n{said}")
-    return result
-
-
-def dvc_command(*args: str) -> list[str]:
-    """``python -m dvc args`` with this interpreter: the one way the machinery launches DVC,
-    whatever PATH says."""
-    return [sys.executable, "-m", "dvc", *args]
 
 
 def interpreter_first_on_path(environ: dict[str, str]) -> dict[str, str]:
@@ -135,8 +89,3 @@ def path_first(environ: dict[str, str], folder: Path) -> dict[str, str]:
     rest = [entry for entry in env.get("PATH", "").split(os.pathsep) if entry]
     env["PATH"] = os.pathsep.join([str(folder), *rest])
     return env
-
-
-def console_script(name: str) -> str:
-    """A console script of this environment (dvc, gto), whatever PATH says."""
-    return str(Path(sys.executable).parent / name)

@@ -180,20 +180,6 @@ def prediction_tolerance(predictions: np.ndarray) -> float:
     return PORTABLE_TOLERANCE * max(1.0, largest)
 
 
-def numbers_close(expected: Any, actual: Any) -> bool:
-    """Equal JSON (metrics), each number within PORTABLE_TOLERANCE times max(1, |expected|): for
-    scores in [0, 1] that is an absolute 1e-9; an RMSE in the target's units is held to the
-    same relative precision."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return expected.keys() == actual.keys() and all(
-            numbers_close(expected[key], actual[key]) for key in expected
-        )
-    numbers = (int, float)
-    if isinstance(expected, numbers) and isinstance(actual, numbers):
-        return abs(expected - actual) <= PORTABLE_TOLERANCE * max(1.0, abs(expected))
-    return expected == actual
-
-
 def largest_difference(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     """(the largest |after - before|, the tolerance it is held to) for regression predictions
     (or any column of numbers)."""
@@ -202,39 +188,6 @@ def largest_difference(before: np.ndarray, after: np.ndarray) -> tuple[float, fl
     worst = float(np.max(np.where(same_gaps, 0.0, delta), initial=0.0))
     finite = before[np.isfinite(before)]
     return worst, prediction_tolerance(finite)
-
-
-def same_within_tolerance(name: str, committed: str, rebuilt: str) -> bool:
-    """Two versions of a declared output, as text, hold the same results up to the last bits:
-    JSON key by key (``numbers_close``); CSV with the same header, rows and text cells, each
-    numeric column within PORTABLE_TOLERANCE times its largest |value| (at least 1), the rule
-    ``prediction_tolerance`` states; anything else byte for byte. A committed file that does
-    not parse (anyone could have edited it) is not the same."""
-    import pandas as pd
-
-    if committed == rebuilt:  # an empty table (the other task's plot) included
-        return True
-    suffix = Path(name).suffix.lower()
-    try:
-        if suffix == ".json":
-            return numbers_close(json.loads(committed), json.loads(rebuilt))
-        if suffix != ".csv":
-            return committed == rebuilt
-        old, new = (pd.read_csv(io.StringIO(text)) for text in (committed, rebuilt))
-    except (ValueError, pd.errors.ParserError):
-        return False
-    if list(old.columns) != list(new.columns) or len(old) != len(new):
-        return False
-    for column in old.columns:
-        before, after = old[column].to_numpy(), new[column].to_numpy()
-        if before.dtype.kind not in "fiu" or after.dtype.kind not in "fiu":
-            if not np.array_equal(before.astype(str), after.astype(str)):
-                return False
-            continue
-        delta, tolerance = largest_difference(before.astype(float), after.astype(float))
-        if not delta <= tolerance:
-            return False
-    return True
 
 
 def compare_predictions(expected: Any, rebuilt: Any, probe: Any, task: str) -> dict:
@@ -362,16 +315,6 @@ def format_table(checks: list[dict]) -> str:
         for extra in check.get("attribute_differences", []) + check.get("pickle_differences", []):
             lines.append(f"      {extra}")
     return "\n".join(lines)
-
-
-def is_report(document: Any) -> bool:
-    """Whether a parsed JSON document is a verify report (what :func:`verify` writes)."""
-    return (
-        isinstance(document, dict)
-        and document.get("result") in ("match", "mismatch")
-        and isinstance(document.get("checks"), list)
-        and isinstance(document.get("varied"), dict)
-    )
 
 
 # ---- the stage -----------------------------------------------------------------------------
@@ -520,25 +463,8 @@ def unverified(pipeline: Pipeline, name: str) -> str | None:
         return None
     return (
         f"{DVC_YAML}: {', '.join(left_out)} would not be verified: {name} depends on none of "
-        f"its outputs. Fix: add an output of each to {name}'s deps in {DVC_YAML}."
+        f"its outputs. Fix: `make deps` adds them to {name}'s deps in {DVC_YAML}."
     )
-
-
-def verify_stages(root: Path, pipeline: Pipeline) -> list[str]:
-    """The stages whose output in ``root`` is a verify report (from their last run)."""
-    found = []
-    for stage in pipeline.stages:
-        for out in stage.outs:
-            path = root / out.path
-            if path.suffix != ".json" or not path.is_file():
-                continue
-            try:
-                document = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                continue
-            if is_report(document) and stage.name not in found:
-                found.append(stage.name)
-    return found
 
 
 def verify(report: str | Path, probe: Callable[[], Any], task: str) -> dict[str, Path]:

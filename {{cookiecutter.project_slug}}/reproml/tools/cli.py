@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from ..runtime.errors import ProjectError
-from ..runtime.proc import dvc_command, interpreter_first_on_path
+from ..runtime.proc import interpreter_first_on_path
+from .commands import dvc_command
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -87,14 +88,15 @@ def _deps(args: argparse.Namespace) -> int:
     changed = deps.write(check=args.check)
     if args.check and changed:
         print(
-            f"error: dvc.yaml's code deps of {', '.join(changed)} are not the modules the stage "
-            "loads. Fix: `make deps` rewrites them.",
+            f"error: dvc.yaml's deps of {', '.join(changed)} are not the modules the stage "
+            "loads (or a verify stage's, the outputs it must compare). Fix: `make deps` "
+            "rewrites them.",
             file=sys.stderr,
         )
         return 1
     verb = "rewrote" if changed else "left"
     print(
-        f"{verb} the code deps in dvc.yaml: {', '.join(changed) or 'every stage'} "
+        f"{verb} the deps in dvc.yaml: {', '.join(changed) or 'every stage'} "
         f"{'changed' if changed else 'as traced'}"
     )
     return 0
@@ -120,8 +122,8 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from ..runtime.errors import LockError, RebuildError
     from . import rebuild
+    from .errors import LockError, RebuildError
 
     try:
         outcome = rebuild.rebuild(
@@ -156,8 +158,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _publish_records(code: int) -> int:
     """Push the records whatever the rebuild found: a CI job that fails still publishes them,
     and a push that fails fails the job (GitLab only warns about after_script)."""
-    from ..runtime.errors import RecordsError
     from . import notes, registry
+    from .errors import RecordsError
 
     try:
         print(notes.push(registry.repo_root()))
@@ -425,7 +427,8 @@ def _unverified_stage() -> str | None:
     workspace) neither reruns nor follows: verify would pass without comparing it."""
     from ..runtime.launcher import PROJECT_ROOT
     from ..runtime.pipeline import read
-    from ..runtime.verification import unverified, verify_stages
+    from ..runtime.verification import unverified
+    from .verify_reports import verify_stages
 
     pipeline = read(PROJECT_ROOT)
     for name in verify_stages(PROJECT_ROOT, pipeline):
@@ -469,22 +472,22 @@ EXPERIMENT_COLUMNS_DROPPED = r"^(paths\.|.*\.(py|lock|csv|parquet|ok)$|\.python-
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    from . import experiments, registry
+    from . import experiment_table, registry
     from .settings import settings
 
     if args.all:
         dropped = settings().get("experiments_drop", EXPERIMENT_COLUMNS_DROPPED)
         return _run_tool(["dvc", "exp", "show", "--drop", str(dropped)])
-    print(experiments.compare(registry.repo_root()))
+    print(experiment_table.compare(registry.repo_root()))
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from . import experiments, registry
+    from . import ci_sweep, registry, sweep
 
     root = registry.repo_root()
     if args.point:  # one CI runner's point: run it here, its result an artifact of the run
-        return experiments.run_point(
+        return ci_sweep.run_point(
             args.point, args.overrides, root, require_sealed=args.require_sealed
         )
     if (args.plan or args.collect) and not args.name:
@@ -493,23 +496,23 @@ def _sweep(args: argparse.Namespace) -> int:
             "derive from it). Fix: e.g. NAME=sweep-$CI_PIPELINE_ID."
         )
     if args.plan:  # the CI matrix, or GitLab's child pipeline
-        planned = experiments.plan(args.overrides, args.name)
+        planned = ci_sweep.plan(args.overrides, args.name)
         if args.gitlab:
-            print(experiments.gitlab_child_pipeline(planned, args.overrides, args.name), end="")
+            print(ci_sweep.gitlab_child_pipeline(planned, args.overrides, args.name), end="")
         else:
             print(json.dumps(planned))
         return 0
     if args.collect:  # the last CI job: every point's result from this run, compared
-        planned = experiments.plan(args.overrides, args.name)
-        return experiments.collect_results(planned, root)
+        planned = ci_sweep.plan(args.overrides, args.name)
+        return ci_sweep.collect_results(planned, root)
     jobs = args.jobs or os.cpu_count() or 1
-    return experiments.sweep(args.overrides, jobs, args.name, root)
+    return sweep.sweep(args.overrides, jobs, args.name, root)
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    from . import experiments, registry
+    from . import adopt, registry
 
-    experiments.adopt(args.experiment, args.branch, registry.repo_root())
+    adopt.adopt(args.experiment, args.branch, registry.repo_root())
     return 0
 
 

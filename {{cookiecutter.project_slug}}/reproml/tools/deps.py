@@ -1,8 +1,12 @@
 # Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
 """`make deps`: each stage's code dependencies in dvc.yaml, written from what the stage loads
 when it runs (the import tracer the project's tests use too), so the lists of the team's
-modules are never kept by hand. The runtime is one dependency, ``reproml/runtime``."""
+modules are never kept by hand. The runtime is one dependency, ``reproml/runtime``. A verify
+stage also gets an output of every stage it would otherwise not rerun, so that a new stage is
+a module and a block. dvc.yaml is rewritten through a YAML round trip that keeps comments."""
 
+import ast
+import io
 import json
 import os
 import re
@@ -13,13 +17,16 @@ from pathlib import Path
 
 from ..runtime.errors import ConfigError
 from ..runtime.launcher import PROJECT_ROOT, pinned_environment
-from ..runtime.pipeline import DVC_YAML
+from ..runtime.pipeline import DVC_YAML, Pipeline
 from ..runtime.pipeline import read as read_pipeline
 from ..runtime.proc import run
 from ..runtime.verification import copy_inputs
 from .settings import team_package
 
 RUNTIME = "reproml/runtime"
+# What every stage that runs a model depends on besides its code: the runtime packages' lock
+# and the interpreter's version. Outputs a verify stage must compare go before them.
+ENVIRONMENT = ("runtime.lock", ".python-version")
 # Run as `python -c TRACER <code root> <package> stage <name>` in a copy of the pipeline:
 # the stage runs, then prints the files of the package and of reproml it loaded.
 TRACER = """
@@ -75,75 +82,142 @@ def stage_commands(root: Path, package: str) -> dict[str, str]:
     return found
 
 
-def traced_dependencies(root: Path = PROJECT_ROOT) -> dict[str, list[str]]:
-    """``{stage: [code dependency, ...]}``: the team's modules each stage loads, and the
-    runtime folder. Stages run in order in a scratch copy of the inputs, as DVC runs them."""
+def verifiers(root: Path, package: str, commands: dict[str, str]) -> list[str]:
+    """The stages whose module calls reproml's ``verify`` (imported from
+    reproml.runtime.verification): each must depend on an output of every stage it does not
+    follow, or it would pass without comparing that stage."""
+    found = []
+    for stage, name in commands.items():
+        module = root / package / "stages" / f"{name}.py"
+        if not module.is_file():
+            continue
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "reproml.runtime.verification"
+                and any(alias.name == "verify" for alias in node.names)
+            ):
+                found.append(stage)
+                break
+    return found
+
+
+def outputs_to_verify(pipeline: Pipeline, verifier: str) -> list[str]:
+    """The outputs of every stage ``verifier`` neither reruns (depends on, directly or not)
+    nor follows: what ``make deps`` adds to its deps."""
+    covered = {stage.name for stage in pipeline.upstream(verifier)}
+    covered |= pipeline.downstream({verifier})
+    return [
+        out.path for stage in pipeline.stages if stage.name not in covered for out in stage.outs
+    ]
+
+
+def traced_dependencies(
+    root: Path = PROJECT_ROOT,
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``({stage: [code dependency, ...]}, {verify stage: [output to add, ...]})``: the
+    team's modules each stage loads, and the runtime folder; and the outputs a verify stage
+    must also depend on. Stages run in a scratch copy of the inputs, each after those it
+    depends on, as DVC runs them."""
     package = team_package(root)
+    pipeline = read_pipeline(root)
+    commands = stage_commands(root, package)
+    added = {
+        verifier: missing
+        for verifier in verifiers(root, package, commands)
+        if (missing := outputs_to_verify(pipeline, verifier))
+    }
     with tempfile.TemporaryDirectory(prefix="deps-") as scratch:
         workspace = Path(scratch)
         # What the stages read, as verify copies it, and all of the code: a module a stage
         # has started to import is not declared yet.
-        copy_inputs(root, list(read_pipeline(root).stages), workspace)
-        shutil.copy2(root / DVC_YAML, workspace / DVC_YAML)
+        copy_inputs(root, list(pipeline.stages), workspace)
+        declared = workspace / DVC_YAML
+        text, _ = rewritten((root / DVC_YAML).read_text(encoding="utf-8"), package, {}, added)
+        declared.write_text(text, encoding="utf-8")
         for folder in (package, "reproml"):
             shutil.rmtree(workspace / folder, ignore_errors=True)
             ignore = shutil.ignore_patterns("__pycache__")
             shutil.copytree(root / folder, workspace / folder, ignore=ignore)
         found = {}
-        for stage, name in stage_commands(root, package).items():
-            files, _, _ = trace(workspace, workspace, package, name)
+        # In the order of the copy's dvc.yaml, where verify now follows the stages added to it.
+        for stage in read_pipeline(workspace).in_order():
+            if stage.name not in commands:
+                continue
+            files, _, _ = trace(workspace, workspace, package, commands[stage.name])
             outside = sorted(f for f in files if f.startswith("reproml/") and RUNTIME not in f)
             if outside:
                 raise ConfigError(
-                    f"stage {stage} loads {', '.join(outside)}, which no stage may: only "
+                    f"stage {stage.name} loads {', '.join(outside)}, which no stage may: only "
                     f"{RUNTIME} is the stages' machinery. Fix: import the tool in a tool command."
                 )
             team = sorted(f for f in files if f.startswith(package + "/"))
-            found[stage] = [RUNTIME, *team]
+            found[stage.name] = [RUNTIME, *team]
             # The copy's dvc.yaml gets each list as it is traced: a stage that reruns the
             # ones before it (verify) copies what they declare, which must then be complete.
-            declared = workspace / DVC_YAML
-            text, _ = rewritten(declared.read_text(encoding="utf-8"), package, found)
+            text, _ = rewritten(declared.read_text(encoding="utf-8"), package, found, {})
             declared.write_text(text, encoding="utf-8")
-    return found
+    return found, added
 
 
-def rewritten(text: str, package: str, traced: dict[str, list[str]]) -> tuple[str, list[str]]:
-    """dvc.yaml ``text`` with each traced stage's code dependencies (the lines naming the
-    team's modules or the runtime) replaced, every other line, comment and dependency as it
-    was; and the stages whose list differed."""
-    lines = text.splitlines(keepends=True)
-    code_line = re.compile(rf"^      - ({re.escape(package)}/\S+|{RUNTIME})\s*$")
-    changed, out, stage, in_deps, index = [], [], None, False, 0
-    while index < len(lines):
-        line = lines[index]
-        header = re.match(r"^  (\w[\w-]*):\s*$", line)
-        if header:
-            stage, in_deps = header.group(1), False
-        elif re.match(r"^    deps:\s*$", line):
-            in_deps = True
-        elif re.match(r"^    \S", line):
-            in_deps = False
-        if in_deps and stage in traced and code_line.match(line):
-            block = []
-            while index < len(lines) and code_line.match(lines[index]):
-                block.append(code_line.match(lines[index]).group(1))
-                index += 1
-            if block != traced[stage]:
-                changed.append(stage)
-            out += [f"      - {dependency}\n" for dependency in traced[stage]]
+def _round_trip():
+    """ruamel.yaml (DVC's own YAML library) set to the project's layout: a dvc.yaml it loads
+    and dumps unchanged comes out byte for byte as it was, comments and quotes included."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 1 << 20
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def rewritten(
+    text: str, package: str, traced: dict[str, list[str]], added: dict[str, list[str]]
+) -> tuple[str, list[str]]:
+    """dvc.yaml ``text`` with each traced stage's code dependencies (the team's modules and
+    the runtime) replaced where the first of them stood, and the ``added`` outputs put
+    before a verify stage's environment and code dependencies; every other dependency and
+    comment as it was. Also the stages whose dependencies changed."""
+    yaml = _round_trip()
+    document = yaml.load(text)
+    code = re.compile(rf"^({re.escape(package)}/\S+|{re.escape(RUNTIME)})$")
+    changed = []
+    for name, block in (document.get("stages") or {}).items():
+        if name not in traced and name not in added:
             continue
-        out.append(line)
-        index += 1
-    return "".join(out), changed
+        deps = block.setdefault("deps", [])
+        before = [str(dep) for dep in deps]
+        after = list(before)
+        if name in traced:
+            first = next((i for i, dep in enumerate(after) if code.match(dep)), len(after))
+            rest = [dep for dep in after if not code.match(dep)]
+            after = rest[:first] + traced[name] + rest[first:]
+        new = [path for path in added.get(name, []) if path not in after]
+        if new:
+            at = next(
+                (i for i, dep in enumerate(after) if code.match(dep) or dep in ENVIRONMENT),
+                len(after),
+            )
+            after = after[:at] + new + after[at:]
+        if after != before:
+            changed.append(name)
+            deps.clear()
+            deps.extend(after)
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue(), changed
 
 
 def write(root: Path = PROJECT_ROOT, check: bool = False) -> list[str]:
-    """Rewrite each traced stage's code dependencies in dvc.yaml, or with ``check`` only
-    compare. Returns the stages whose list differs."""
+    """Rewrite each traced stage's code dependencies in dvc.yaml, and a verify stage's
+    outputs to compare, or with ``check`` only compare. Returns the stages whose list
+    differs."""
     package = team_package(root)
     path = root / DVC_YAML
-    text, changed = rewritten(path.read_text(encoding="utf-8"), package, traced_dependencies(root))
+    traced, added = traced_dependencies(root)
+    text, changed = rewritten(path.read_text(encoding="utf-8"), package, traced, added)
     if not check:
         path.write_text(text, encoding="utf-8")
     return changed

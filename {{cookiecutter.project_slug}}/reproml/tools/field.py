@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runtime.errors import RebuildError, RegistryError
 from . import claims, rebuild, registry, tags
+from .errors import RebuildError, RegistryError
 from .locking import find_uv
 from .notes import append_record, utc_now
 from .storage import check_releases

@@ -13,7 +13,8 @@ import yaml
 
 from ..runtime.dvcfiles import tracked_outputs
 from ..runtime.errors import ProjectError
-from ..runtime.proc import run, run_checked
+from ..runtime.proc import run
+from .commands import run_checked
 
 # Used only when git has no identity configured (fresh CI runners, containers).
 _FALLBACK_IDENTITY = {
@@ -130,5 +131,5 @@ def tracked_at(repo: Path, commit: str) -> list[tuple[str, str, str]]:
     found = []
     for name in (name for name in listed.split("\0") if name.endswith(".dvc")):
         text = git_show(repo, commit, name) or ""
-        found += [(name, path, md5) for path, md5 in tracked_outputs(text, name)]
+        found += [(name, path, md5) for path, md5, _ in tracked_outputs(text, name)]
     return found

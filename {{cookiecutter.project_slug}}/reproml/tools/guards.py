@@ -28,7 +28,7 @@ def dvc_tracked_paths(repo: Path) -> set[PurePosixPath]:
     for relative in listed.stdout.split():
         dvc_file = repo / relative
         text = dvc_file.read_text(encoding="utf-8")
-        paths.update(PurePosixPath(path) for path, _ in tracked_outputs(text, relative))
+        paths.update(PurePosixPath(path) for path, _, _ in tracked_outputs(text, relative))
     lock = repo / "dvc.lock"
     if lock.is_file():
         stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}

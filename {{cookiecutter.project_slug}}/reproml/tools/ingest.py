@@ -20,8 +20,9 @@ from ..runtime.cells import DATE_FORMATS, DEFAULT_MISSING, DELIMITERS, FALSE_VAL
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, commit_partial, partial_path
 from ..runtime.params import TASKS
-from ..runtime.proc import dvc_command, run
+from ..runtime.proc import run
 from ..runtime.tables import delimiter_name, refuse_duplicate_names, sniff_delimiter
+from .commands import dvc_command
 from .settings import team_module
 
 RAW_DIR = Path("data/raw")

@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from ..runtime.environment import REQUIREMENTS_LOCK
-from ..runtime.errors import LockError
-from ..runtime.proc import run_checked
+from .commands import run_checked
+from .errors import LockError
 
 UV_LOCK = "uv.lock"
 RUNTIME_LOCK = "runtime.lock"

@@ -10,9 +10,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..runtime.errors import RecordsError, RegistryError, SigningError
 from ..runtime.io import compact_json
 from . import signing
+from .errors import RecordsError, RegistryError, SigningError
 from .git import git, git_checked, is_utf8
 
 NOTES_REF = "refs/notes/reproml"

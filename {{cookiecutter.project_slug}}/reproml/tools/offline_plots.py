@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..runtime.errors import ProjectError
 from ..runtime.io import atomic_write_text
-from ..runtime.proc import dvc_command, run
+from ..runtime.proc import run
+from .commands import dvc_command
 
 
 def _specs(repo: Path, revisions: list[str]) -> dict[str, list[dict]]:

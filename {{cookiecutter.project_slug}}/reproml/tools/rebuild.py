@@ -24,19 +24,20 @@ from pathlib import Path
 
 import yaml
 
-from ..runtime.errors import LockError, ProjectError, RebuildError, RemoteError
+from ..runtime.errors import ProjectError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
-from ..runtime.proc import path_first, run, run_checked, start_background, stop_background
-from .git import git, git_checked, git_show, show_json, show_yaml, tracked_at
+from ..runtime.proc import path_first, run
+from .commands import run_checked, start_background, stop_background
+from .equivalence import portable_verdict
+from .errors import LockError, RebuildError, RemoteError
+from .git import git, git_checked, show_yaml, tracked_at
 from .locking import UV_LOCK, builds_not_in, find_uv
 from .notes import append_record, utc_now
 from .remote import fetch_objects
-from .sandbox import NO_NETWORK, Seal, bubblewrap, interpreter_prefix
+from .sandbox import MAX_READ_BYTES, NO_NETWORK, Seal, bubblewrap, inside, interpreter_prefix
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_ERROR, EXIT_EQUIVALENT = 0, 1, 2, 3
-# The most this process reads of a file the revision's code wrote (its dvc.lock, results).
-MAX_READ_BYTES = 64 * 2**20
 # How many uncommitted paths the workspace note names (the count says how many in all).
 NOTE_NAMES = 3
 # Run by the revision's own interpreter with this package's environment code: how that
@@ -184,26 +185,6 @@ def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[
         results[name] = "mismatch" if stage_differences else "match"
         differences += stage_differences
     return results, differences
-
-
-def _same_text(path: Path, text: str) -> bool:
-    """Whether ``path`` is a regular file (not a link, FIFO or device) holding ``text``."""
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_READ_BYTES:
-        return False
-    return path.read_text(encoding="utf-8", errors="replace") == text
-
-
-def _files_in(root: Path, path: str) -> set[str]:
-    """``path`` (relative to ``root``), or every file under it if it is a folder."""
-    where = root / path
-    if where.is_file():
-        return {path}
-    return {found.relative_to(root).as_posix() for found in where.rglob("*") if found.is_file()}
-
-
-def _machine(environment: dict) -> dict:
-    """What of an environment fingerprint describes the machine rather than the packages."""
-    return {key: environment.get(key) for key in ("platform", "cpu", "blas")}
 
 
 def format_table(rebuild: Rebuild) -> str:
@@ -558,75 +539,9 @@ class Rebuilder:
         self.rebuild.stages = stages
         self.rebuild.differences += differences
         if differences:
-            self.rebuild.equivalent = self.portable_verdict()
-
-    def portable_verdict(self) -> dict | None:
-        """When the bytes differ: if the revision was trained on another machine (its model
-        record names another BLAS kernel, CPU or platform), nothing upstream of the model
-        differs, and every result downstream of it (the declared metrics and plot tables,
-        dvc.yaml says which) is the same within verification.same_within_tolerance, the
-        outcome is EQUIVALENT; otherwise None. For a classifier's confusion table that means
-        0 label flips; for a regressor's predictions, each within PORTABLE_TOLERANCE times
-        the largest |prediction|."""
-        from ..runtime.model_file import record_path
-        from ..runtime.pipeline import read as read_pipeline
-        from ..runtime.verification import PORTABLE_TOLERANCE, same_within_tolerance
-
-        # DVC (ours) reads the checkout's pipeline files: only as committed, and as files.
-        for name in ("dvc.yaml", "params.yaml"):
-            path = inside(self.worktree, self.worktree / name)
-            committed = git_show(self.repo, self.rebuild.commit, name)
-            if committed is not None and not _same_text(path, committed):
-                return None
-        try:
-            pipeline = read_pipeline(self.worktree)
-        except Exception:  # anything DVC raises on it: no verdict, and no crash
-            return None
-        trainer = pipeline.writer_of(pipeline.model) if pipeline.model else None
-        if trainer is None:
-            return None
-        downstream = pipeline.downstream({trainer.name})
-        stages = self.rebuild.stages.items()
-        if any(value != "match" for name, value in stages if name not in downstream):
-            return None
-        record = record_path(pipeline.model).as_posix()
-        committed_record = show_json(self.repo, self.rebuild.commit, record)
-        rebuilt_record = inside(self.worktree, self.worktree / record)
-        if not isinstance(committed_record, dict) or not rebuilt_record.is_file():
-            return None
-        before = _machine(committed_record.get("environment", {}))
-        rebuilt_environment = json.loads(rebuilt_record.read_text(encoding="utf-8"))
-        after = _machine(rebuilt_environment.get("environment", {}))
-        if before == after:
-            return None
-        compared = []
-        for out in pipeline.results(downstream):
-            inside(self.worktree, self.worktree / out.path)
-            for name in self._files_at_commit(out.path) | _files_in(self.worktree, out.path):
-                old = git_show(self.repo, self.rebuild.commit, name)
-                new = inside(self.worktree, self.worktree / name)
-                if old is None or not new.is_file():
-                    return None
-                if not same_within_tolerance(name, old, new.read_text(encoding="utf-8")):
-                    return None
-                compared.append(name)
-        if not compared:
-            return None
-        return {
-            "committed_machine": before,
-            "rebuilt_machine": after,
-            "compared": sorted(compared),
-            "rule": (
-                f"every result downstream of the model is the same ({len(compared)} files, "
-                "metrics and plot tables: 0 label flips, each number within "
-                f"{PORTABLE_TOLERANCE:g} times the largest |value| of its column, at least 1)"
-            ),
-            "metrics_tolerance": PORTABLE_TOLERANCE,
-        }
-
-    def _files_at_commit(self, path: str) -> set[str]:
-        listed = git(self.repo, "ls-tree", "-r", "--name-only", self.rebuild.commit, "--", path)
-        return {line for line in listed.stdout.splitlines() if line}
+            self.rebuild.equivalent = portable_verdict(
+                self.repo, self.rebuild.commit, self.worktree, self.rebuild.stages
+            )
 
     def stop_warming(self) -> None:
         if self.warming is not None:
@@ -650,18 +565,6 @@ def unsealed_warning() -> str:
         f"warning: UNSEALED: {why}. The revision's code runs with your rights: it can read "
         "your files and reach the network. Its record says sealed: false."
     )
-
-
-def inside(root: Path, path: Path) -> Path:
-    """``path`` as it resolves, which must be inside ``root``: this process reads and writes
-    a checkout the revision's code has written in, where a link could lead anywhere."""
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(os.path.realpath(root)):
-        raise RebuildError(
-            f"{Path(path).relative_to(root).as_posix()} is a link that leads out of the "
-            "rebuild's checkout: refused, and nothing was read or written through it"
-        )
-    return real
 
 
 def refuse_links_out(root: Path) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from ..runtime.errors import RegistryError
 from ..runtime.proc import run
 from . import provenance, signing, tags
+from .errors import RegistryError
 from .git import git_show, is_utf8, parse_yaml, show_json, show_yaml
+from .verify_reports import is_report
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
@@ -221,10 +222,8 @@ def record_path(repo: Path, commit: str = "HEAD") -> str:
 
 def verify_reports(repo: Path, commit: str = "HEAD") -> dict[str, dict]:
     """``{path: report}`` of every verify report ``commit`` holds: the outputs its dvc.lock
-    records that parse as one (verification.is_report), whichever stage wrote them. A dvc.lock
+    records that parse as one (verify_reports.is_report), whichever stage wrote them. A dvc.lock
     that is not DVC's shape (anyone may push a commit) holds none."""
-    from ..runtime.verification import is_report
-
     try:
         lock = show_yaml(repo, commit, DVC_LOCK)
     except yaml.YAMLError:

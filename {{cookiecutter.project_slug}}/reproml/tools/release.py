@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..runtime.errors import RegistryError, RemoteError
 from ..runtime.hashing import file_digest
-from ..runtime.proc import dvc_command, run
+from ..runtime.proc import run
 from . import provenance, tags
+from .commands import dvc_command
+from .errors import RegistryError, RemoteError
 from .git import show_json
 from .notes import append_record, utc_now
 from .registry import (

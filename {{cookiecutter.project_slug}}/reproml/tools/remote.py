@@ -13,8 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from ..runtime.errors import RemoteError
-from ..runtime.proc import dvc_command, run
+from ..runtime.proc import run
+from .commands import dvc_command
+from .errors import RemoteError
 from .git import secret_file
 from .provenance import public_url
 

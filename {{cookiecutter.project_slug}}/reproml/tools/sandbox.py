@@ -22,11 +22,14 @@ from pathlib import Path
 
 from ..runtime.errors import ProjectError
 from ..runtime.proc import run
+from .errors import RebuildError
 
 # The bubblewrap program to use; set empty to rebuild unsealed on purpose (a benchmark's
 # baseline): the rebuild then says so first, its record says sealed: false, and SEALED=1
 # (CI) refuses to run.
 BWRAP_VARIABLE = "REPRO_BWRAP"
+# The most this process reads of a file the revision's code wrote (its dvc.lock, results).
+MAX_READ_BYTES = 64 * 2**20
 
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`); on Ubuntu 24.04 also "
@@ -214,3 +217,15 @@ def install() -> str:
     if not found:
         raise ProjectError(f"bubblewrap is installed, but {why}")
     return "bubblewrap installed: rebuilds run sealed"
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path`` as it resolves, which must be inside ``root``: this process reads and writes
+    a checkout the revision's code has written in, where a link could lead anywhere."""
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(root)):
+        raise RebuildError(
+            f"{Path(path).relative_to(root).as_posix()} is a link that leads out of the "
+            "rebuild's checkout: refused, and nothing was read or written through it"
+        )
+    return real

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_bytes, check_output_path
-from .experiments import reason_in
+from .experiment_runs import reason_in
 from .locking import find_uv
-from .rebuild import Rebuild, Rebuilder, inside, unsealed_warning
+from .rebuild import Rebuild, Rebuilder, unsealed_warning
 from .registry import artifact, find_release, repo_root
 from .release import fetch_released_model, require_provenance
+from .sandbox import inside
 
 
 def predict_with_release(version: str, rows: str | Path, out: str | Path) -> Path:

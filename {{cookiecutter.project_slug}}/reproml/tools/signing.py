@@ -26,8 +26,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..runtime.errors import ConfigError, RegistryError, SigningError
+from ..runtime.errors import ConfigError
 from ..runtime.proc import run
+from .errors import RegistryError, SigningError
 from .git import git, owner_only_file, secret_file
 from .settings import parse
 

@@ -5,8 +5,9 @@ unpushed commit references (``check-releases``, the release gate, ``make gc``)."
 import re
 from pathlib import Path
 
-from ..runtime.errors import RegistryError
-from ..runtime.proc import dvc_command, run
+from ..runtime.proc import run
+from .commands import dvc_command
+from .errors import RegistryError
 from .git import show_yaml, tracked_at
 from .registry import (
     DVC_FILE,

@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime.errors import RegistryError
-from ..runtime.proc import console_script, run
+from ..runtime.proc import run
 from . import signing
+from .commands import console_script
+from .errors import RegistryError
 from .git import git, is_utf8
 
 # GTO needs an identity to make a tag in the scratch repository; the signed tag the project
