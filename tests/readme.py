@@ -1,6 +1,6 @@
-"""The baked README's console blocks, run as a user would: each block in one bash session
-(so `source .venv/bin/activate` holds for the lines after it), in the project, stopping at
-the first command that fails."""
+"""The baked README's console blocks (and its docs/ pages'), run as a user would: each block
+in one bash session (so `source .venv/bin/activate` holds for the lines after it), in the
+project, stopping at the first command that fails."""
 
 import re
 import subprocess
@@ -9,12 +9,16 @@ from pathlib import Path
 BLOCK = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def blocks(readme: Path) -> dict[str, list[str]]:
-    """``{section title: [block text, ...]}`` for every console block, in README order."""
+def blocks(project: Path) -> dict[str, list[str]]:
+    """``{section title: [block text, ...]}`` for every console block of the project's README
+    and of the reference pages it links to (docs/*.md), in README order, then the pages'.
+    A title names one section across all of them."""
     found: dict[str, list[str]] = {}
-    for section in re.split(r"^## ", readme.read_text(), flags=re.MULTILINE)[1:]:
-        title, _, body = section.partition("\n")
-        found[title.strip()] = [match.group(1) for match in BLOCK.finditer(body)]
+    for page in [project / "README.md", *sorted((project / "docs").glob("*.md"))]:
+        for section in re.split(r"^## ", page.read_text(), flags=re.MULTILINE)[1:]:
+            title, _, body = section.partition("\n")
+            assert title.strip() not in found, f"{page.name}: a second section {title!r}"
+            found[title.strip()] = [match.group(1) for match in BLOCK.finditer(body)]
     return found
 
 

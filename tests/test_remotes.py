@@ -41,16 +41,22 @@ REMOTE_NEUTRAL = {"Verify and rebuild", "Reproducibility report", "Checks"}
 README_ELSEWHERE = {
     "Where things live": "no commands",
     "Bring your own data": "placeholders; test_own_data.py runs it with real tables",
+    "Add a derived feature": "no commands; the project's test_stages.py adds one",
     "Bring your own model": "test_model_families.py runs make add-library; test_own_data.py "
     "trains a custom estimator and runs make predict; test_registry.py make predict VERSION=",
     "Change a parameter": "opens $EDITOR; test_end_to_end.py edits conf and recomposes",
     "Run experiments": "a sweep on two workers; test_sweep.py runs the section",
+    "The plot tables and how DVC draws them": "no commands; test_tools.py draws them",
+    "How verify and rebuild work": "no commands; test_end_to_end.py and test_faults.py",
     "Environment drift": "no commands; test_end_to_end.py drifts the environment",
+    "Releases in detail": "no commands; test_registry.py",
+    "The reproducibility report in detail": "no commands; test_registry.py",
     "Continuous integration": "no commands; the CI targets run in the tests",
     "Remotes": "no commands",
     "Trust model": "no commands; test_registry.py pushes each attack through the real CLI",
     "The environment": "no commands",
     "Keeping up with the template": "needs a cruft-made project; test_tools.py runs it",
+    "Reference": "no commands",
 }
 # Lines left out of the blocks that run: each is run by another test.
 README_LINES_ELSEWHERE = (
@@ -113,7 +119,7 @@ def user_environment(tmp_path, server: servers.Server) -> dict:
 def run_readme(project: Project, env: dict, whole: bool = True) -> None:
     """The README's commands in README_FLOW order, as a user types them (unless ``whole``,
     without the REMOTE_NEUTRAL sections)."""
-    found = readme.blocks(project.path / "README.md")
+    found = readme.blocks(project.path)
     assert set(found) == {title for title, _ in README_FLOW} | set(README_ELSEWHERE), found
     shell = {**os.environ, **project.env, **env, "UV": UV}
     for title, chosen in README_FLOW:

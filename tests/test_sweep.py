@@ -34,7 +34,7 @@ def queue_names(project: Project) -> list[tuple[str, str]]:
 
 
 def test_the_readme_sweep_runs_verified_points_compares_them_and_adopts_one(project):
-    blocks = readme.blocks(project.path / "README.md")["Run experiments"]
+    blocks = readme.blocks(project.path)["Run experiments"]
     swept = readme.run_block(project.path, blocks[0], shell(project))
     said = swept.stdout + swept.stderr
     assert swept.returncode == 0, said

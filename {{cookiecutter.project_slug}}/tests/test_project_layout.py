@@ -310,6 +310,28 @@ def test_bytecode_is_not_part_of_the_runtime_dependency():
         assert not repo.dvcignore.is_ignored(repo.fs, str(folder / "io.py"))
 
 
+README_MOST_LINES = 250
+
+
+def test_the_readme_is_a_short_tutorial_whose_reference_links_resolve():
+    """The README is the tutorial; the reference is in docs/, linked from it. Every relative
+    link of the README and of each page leads to a file here, and every page is linked."""
+    import re
+
+    readme = PROJECT_ROOT / "README.md"
+    assert len(readme.read_text(encoding="utf-8").splitlines()) <= README_MOST_LINES
+    pages = sorted((PROJECT_ROOT / "docs").glob("*.md"))
+    linked = set()
+    for page in [readme, *pages]:
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            found = (page.parent / target).resolve()
+            assert found.exists(), f"{page.name} links to {target}, which is not here"
+            linked.add(found)
+    assert [page.name for page in pages if page.resolve() not in linked] == []
+
+
 def test_the_readmes_map_of_where_things_live_matches_the_tree():
     """Every path the README's "Where things live" table names exists (a file, or a folder
     whose files the row describes), and every module of the team's package is on the map."""

@@ -12,7 +12,7 @@ as active.
 What the chain cannot see: the newest claims, which nothing names yet. Two things close that.
 The clone's own memory (``.git/reproml/claims.json``): a claim this clone once held, or once
 saw on origin, and no longer finds is named. Server-side protection: tags that cannot be
-deleted (GitHub rulesets, GitLab protected tags; README, "Trust model").
+deleted (GitHub rulesets, GitLab protected tags; docs/trust-model.md).
 
 A claim that is still there but no longer counts (its signer was removed from
 ``.allowed_signers``, or signing was turned on) is not a deletion: only someone who can
@@ -358,7 +358,7 @@ def _restore(ref: str, remote: str) -> str:
         tag = ref.split(":")[1]
         return (
             f"`git push --force {remote} refs/tags/{tag}` (and protect tags on the server: "
-            "README, Trust model)."
+            "docs/trust-model.md)."
         )
     return "`make push-records` publishes it again."
 

@@ -1,7 +1,7 @@
 # Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
 """The field rebuild: every release rebuilt as it was released, each result kept as a record.
 
-CI runs it on a schedule (README: "Continuous integration"), so the report's field rate and
+CI runs it on a schedule (docs/ci.md), so the report's field rate and
 time to reproduce come from runs nobody had to remember. A release whose data or model is
 gone from the DVC remote fails without a rebuild: a warm CI cache must not hide what a
 stranger could no longer fetch. One release failing never stops the others; the run fails

@@ -197,6 +197,6 @@ def credentials_from_environment(repo: Path, environ: dict | None = None) -> lis
         if environ.get(variable):
             done.append(f"{variable} is set (DVC reads it from the environment)")
     return done or [
-        "no remote credentials in the environment: set the CI secrets README.md's "
-        "'Continuous integration' lists for your remote"
+        "no remote credentials in the environment: set the CI secrets docs/ci.md lists "
+        "for your remote"
     ]
