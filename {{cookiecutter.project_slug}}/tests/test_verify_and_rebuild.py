@@ -237,7 +237,16 @@ def test_locks_compare_by_meaning_not_bytes():
         },
         "schema": "2.0",
     }
-    assert rebuild.compare_locks(LOCK, reordered) == ({"train": "match"}, [])
+    parse = machinery("tools.dvc_lock").parse
+    assert rebuild.compare_locks(parse(LOCK), parse(reordered)) == ({"train": "match"}, [])
+
+
+def test_a_dvc_lock_anyone_could_have_pushed_is_read_without_a_traceback():
+    """The one dvc.lock reader takes any YAML: what is not DVC's shape is left out."""
+    parse = machinery("tools.dvc_lock").parse
+    assert parse(["not", "a", "mapping"]) == {} == parse({"stages": "none"})
+    stages = parse({"stages": {"a": "text", "b": {"outs": ["x", {"path": 1}, {"path": "m"}]}}})
+    assert list(stages) == ["b"] and stages["b"].outs == {"m": None}
 
 
 def test_lock_differences_name_stage_part_and_path():
@@ -247,7 +256,8 @@ def test_lock_differences_name_stage_part_and_path():
     changed["stages"]["train"]["outs"][0]["md5"] = "cc"
     changed["stages"]["train"]["params"]["params.yaml"]["seed"] = 2
     changed["stages"]["extra"] = {"cmd": "x"}
-    stages, differences = rebuild.compare_locks(LOCK, changed)
+    parse = machinery("tools.dvc_lock").parse
+    stages, differences = rebuild.compare_locks(parse(LOCK), parse(changed))
     assert stages == {"train": "mismatch", "extra": "mismatch"}
     assert "train: out models/model.pkl md5 bb -> cc" in differences
     assert any(line.startswith("train: params") for line in differences)

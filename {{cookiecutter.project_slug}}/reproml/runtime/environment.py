@@ -18,6 +18,8 @@ from .launcher import PROJECT_ROOT
 
 # The export of uv.lock that pins everything installed (locking.py writes it).
 REQUIREMENTS_LOCK = "requirements.lock"
+# What determines model bytes, exported from uv.lock: a dependency of every stage.
+RUNTIME_LOCK = "runtime.lock"
 PYTHON_VERSION_FILE = ".python-version"
 ALLOW_DRIFT_VARIABLE = "REPRO_ALLOW_DRIFT"
 _PINNED_LINE = re.compile(
@@ -170,7 +172,7 @@ def fingerprint(project: str | Path = PROJECT_ROOT) -> dict:
         "blas": blas_libraries(),
         "cpu": cpu_info(),
         "runtime_lock_sha256": hashlib.sha256(
-            (Path(project) / "runtime.lock").read_bytes()
+            (Path(project) / RUNTIME_LOCK).read_bytes()
         ).hexdigest(),
     }
     torch = torch_build()

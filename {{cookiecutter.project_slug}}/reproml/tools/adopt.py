@@ -10,11 +10,13 @@ from typing import Any
 
 from ..runtime.errors import ConfigError, ProjectError
 from ..runtime.proc import run
+from . import dvc_lock
 from .ci_sweep import RESULTS_DIR, experiment_ref, import_bundle
 from .commands import dvc_command
+from .dvc_lock import DVC_LOCK
 from .experiment_runs import PARAMS_FILE, SweepError, tool_environment
 from .experiment_table import flatten
-from .git import git_show, show_yaml
+from .git import git_show
 from .sweep import CODE_NAME, NAME_PATTERN
 
 EXPERIMENT_GROUP = "experiment"
@@ -175,15 +177,8 @@ def only_results(name: str, revision: str, root: Path) -> None:
             f"{baseline[:12] or '?'} is not an ancestor of HEAD). Fix: switch to the branch it "
             "was run from, or run the point again here."
         )
-    lock = show_yaml(root, baseline, "dvc.lock") or {}  # the baseline's word, not the ref's
-    stages = lock.get("stages") if isinstance(lock, dict) else None
-    paths = {
-        str(out.get("path", "")).rstrip("/")
-        for stage in (stages or {}).values()
-        if isinstance(stage, dict)
-        for out in stage.get("outs") or []
-        if isinstance(out, dict)
-    }
+    # The baseline's word, not the ref's.
+    paths = {path.rstrip("/") for path in dvc_lock.outputs(dvc_lock.at_commit(root, baseline))}
     # Only outputs git already tracks (cache: false: scores, plots, reports, the record); a
     # cached one (the model) in the ref's tree would be a file nobody's pipeline wrote.
     declared = {
@@ -195,7 +190,7 @@ def only_results(name: str, revision: str, root: Path) -> None:
     others = [
         path
         for path in changed
-        if path not in (PARAMS_FILE, "dvc.lock")
+        if path not in (PARAMS_FILE, DVC_LOCK)
         and not any(path == out or path.startswith(f"{out}/") for out in declared)
     ]
     if others:
@@ -225,18 +220,6 @@ def values_only(name: str, values: Any, where: str = "") -> None:
 
 def _settings(values: dict[str, Any]) -> list[str]:
     return [f"{key}={value}" for key, value in values.items()]
-
-
-def outputs_locked(root: Path) -> dict[str, str]:
-    """Every output's hash in dvc.lock, by path."""
-    import yaml
-
-    lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
-    return {
-        out["path"]: out.get("md5") or out.get("hash", "")
-        for stage in (lock.get("stages") or {}).values()
-        for out in stage.get("outs") or []
-    }
 
 
 def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
@@ -298,7 +281,7 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
                 f"experiment {name} ran with. Fix: edit conf/ by hand to match "
                 f"`git show {revision[:12]}:params.yaml`."
             )
-        locked = outputs_locked(root)
+        locked = dvc_lock.outputs(dvc_lock.in_tree(root))
         # Nothing the ref claims is taken on its word (its scores, verify's report, a model a
         # CI point never pushed): every stage reruns, and the lock must come out the same.
         for step in (("checkout", "--quiet", "--allow-missing"), ("repro", "--quiet", "--force")):
@@ -306,7 +289,7 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
             if done.returncode != 0:
                 said = (done.stderr or done.stdout).strip()
                 raise SweepError(f"`dvc {' '.join(step)}` failed on the adopted commit:\n{said}")
-        if outputs_locked(root) != locked:
+        if dvc_lock.outputs(dvc_lock.in_tree(root)) != locked:
             raise SweepError(
                 f"experiment {name}'s outputs, rebuilt here, differ from the ones it recorded "
                 "(its dvc.lock): it does not reproduce on this machine. Nothing was adopted."

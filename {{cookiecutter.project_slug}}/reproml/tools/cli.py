@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..runtime.errors import ProjectError
 from ..runtime.proc import interpreter_first_on_path
-from .commands import dvc_command
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -389,15 +388,6 @@ def _status(args: argparse.Namespace) -> int:
     return 1
 
 
-def _dvc_here(argv: list[str]) -> int:
-    """DVC's own command line, in this process: DVC is imported once, for the check before
-    the run and for the run itself. Stages find this environment's Python first on PATH."""
-    from dvc.cli import main as dvc_main
-
-    os.environ.update(interpreter_first_on_path(os.environ))
-    return dvc_main(argv)
-
-
 def _run_tool(command: list[str]) -> int:
     return subprocess.call(
         [sys.executable, "-m", *command], env=interpreter_first_on_path(os.environ)
@@ -405,65 +395,9 @@ def _run_tool(command: list[str]) -> int:
 
 
 def _repro(args: argparse.Namespace) -> int:
-    problem = _unverified_stage()
-    if problem:  # raw `dvc repro` finds out only when verify reruns; here, before anything
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
-    code = _dvc_here(["repro", *args.dvc_args])
-    if code != 0:
-        for where, folder in _full_folders():
-            print(
-                f"error: {where} {folder} has no space left: what the stages wrote could not be "
-                "stored, so dvc.lock does not record it. Fix: free space there (`make gc` "
-                "collects the cache), or move the cache (`dvc cache dir --local <folder>`), "
-                "then `make repro` again.",
-                file=sys.stderr,
-            )
-    return code
+    from . import repro
 
-
-def _unverified_stage() -> str | None:
-    """A stage dvc.yaml declares that its verify stage (the one whose last report is in the
-    workspace) neither reruns nor follows: verify would pass without comparing it."""
-    from ..runtime.launcher import PROJECT_ROOT
-    from ..runtime.pipeline import read
-    from ..runtime.verification import unverified
-    from .verify_reports import verify_stages
-
-    pipeline = read(PROJECT_ROOT)
-    for name in verify_stages(PROJECT_ROOT, pipeline):
-        problem = unverified(pipeline, name)
-        if problem:
-            return problem
-    return None
-
-
-# Less free space than this, after a failed run, names the folder as full.
-FULL_BELOW_BYTES = 1 << 20
-
-
-def _full_folders() -> list[tuple[str, Path]]:
-    """The folders a run writes to that are (nearly) full: DVC's cache, the project, and the
-    temporary folder verify rebuilds in. DVC's own error ("No space left on device") names
-    none of them, and the cache may be on another disk than the project."""
-    import shutil
-    import tempfile
-
-    cache = subprocess.run(
-        dvc_command("cache", "dir"), capture_output=True, text=True
-    ).stdout.strip()
-    folders = [("the project", "."), ("the temporary folder", tempfile.gettempdir())]
-    if cache:
-        folders.insert(0, ("the DVC cache", cache))
-    found = []
-    for where, folder in folders:
-        path = Path(folder).resolve()
-        try:
-            if shutil.disk_usage(path).free < FULL_BELOW_BYTES:
-                found.append((where, path))
-        except OSError:
-            continue
-    return found
+    return repro.repro(args.dvc_args)
 
 
 # What `make experiments` leaves out of `dvc exp show` unless [tool.reproml]

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..runtime.environment import PYTHON_VERSION_FILE, RUNTIME_LOCK
 from ..runtime.errors import ConfigError
 from ..runtime.launcher import PROJECT_ROOT, pinned_environment
 from ..runtime.pipeline import DVC_YAML, Pipeline
@@ -26,7 +27,7 @@ from .settings import team_package
 RUNTIME = "reproml/runtime"
 # What every stage that runs a model depends on besides its code: the runtime packages' lock
 # and the interpreter's version. Outputs a verify stage must compare go before them.
-ENVIRONMENT = ("runtime.lock", ".python-version")
+ENVIRONMENT = (RUNTIME_LOCK, PYTHON_VERSION_FILE)
 # Run as `python -c TRACER <code root> <package> stage <name>` in a copy of the pipeline:
 # the stage runs, then prints the files of the package and of reproml it loaded.
 TRACER = """

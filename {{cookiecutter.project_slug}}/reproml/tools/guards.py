@@ -8,9 +8,8 @@ Run by the ``no-data-in-git`` pre-commit hook on the files being committed. The 
 
 from pathlib import Path, PurePosixPath
 
-import yaml
-
 from ..runtime.dvcfiles import tracked_outputs
+from . import dvc_lock
 from .git import git
 from .settings import settings
 
@@ -29,11 +28,7 @@ def dvc_tracked_paths(repo: Path) -> set[PurePosixPath]:
         dvc_file = repo / relative
         text = dvc_file.read_text(encoding="utf-8")
         paths.update(PurePosixPath(path) for path, _, _ in tracked_outputs(text, relative))
-    lock = repo / "dvc.lock"
-    if lock.is_file():
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
-        for stage in stages.values():
-            paths.update(PurePosixPath(out["path"]) for out in stage.get("outs") or [])
+    paths.update(PurePosixPath(path) for path in dvc_lock.outputs(dvc_lock.in_tree(repo)))
     return paths
 
 

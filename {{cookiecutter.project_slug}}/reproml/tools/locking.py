@@ -11,12 +11,11 @@ import os
 import shutil
 from pathlib import Path
 
-from ..runtime.environment import REQUIREMENTS_LOCK
+from ..runtime.environment import REQUIREMENTS_LOCK, RUNTIME_LOCK
 from .commands import run_checked
 from .errors import LockError
 
 UV_LOCK = "uv.lock"
-RUNTIME_LOCK = "runtime.lock"
 
 EXPORTS = {
     RUNTIME_LOCK: ["--no-default-groups"],

@@ -20,12 +20,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..runtime.io import compact_json, structural_differences
 from .git import git_show, show_json, show_yaml
+from .locking import RUNTIME_LOCK, UV_LOCK
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/reproml/template/dvc-repro@v1"
 BUILDER_ID = "https://github.com/reproml/template/make-release@v1"
-LOCK_FILES = ("uv.lock", "runtime.lock")
+# The locks a statement pins by their sha256: everything, and what determines model bytes.
+STATEMENT_LOCKS = (UV_LOCK, RUNTIME_LOCK)
 STATEMENT_BEGIN = "-----BEGIN IN-TOTO STATEMENT-----"
 STATEMENT_END = "-----END IN-TOTO STATEMENT-----"
 
@@ -45,7 +47,7 @@ def commit_facts(repo: Path, commit: str, model_path: str, record_path: str) -> 
         raise ValueError(f"{commit[:12]} has no {record_path}: it was never trained and committed")
     params = show_yaml(repo, commit, "params.yaml")
     locks = {}
-    for name in LOCK_FILES:
+    for name in STATEMENT_LOCKS:
         text = git_show(repo, commit, name)
         if text is not None:
             locks[name] = hashlib.sha256(text.encode()).hexdigest()

@@ -28,7 +28,9 @@ from ..runtime.errors import ProjectError
 from ..runtime.hashing import file_digest
 from ..runtime.launcher import DROPPED_ENV, PROJECT_ROOT, VARIED_UMASK, varied_environment
 from ..runtime.proc import path_first, run
+from . import dvc_lock
 from .commands import run_checked, start_background, stop_background
+from .dvc_lock import DVC_LOCK, LockedStage
 from .equivalence import portable_verdict
 from .errors import LockError, RebuildError, RemoteError
 from .git import git, git_checked, show_yaml, tracked_at
@@ -142,26 +144,10 @@ def _git(repo: Path, *args: str) -> str:
     return git_checked(repo, *args, error=RebuildError).stdout
 
 
-def _lock_entries(lock: dict) -> dict[str, dict]:
-    """Each stage of a dvc.lock as comparable values: cmd, params, and path -> hash maps."""
-
-    def hashes(items):
-        return {item["path"]: item.get("md5") for item in items or []}
-
-    return {
-        name: {
-            "cmd": stage.get("cmd"),
-            "params": stage.get("params") or {},
-            "deps": hashes(stage.get("deps")),
-            "outs": hashes(stage.get("outs")),
-        }
-        for name, stage in (lock.get("stages") or {}).items()
-    }
-
-
-def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[str]]:
+def compare_locks(
+    expected: dict[str, LockedStage], actual: dict[str, LockedStage]
+) -> tuple[dict[str, str], list[str]]:
     """Per-stage MATCH/MISMATCH and a line for every difference, comparing by meaning."""
-    expected, actual = _lock_entries(committed), _lock_entries(rebuilt)
     results, differences = {}, []
     for name in list(expected) + [name for name in actual if name not in expected]:
         if name not in actual or name not in expected:
@@ -171,12 +157,11 @@ def compare_locks(committed: dict, rebuilt: dict) -> tuple[dict[str, str], list[
             continue
         stage_differences = []
         for part in ("cmd", "params"):
-            if expected[name][part] != actual[name][part]:
-                stage_differences.append(
-                    f"{name}: {part} {expected[name][part]!r} -> {actual[name][part]!r}"
-                )
+            want, have = getattr(expected[name], part), getattr(actual[name], part)
+            if want != have:
+                stage_differences.append(f"{name}: {part} {want!r} -> {have!r}")
         for part in ("deps", "outs"):
-            want, have = expected[name][part], actual[name][part]
+            want, have = getattr(expected[name], part), getattr(actual[name], part)
             for path in sorted(set(want) | set(have)):
                 if want.get(path) != have.get(path):
                     stage_differences.append(
@@ -523,8 +508,8 @@ class Rebuilder:
             self.rebuild.differences.append(failed)
 
     def compare(self) -> None:
-        committed = show_yaml(self.repo, self.rebuild.commit, "dvc.lock")
-        rebuilt_path = inside(self.worktree, self.worktree / "dvc.lock")
+        committed = dvc_lock.at_commit(self.repo, self.rebuild.commit)
+        rebuilt_path = inside(self.worktree, self.worktree / DVC_LOCK)
         if not rebuilt_path.is_file():
             raise RebuildError("dvc repro wrote no dvc.lock: nothing was rebuilt to compare")
         if rebuilt_path.stat().st_size > MAX_READ_BYTES:
@@ -535,7 +520,7 @@ class Rebuilder:
             raise RebuildError(f"the rebuilt dvc.lock is not YAML: {error}") from None
         if not isinstance(rebuilt, dict):
             raise RebuildError("the rebuilt dvc.lock holds no stages: nothing to compare")
-        stages, differences = compare_locks(committed, rebuilt)
+        stages, differences = compare_locks(committed, dvc_lock.parse(rebuilt))
         self.rebuild.stages = stages
         self.rebuild.differences += differences
         if differences:

@@ -9,17 +9,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ..runtime.errors import ProjectError
 from ..runtime.proc import run
-from . import provenance, signing, tags
+from . import dvc_lock, provenance, signing, tags
 from .errors import RegistryError
-from .git import git_show, is_utf8, parse_yaml, show_json, show_yaml
+from .git import git_show, is_utf8, parse_yaml, show_json
 from .verify_reports import is_report
 
 VERSION_PATTERN = re.compile(r"\Av(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 DVC_FILE = "dvc.yaml"
-DVC_LOCK = "dvc.lock"
 
 
 @dataclass
@@ -225,18 +223,14 @@ def verify_reports(repo: Path, commit: str = "HEAD") -> dict[str, dict]:
     records that parse as one (verify_reports.is_report), whichever stage wrote them. A dvc.lock
     that is not DVC's shape (anyone may push a commit) holds none."""
     try:
-        lock = show_yaml(repo, commit, DVC_LOCK)
-    except yaml.YAMLError:
+        locked = dvc_lock.outputs(dvc_lock.at_commit(repo, commit))
+    except ProjectError:
         return {}
-    stages = lock.get("stages") if isinstance(lock, dict) else None
     found = {}
-    for stage in stages.values() if isinstance(stages, dict) else []:
-        outs = stage.get("outs") if isinstance(stage, dict) else None
-        for out in outs if isinstance(outs, list) else []:
-            path = str(out.get("path", "")) if isinstance(out, dict) else ""
-            document = show_json(repo, commit, path) if path.endswith(".json") else None
-            if is_report(document):
-                found[path] = document
+    for path in locked:
+        document = show_json(repo, commit, path) if path.endswith(".json") else None
+        if is_report(document):
+            found[path] = document
     return found
 
 

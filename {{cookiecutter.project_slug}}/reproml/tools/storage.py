@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 from ..runtime.proc import run
+from . import dvc_lock
 from .commands import dvc_command
 from .errors import RegistryError
 from .git import show_yaml, tracked_at
 from .registry import (
     DVC_FILE,
-    DVC_LOCK,
     releases,
     repo_root,
     require_full_history,
@@ -34,13 +34,11 @@ def cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
                     for key, options in entry.items():
                         if isinstance(options, dict) and options.get("cache") is False:
                             uncached.add(key)
-    lock = show_yaml(repo, commit, DVC_LOCK)
     params = show_yaml(repo, commit, "params.yaml")
     uncached_paths = {_resolve(key, params) for key in uncached}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if out["path"] not in uncached_paths and out.get("md5"):
-                objects[out["md5"]] = out["path"]
+    for path, md5 in dvc_lock.outputs(dvc_lock.at_commit(repo, commit)).items():
+        if path not in uncached_paths and md5:
+            objects[md5] = path
     objects.update({md5: path for _, path, md5 in tracked_at(repo, commit)})
     return objects
 
