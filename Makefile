@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 DEMO_DIR := $(CURDIR)/build/demo
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap test test-fast lint demo locks demo-tables bench clean
+.PHONY: help bootstrap test test-fast lint demo locks wheels demo-tables bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +38,15 @@ lint: bootstrap ## ruff over the template, hooks, tests and the project's plain 
 
 demo: bootstrap ## Bake the default project, set it up, run its pipeline, show its outputs
 	UV=$(UV) $(VENV_PYTHON) scripts/demo.py $(DEMO_DIR)
+
+# uv's own build backend writes the same bytes from the same source (fixed timestamps, sorted
+# entries), so the wheels kept in the template are checked against a fresh build by the tests.
+WHEELS := {{cookiecutter.project_slug}}/wheels
+wheels: $(UV) ## Build the machinery's two wheels (library/) into the template's wheels/
+	rm -f $(WHEELS)/*.whl
+	$(UV) build --quiet --wheel --out-dir $(WHEELS) library/runtime
+	$(UV) build --quiet --wheel --out-dir $(WHEELS) library/tools
+	rm -f $(WHEELS)/.gitignore  # uv's, which would keep the wheels out of git
 
 locks: bootstrap ## Re-resolve the shipped locks of every Python x remote pair
 	UV=$(UV) $(VENV_PYTHON) scripts/update_locks.py

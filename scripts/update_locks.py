@@ -45,23 +45,22 @@ def render_without_hooks(output: Path, python_version: str, remote: str, model: 
 
 
 def update_set(python_version: str, remote: str, model: str) -> Path:
+    from reproml.tools import locking
+
+    target = LOCKS / project_setup.lock_set_name(python_version, remote, model)
     with tempfile.TemporaryDirectory() as scratch:
         project = render_without_hooks(Path(scratch), python_version, remote, model)
-        sys.path.insert(0, str(project))
+        # The shipped lock is where uv starts from: what pyproject.toml did not change keeps
+        # its version (`make locks` re-hashes the wheels without upgrading anything else).
+        if (target / "uv.lock").is_file():
+            shutil.copyfile(target / "uv.lock", project / "uv.lock")
         try:
-            from reproml.tools import locking
-
             found = find_interpreter(python_version, os.environ.get("UV", "uv"))
             if found:
                 os.environ["UV_PYTHON"] = found
             locking.update(project)
         finally:
-            sys.path.remove(str(project))
-            forget = ("lock_placeholder", "reproml")
-            for name in [n for n in sys.modules if n.split(".")[0] in forget]:
-                del sys.modules[name]
             os.environ.pop("UV_PYTHON", None)
-        target = LOCKS / project_setup.lock_set_name(python_version, remote, model)
         target.mkdir(parents=True, exist_ok=True)
         for name in project_setup.LOCK_FILES:
             shutil.copyfile(project / name, target / name)

@@ -110,7 +110,7 @@ def expected_tree(answers: dict) -> set[str]:
             )
         }
         | copied_tree("{{cookiecutter.package_name}}", answers["package_name"])
-        | copied_tree("reproml", "reproml")
+        | copied_tree("wheels", "wheels")
         | copied_tree("tests", "tests")
     ) - unchosen_network(answers)
 
@@ -162,6 +162,8 @@ def test_plain_files_are_copied_byte_for_byte(baked):
 def test_nothing_is_left_unrendered(baked):
     project, _ = baked
     for name in tracked_files(project):
+        if name.endswith(".whl"):
+            continue  # the machinery's wheels, copied as built (cookiecutter.json)
         text = (project / name).read_text(encoding="utf-8")
         # `${{ ... }}` is a GitHub Actions expression, not a template leftover.
         assert not re.search(r"(?<!\$)\{\{|\{%", text), name
@@ -231,13 +233,17 @@ def test_locks_agree_with_pyproject(baked):
     assert pyproject["project"]["requires-python"] == f"=={answers['python_version']}.*"
     assert (project / ".python-version").read_text().strip() == answers["python_version"]
     extra = EXTRAS[answers["dvc_remote"]]
-    assert pyproject["dependency-groups"]["pipeline"] == [f"dvc{extra}==3.67.1"]
+    assert pyproject["dependency-groups"]["pipeline"] == ["reproml==0.3.0", f"dvc{extra}==3.67.1"]
     lock = tomllib.loads((project / "uv.lock").read_text())
     names = {package["name"] for package in lock["package"]}
     assert answers["project_slug"] in names
     assert "numpy" in names and "dvc" in names
     runtime = (project / "runtime.lock").read_text()
     assert "scikit-learn==" in runtime and "dvc==" not in runtime
+    # The machinery's runtime is a dependency of every stage through runtime.lock; its tools
+    # are not.
+    assert "wheels/reproml_runtime-0.3.0-py3-none-any.whl" in runtime
+    assert "wheels/reproml-0.3.0-py3-none-any.whl" not in runtime
 
 
 def test_repositories_are_initialised_without_secrets(baked):
@@ -382,7 +388,7 @@ def test_package_name_is_used_throughout(baked):
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert stages["train"]["cmd"] == f"python -m {answers['package_name']} stage train"
     makefile = (project / "Makefile").read_text()
-    assert "TOOLS := $(PYTHON) -m reproml" in makefile
+    assert "TOOLS := $(PYTHON) -m reproml.tools" in makefile
     assert answers["package_name"] not in makefile  # the tools read it from pyproject.toml
 
 

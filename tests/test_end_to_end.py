@@ -498,7 +498,7 @@ def test_a_revision_with_shell_syntax_is_a_name_not_a_command(released):
     assert not marker.exists()
     # make itself exits 2 on any failure; the command's own code says "could not rebuild".
     direct = run(
-        [".venv/bin/python", "-m", "reproml", "rebuild", "no-such-revision"],
+        [".venv/bin/python", "-m", "reproml.tools", "rebuild", "no-such-revision"],
         cwd=released.path,
         check=False,
     )
@@ -546,7 +546,7 @@ def test_a_model_trained_on_another_blas_kernel_is_equivalent_not_mismatched(rel
     environment = record["environment"]
     environment["blas"] = [line.rsplit(" ", 1)[0] + " Prescott" for line in environment["blas"]]
     environment["cpu"] = {"vendor": "GenuineIntel", "isa": "x86-64-v2"}
-    command = [".venv/bin/python", "-m", "reproml", "rebuild", "HEAD"]
+    command = [".venv/bin/python", "-m", "reproml.tools", "rebuild", "HEAD"]
     try:
         record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         released.dvc("commit", "--force")

@@ -1,7 +1,7 @@
 """Tier 3: a team adds a plot and a stage the way the baked README says (a stage: a module, a
 block, `make deps`), and verify then compares each new output and fails, naming it, when it
 differs between runs; the project's tests pass with the new stage, unedited; a stage left out
-of verify's deps is refused by name until `make deps` adds it. Nothing in reproml/ is
+of verify's deps is refused by name until `make deps` adds it. Nothing of reproml is
 edited."""
 
 import json

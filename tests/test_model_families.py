@@ -121,7 +121,7 @@ def test_a_family_rebuilds_byte_for_byte_on_both_tasks(family, tmp_path):
     if family == "catboost":
         without_the_machinerys_settings_verify_fails(project)
     predicted = tmp_path / "predicted.csv"
-    run([".venv/bin/python", "-m", "reproml", "predict", source, str(predicted)], cwd=path)
+    run([".venv/bin/python", "-m", "reproml.tools", "predict", source, str(predicted)], cwd=path)
     values = [row["prediction"] for row in csv.DictReader(predicted.open())]
     assert len(values) == 442 and all(math.isfinite(float(value)) for value in values)
 

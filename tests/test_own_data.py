@@ -134,7 +134,7 @@ def test_a_teams_own_table_rebuilds_byte_for_byte(kind, tmp_path):
     )
     predicted = project.path / "predictions.csv"
     run(
-        [".venv/bin/python", "-m", "reproml", "predict", str(rows), str(predicted)],
+        [".venv/bin/python", "-m", "reproml.tools", "predict", str(rows), str(predicted)],
         cwd=project.path,
     )
     lines = list(csv.DictReader(predicted.read_text().splitlines()))
@@ -402,7 +402,7 @@ def test_a_repeated_column_name_is_named_where_the_table_is_read(guarded, tmp_pa
 
 
 def predict(project: Project, rows, out, check: bool = False):
-    command = [".venv/bin/python", "-m", "reproml", "predict", str(rows), str(out)]
+    command = [".venv/bin/python", "-m", "reproml.tools", "predict", str(rows), str(out)]
     return run(command, cwd=project.path, check=check)
 
 
@@ -542,7 +542,7 @@ def test_a_revision_or_version_that_looks_like_an_option_is_refused(guarded):
     assert "usage:" not in result.stdout
     result = project.make("promote", "VERSION=v1.0.0", "STAGE=--force", check=False)
     refused(result, "STAGE='--force' is not a stage")
-    direct = [".venv/bin/python", "-m", "reproml", "rebuild", "--", "-x"]
+    direct = [".venv/bin/python", "-m", "reproml.tools", "rebuild", "--", "-x"]
     assert run(direct, cwd=project.path, check=False).returncode == 2
     assert (refs(), state(project)) == before
 

@@ -235,7 +235,7 @@ def test_a_records_push_that_loses_a_race_merges_and_retries_losing_nothing(life
     run(["git", "clone", "-q", str(origin), str(clone.path)], cwd=tmp_path)
     clone.git("notes", "--ref=reproml", "append", "-m", "from this job", "HEAD")
     python = str(lifecycle["project"].path / ".venv" / "bin" / "python")
-    pushed = run([python, "-m", "reproml", "records", "push"], cwd=clone.path)
+    pushed = run([python, "-m", "reproml.tools", "records", "push"], cwd=clone.path)
     assert "pushed the records to origin" in pushed.stdout
     assert (origin / "raced").exists(), "the hook never refused a push: no race was injected"
     head = run(["git", "rev-parse", "HEAD"], cwd=clone.path).stdout.strip()

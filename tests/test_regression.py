@@ -20,12 +20,12 @@ UNIT_PACKAGE = "regression_unit"
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    """The template's package and machinery, importable as they are (their modules carry no
-    template variable): ``package("config")``, ``package("reproml.runtime.errors")``."""
+    """The template's package, importable as it is (its modules carry no template variable),
+    and the machinery, installed from library/: ``package("config")``,
+    ``package("reproml.runtime.errors")``."""
     root = tmp_path_factory.mktemp("package")
     sources = TEMPLATE / "{{cookiecutter.project_slug}}"
     (root / UNIT_PACKAGE).symlink_to(sources / "{{cookiecutter.package_name}}", True)
-    (root / "reproml").symlink_to(sources / "reproml", target_is_directory=True)
 
     def forget() -> None:
         for name in [n for n in sys.modules if n.split(".")[0] in (UNIT_PACKAGE, "reproml")]:
@@ -253,7 +253,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
     raw = list(csv.reader((path / "data/raw/diabetes.csv").read_text().splitlines()))
     rows = write_table(tmp_path / "new.csv", raw[0][:-1], [row[:-1] for row in raw[1:6]])
     predicted = tmp_path / "predicted.csv"
-    command = [".venv/bin/python", "-m", "reproml", "predict", rows, str(predicted)]
+    command = [".venv/bin/python", "-m", "reproml.tools", "predict", rows, str(predicted)]
     run(command, cwd=path)
     values = [row["prediction"] for row in csv.DictReader(predicted.read_text().splitlines())]
     assert len(values) == 5 and all(25 < float(value) < 346 for value in values)
@@ -269,7 +269,7 @@ def test_the_regression_demo_rebuilds_and_refuses_bad_targets(tmp_path):
         record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         project.dvc("commit", "--force")
         project.git("commit", "-qam", "a model trained on another machine")
-        command = [".venv/bin/python", "-m", "reproml", "rebuild", "HEAD", "--no-record"]
+        command = [".venv/bin/python", "-m", "reproml.tools", "rebuild", "HEAD", "--no-record"]
         rebuilt = run(command, cwd=path, check=False)
         assert rebuilt.returncode == 3, rebuilt.stdout + rebuilt.stderr
         assert "EQUIVALENT" in rebuilt.stdout and "x86-64-v2" in rebuilt.stdout

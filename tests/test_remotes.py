@@ -208,7 +208,7 @@ def test_the_whole_cycle_against_a_real_server(kind, tmp_path):
         for value in server.ci_secrets.values():
             assert value not in given
         python = str(newcomer.path / ".venv" / "bin" / "python")
-        command = [python, "-m", "reproml", "rebuild"]
+        command = [python, "-m", "reproml.tools", "rebuild"]
         rebuilt = run(command, cwd=newcomer.path, env=newcomer.env, check=False)
         assert rebuilt.returncode == 2, rebuilt.stdout + rebuilt.stderr
         assert f"{data} (md5 {raw_data_md5(project)})" in rebuilt.stdout + rebuilt.stderr

@@ -183,17 +183,17 @@ def test_cruft_create_check_diff_and_an_update_that_retrains_nothing(tmp_path):
     assert after == model
 
 
-# The template commit projects were last baked from (the previous release of the template):
-# a project baked there must take this version with `cruft update`, with no .rej file.
-PREVIOUS_TEMPLATE_COMMIT = "927d290fa959ba0b54e94f4eb94d1d0fe1bd98ac"
+# The template commit projects were last baked from (the previous release of the template,
+# whose machinery was a folder, reproml/, beside the team's package): a project baked there
+# must take this version with `cruft update`, with no .rej file.
+PREVIOUS_TEMPLATE_COMMIT = "9fdce0bfcbbf00ecdd0dadbfe4fb61637d11b4be"
 
 
-def test_cruft_update_from_the_previous_template_commit_applies_and_rebuilds_the_same_model(
-    tmp_path,
-):
-    template = tmp_path / "template"
+def previous_template(root: Path) -> Path:
+    """The template at PREVIOUS_TEMPLATE_COMMIT, committed to a repository of its own."""
+    template = root / "template"
     template.mkdir()
-    tarball = tmp_path / "previous.tar"
+    tarball = root / "previous.tar"
     tarball.write_bytes(
         subprocess.run(
             ["git", "archive", "--format=tar", PREVIOUS_TEMPLATE_COMMIT],
@@ -202,18 +202,15 @@ def test_cruft_update_from_the_previous_template_commit_applies_and_rebuilds_the
             check=True,
         ).stdout
     )
-    run(["tar", "-xf", str(tarball), "-C", str(template)], cwd=tmp_path)
+    run(["tar", "-xf", str(tarball), "-C", str(template)], cwd=root)
     run(["git", "init", "-q", "-b", "main"], cwd=template)
     git_commit_all(template, "The previous template")
-    cruft("create", "--no-input", str(template), "--output-dir", str(tmp_path), cwd=tmp_path)
-    project = Project(tmp_path / "my-ml-project")
-    project.make("setup", "repro")
-    project.git("add", "-A")
-    project.git("commit", "-qm", "First model, on the previous template")
-    model = (project.path / "models" / "model.pkl").read_bytes()
+    return template
 
-    # The template moves to this version: every file as it is now.
-    current = template_repository(tmp_path / "current")
+
+def move_to_this_template(template: Path, root: Path) -> None:
+    """The template repository moves to this version: every file as it is now."""
+    current = template_repository(root / "current")
     run(["git", "rm", "-rq", "."], cwd=template)
     for path in current.rglob("*"):
         if path.is_file() and ".git" not in path.relative_to(current).parts:
@@ -222,17 +219,108 @@ def test_cruft_update_from_the_previous_template_commit_applies_and_rebuilds_the
             shutil.copy2(path, target)
     git_commit_all(template, "This template")
 
+
+def rebuilt_wheel(project: Project, root: Path, part: str, edit) -> None:
+    """A new wheel of one part of the library (``runtime`` or ``tools``), its source edited by
+    ``edit``, put in the project's wheels/ under the same name, as a template update brings
+    one; then the project's locks and .venv follow (`make lock`, `make setup`)."""
+    source = root / f"library-{part}"
+    shutil.copytree(TEMPLATE / "library" / part, source)
+    edit(source / "src" / "reproml" / part)
+    built = run(
+        [
+            UV,
+            "build",
+            "--quiet",
+            "--wheel",
+            "--offline",
+            "--out-dir",
+            str(root / part),
+            str(source),
+        ],
+        cwd=root,
+    )
+    assert built.returncode == 0
+    (wheel,) = (root / part).glob("*.whl")
+    shutil.copyfile(wheel, project.path / "wheels" / wheel.name)
+    project.make("lock", "setup")
+
+
+def test_cruft_update_moves_a_project_onto_the_library_and_its_models_rebuild_the_same(
+    tmp_path,
+):
+    """A project baked with the machinery as a folder (reproml/) and released takes this
+    version: the folder goes, the wheels come, the pipeline reruns to the same model (the
+    runtime is a new dependency of every stage) and verify matches; the release made before
+    still rebuilds MATCH with its own machinery. Then a new tools wheel retrains nothing, and
+    a new runtime wheel reruns every stage, to the same bytes."""
+    from test_registry import set_up_signing
+
+    template = previous_template(tmp_path)
+    cruft("create", "--no-input", str(template), "--output-dir", str(tmp_path), cwd=tmp_path)
+    project = Project(tmp_path / "my-ml-project")
+    project.make("setup")
+    set_up_signing(project, tmp_path / "keys")
+    project.make("repro")
+    project.git("add", "-A")
+    project.git("commit", "-qm", "First model, on the previous template")
+    project.dvc("push")
+    project.make("release", "VERSION=v1.0.0")
+    model = (project.path / "models" / "model.pkl").read_bytes()
+    assert (project.path / "reproml" / "runtime" / "verification.py").is_file()
+
+    move_to_this_template(template, tmp_path)
     cruft("update", "-y", cwd=project.path)
     assert not list(project.path.rglob("*.rej"))
-    assert (project.path / "reproml" / "runtime" / "verification.py").is_file()
-    assert not list((project.path / project_package(project.path) / "repro").glob("*.py"))
+    assert not (project.path / "reproml").exists()
     project.git("add", "-A")
     project.git("commit", "-qm", "Update from the template")
+    python = run(["git", "ls-files", "*.py"], cwd=project.path).stdout.split()
+    package = project_package(project.path)
+    assert python and all(path.startswith((f"{package}/", "tests/")) for path in python)
+    assert sorted(path.name for path in (project.path / "wheels").iterdir()) == [
+        "reproml-0.3.0-py3-none-any.whl",
+        "reproml_runtime-0.3.0-py3-none-any.whl",
+    ]
     project.make("setup", "params", "repro")
     assert (project.path / "models" / "model.pkl").read_bytes() == model
     report = json.loads((project.path / "reports" / "verify.json").read_text())
     assert report["result"] == "match" and "train" in report["rerun"]
+    project.git("add", "-A")
+    project.git("commit", "-qm", "Retrained on the library: the same model")
     assert project.status_is_clean()
+
+    # The release made before the update rebuilds with its own machinery (its reproml/).
+    rebuilt = project.make("rebuild", "REV=v1.0.0")
+    assert "MISMATCH" not in rebuilt.stdout and "MATCH" in rebuilt.stdout, rebuilt.stdout
+
+    # A new tools wheel (a new line in `make report`) retrains nothing.
+    def new_report_line(tools: Path) -> None:
+        report = tools / "report.py"
+        report.write_text(
+            report.read_text()
+            + "\n\n_first = format_report\n\n\n"
+            + "def format_report(data: dict) -> str:\n"
+            + "    return _first(data) + 'tools v2: a new line\\n'\n"
+        )
+
+    rebuilt_wheel(project, tmp_path, "tools", new_report_line)
+    assert "tools v2: a new line" in project.make("report").stdout
+    assert run(["git", "diff", "--quiet", "runtime.lock"], cwd=project.path).returncode == 0
+    status = project.dvc("status")
+    assert "changed" not in status.stdout, status.stdout
+
+    # A new runtime wheel reruns every stage, to the same bytes, and verify matches.
+    def runtime_comment(runtime: Path) -> None:
+        (runtime / "hashing.py").write_text("# runtime v2\n" + (runtime / "hashing.py").read_text())
+
+    rebuilt_wheel(project, tmp_path, "runtime", runtime_comment)
+    assert run(["git", "diff", "--quiet", "runtime.lock"], cwd=project.path, check=False).returncode
+    rerun = project.make("repro").stdout
+    assert "Running stage 'train'" in rerun and "Running stage 'verify'" in rerun, rerun
+    assert (project.path / "models" / "model.pkl").read_bytes() == model
+    report = json.loads((project.path / "reports" / "verify.json").read_text())
+    assert report["result"] == "match"
 
 
 # ---- pre-commit ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def project_module(name: str):
 
 
 def machinery(name: str):
-    """Import ``reproml.<name>`` (the template's machinery) from this project."""
+    """Import ``reproml.<name>``: the machinery, installed in this project's .venv."""
     return importlib.import_module(f"reproml.{name}")
 
 
@@ -53,7 +53,7 @@ def require_pulled_data() -> None:
 
 # What a copy of the pipeline needs: its declaration, inputs, code and locks (verify reruns
 # the stages from the copy, as it does from the project).
-PIPELINE_FOLDERS = ("conf", "data/raw", "reproml", PACKAGE)
+PIPELINE_FOLDERS = ("conf", "data/raw", PACKAGE)
 PIPELINE_FILES = ("params.yaml", "dvc.yaml", "runtime.lock", "requirements.lock", ".python-version")
 
 

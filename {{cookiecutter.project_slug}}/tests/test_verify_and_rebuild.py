@@ -277,7 +277,7 @@ def test_a_shadowing_package_on_pythonpath_is_dropped_or_reported(tmp_path):
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadpoolctl\nVersion: 9.9.9\n")
     (shadow / "threadpoolctl.py").write_text("raise ImportError('the shadow was imported')\n")
-    command = [sys.executable, "-m", "reproml", "env", "--check"]
+    command = [sys.executable, "-m", "reproml.tools", "env", "--check"]
     env = {**os.environ, "PYTHONPATH": str(shadow)}
     env.pop(launcher.OPT_OUT_VARIABLE, None)
     dropped = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)

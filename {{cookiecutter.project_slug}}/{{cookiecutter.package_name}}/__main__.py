@@ -1,14 +1,27 @@
-"""``python -m <package> stage <name>...``: what dvc.yaml runs. The machinery's launcher pins
-the process environment first; the tool commands are ``python -m reproml``, which no stage
+"""``python -m <package> stage <name>...``: what dvc.yaml runs. reproml's launcher pins the
+process environment first; the tool commands are ``reproml <command>``, which no stage
 imports."""
 
+import os
 import sys
+from pathlib import Path
 
-from reproml.runtime import launcher
+
+def _into_project_environment() -> None:
+    """DVC runs ``python`` from PATH, which may be another Python than the project's, one
+    without reproml: start this command again with the project's .venv, or say how to make one."""
+    python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+    if python.is_file() and Path(sys.prefix).resolve() != python.parents[1].resolve():
+        os.execv(python, [str(python), "-m", __package__, *sys.argv[1:]])
+    sys.exit(f"error: {sys.executable} has no reproml: run `make setup` (the project's .venv).")
 
 
 def main() -> int:
     """Re-execute pinned and in the project's .venv if needed, then run the stages."""
+    try:
+        from reproml.runtime import launcher
+    except ModuleNotFoundError:
+        _into_project_environment()
     launcher.reexec_if_needed(__package__, sys.argv[1:])
     from reproml.runtime.stage import main as run_stages
 

@@ -1,5 +1,5 @@
 """The team's tables: the schema of conf/data/<name>.yaml as the machinery's table reader
-takes it, the raw and prepared tables read through it (reproml/runtime/tables.py checks
+takes it, the raw and prepared tables read through it (reproml.runtime.tables checks
 every column and writes pinned Parquet), and the DataFrame and labels scikit-learn gets.
 """
 

@@ -8,7 +8,7 @@ and template).
 
 Scores come from scikit-learn's own functions (sklearn.metrics), whose definitions are the
 ones people compare with; classes keep their names. The machinery's contract
-(reproml/runtime/contract.py) refuses predictions that are not one label or number per row,
+(reproml.runtime.contract) refuses predictions that are not one label or number per row,
 and scores outside their ranges, before anything is written. Curves are
 sampled on fixed grids (101 points), so a file's size does not grow with the test table and two
 revisions compare point by point; values are written with six decimals, so the files are
@@ -31,7 +31,7 @@ import numpy as np
 from reproml.runtime.contract import COUNT
 
 # The range of every score scores() writes, per-class ones included: evaluate stops when one
-# falls outside (reproml/runtime/contract.py). Add one here when you add a score.
+# falls outside (reproml.runtime.contract). Add one here when you add a score.
 METRIC_RANGES = {
     **dict.fromkeys(
         ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc_macro"), (0.0, 1.0)

@@ -24,7 +24,7 @@ checked against. A key such a class takes that no list names goes under the top-
 estimator's), which is never passed to the estimator either.
 
 What makes each library retrain to the same bytes (seeds, thread counts, deterministic modes)
-is set by the machinery (reproml/runtime/determinism.py), for the keys the model file leaves unset.
+is set by the machinery (reproml.runtime.determinism), for the keys the model file leaves unset.
 """
 
 import contextlib
@@ -293,7 +293,7 @@ def _check_value(value: Any, where: str, source: str, allowed: set[str], passed:
 def build(config: ProjectConfig, source: str = "params.yaml"):
     """The unfitted pipeline: preprocessing from the schema, then the configured estimator,
     with the library's determinism settings and the project seed (the machinery's
-    reproml/runtime/determinism.py)."""
+    reproml.runtime.determinism)."""
     from hydra.utils import instantiate
     from sklearn.pipeline import Pipeline
 

@@ -8,7 +8,7 @@ The fitted estimator keeps what predicting needs and nothing that varies between
 runs: the weights as numpy arrays, not skorch's net, whose history records each epoch's
 duration. So the model file is the same bytes on every retrain, and on a mismatch verify names
 the layer whose weights differ, and by how much. The machinery's determinism settings
-(reproml/runtime/determinism.py) make the training itself repeatable: deterministic algorithms, one
+(reproml.runtime.determinism) make the training itself repeatable: deterministic algorithms, one
 thread, seeds from ``params.yaml``.
 """
 

@@ -1,0 +1,65 @@
+"""How the tool commands run programs, over runtime/proc.py's ``run``: DVC and the
+environment's console scripts, checked runs, and work started in the background (rebuild's
+cache warm-up). No stage needs these, so they live with the tools: editing one retrains
+nothing."""
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..runtime.proc import kill_group, run
+
+
+def start_background(
+    command: list[str], cwd: Path | None = None, env: dict | None = None
+) -> subprocess.Popen:
+    """Start ``command`` beside the caller, output discarded, in a process group of its own
+    and at the lowest CPU priority: for work nobody waits on (warming a cache), which should
+    only take a core the caller leaves idle. ``stop_background`` ends it and its children."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=os.name == "posix",
+    )
+    if hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):  # it may have ended already
+            os.setpriority(os.PRIO_PROCESS, process.pid, 19)
+    return process
+
+
+def stop_background(process: subprocess.Popen) -> None:
+    """Kill ``process`` and its group if it still runs, then reap it; never raises (it runs
+    in ``finally`` blocks, where it must not hide the real outcome)."""
+    if process.poll() is None:
+        kill_group(process)
+    process.wait()
+
+
+def run_checked(
+    command: list[str], error: type[Exception], cwd: Path | None = None, **kw
+) -> subprocess.CompletedProcess:
+    """``run(command)``, raising the caller's ``error`` (naming the command and what it said)
+    when it exits non-zero: for the steps whose failure has no other meaning."""
+    result = run(command, cwd=cwd, **kw)
+    if result.returncode != 0:
+        shown = " ".join([Path(command[0]).name, *command[1:]])
+        said = (result.stderr or result.stdout or "").strip()
+        raise error(f"`{shown}` failed:\n{said}")
+    return result
+
+
+def dvc_command(*args: str) -> list[str]:
+    """``python -m dvc args`` with this interpreter: the one way the machinery launches DVC,
+    whatever PATH says."""
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def console_script(name: str) -> str:
+    """A console script of this environment (dvc, gto), whatever PATH says."""
+    return str(Path(sys.executable).parent / name)

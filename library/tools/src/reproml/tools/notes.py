@@ -1,0 +1,298 @@
+"""Rebuild records, kept as git notes on the commit each one rebuilt.
+
+A note travels with the repository (``git push origin refs/notes/reproml``, fetched by
+``make setup``), describes exactly one commit, and never dirties the working tree, so a
+record can be added after the fact by anyone, CI included, without a new commit.
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..runtime.io import compact_json
+from . import signing
+from .errors import RecordsError, RegistryError, SigningError
+from .git import git, git_checked, is_utf8
+
+NOTES_REF = "refs/notes/reproml"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(repo: Path, *args: str, check: bool = True):
+    return git_checked(repo, *args, error=RecordsError) if check else git(repo, *args)
+
+
+def _read_git(repo: Path, *args: str):
+    """git output anyone who can push may have written: bytes that are not UTF-8 are kept
+    (as surrogates), never a decoding traceback."""
+    return git(repo, *args, errors="surrogateescape")
+
+
+def signed_payload(record: dict) -> str:
+    """What a record's signature covers: the record without its signature, canonically."""
+    unsigned = {key: value for key, value in record.items() if key != "signature"}
+    return compact_json(unsigned)
+
+
+def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
+    """Add ``record``, signed, to the notes of ``commit`` (one JSON object per line), naming
+    the newest claims it follows (``claims.py``: so a deleted claim is missed). Without
+    a signing key the record is kept unsigned and the returned warning says it will not
+    count; with signing off (``release_signing = "off"``) records are never signed."""
+    from . import claims  # claims reads the records: imported here, not at the top
+
+    repo = Path(repo)
+    warning = None
+    record = {**record, "previous": claims.heads(repo)}
+    try:
+        if signing.mode(repo) != "off":
+            record["signature"] = signing.sign_text(repo, signed_payload(record))
+    except (SigningError, RegistryError) as error:
+        warning = f"this record is kept UNSIGNED, so the report will not count it: {error}"
+    line = compact_json(record)
+    _git(repo, "notes", f"--ref={NOTES_REF}", "append", "-m", line, commit)
+    return warning
+
+
+REQUIRED_FIELDS = {
+    "rebuild": {"revision": str, "result": str, "varied_environment": bool, "timings": dict},
+    "rollback": {"revision": str, "result": str, "release": str},
+}
+RESULTS = {
+    "rebuild": {"match", "equivalent", "mismatch", "error", "timeout"},
+    "rollback": {"success", "failure"},
+}
+
+
+def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
+    """A note line as a record, or the reason it is not one. A record must be a JSON object
+    of a known kind, with its fields of the right types, about the commit it is attached to
+    (a note claiming another commit was moved or forged), signed by a key in
+    ``.allowed_signers`` unless the project opted out of signing."""
+    record, problem = well_formed(line, commit)
+    if record is None:
+        return None, problem
+    if signing.mode(repo) == "off":
+        return record, None
+    if not isinstance(record.get("signature"), str):
+        return None, "not signed (written by hand, or by a rebuild without a signing key)"
+    signer, problem = signing.text_signer(repo, signed_payload(record), record["signature"])
+    if problem:
+        return None, problem
+    return {**record, "signed_by": signer}, None
+
+
+def well_formed(line: str, commit: str) -> tuple[dict | None, str | None]:
+    """A note line as a record of ``commit`` whatever its signature, or why it is not one."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):  # malformed, a number of thousands of digits, deep
+        return None, "not JSON that can be read (malformed, a number too long, or nested too deep)"
+    if not isinstance(record, dict) or record.get("kind") not in REQUIRED_FIELDS:
+        return None, "not a rebuild or rollback record"
+    kind = record["kind"]
+    for key, expected in REQUIRED_FIELDS[kind].items():
+        if not isinstance(record.get(key), expected):
+            return None, f"{kind} record without a valid {key!r}"
+    if record["result"] not in RESULTS[kind]:
+        return None, f"unknown result {record['result']!r}"
+    if record["revision"] != commit:
+        return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
+    if kind == "rebuild":
+        if not _seconds(record["timings"].get("total")):
+            return None, "rebuild record without a total time in seconds"
+        for step, seconds in record["timings"].items():
+            if not _seconds(seconds):
+                return None, f"rebuild record whose timings.{str(step)[:40]} is not seconds"
+        for key in ("environment", "stages"):
+            if not isinstance(record.get(key, {}), dict):
+                return None, f"rebuild record whose {key!r} is not an object"
+        if not isinstance(record.get("sealed", False), bool):  # older records lack it
+            return None, "rebuild record whose 'sealed' is not true or false"
+    if "previous" in record and not _previous(record["previous"]):
+        return None, "'previous' is not a list of claim ids"
+    return record, None
+
+
+# The longest a rebuild can be said to have taken: about four months.
+MAX_SECONDS = 1e7
+
+
+def _seconds(value) -> bool:
+    """A number of seconds a rebuild can have taken: finite, from 0 to MAX_SECONDS (a number
+    of thousands of digits, or infinity, would break every mean the report takes)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and 0 <= value <= MAX_SECONDS
+
+
+def _previous(value) -> bool:
+    from .claims import valid_previous
+
+    return valid_previous(value)
+
+
+# A line's verdict never changes for one commit and one trust root: checked once per run
+# (the claims' chain reads every record again, and signatures cost a process each).
+_verdicts: dict[tuple[Path, str, str], tuple[dict | None, str | None]] = {}
+
+
+def _checked(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
+    key = (repo.resolve(), commit, line)
+    if key not in _verdicts:
+        _verdicts[key] = check_record(repo, line, commit)
+    return _verdicts[key]
+
+
+def _once_counted(repo: Path, line: str, commit: str, problem: str, uncounted: list) -> None:
+    """Add the record to ``uncounted`` if it is the project's own that no longer counts:
+    well formed and signed by a key the default branch once listed (anyone can strip or
+    replace a signature, so an unsigned copy of a record never stands for it)."""
+    formed, _ = well_formed(line, commit)
+    if formed is None:
+        return
+    payload = signed_payload(formed)
+    who = signing.once_allowed_signer(repo, payload, formed.get("signature"))
+    if who:
+        uncounted.append((formed, f"{problem} (signed by {who}, once listed)"))
+
+
+def records_of(
+    repo: str | Path,
+    commit: str,
+    ref: str = NOTES_REF,
+    uncounted: list | None = None,
+    verify: bool = True,
+) -> tuple[list[dict], list[str]]:
+    """The valid records of ``commit``'s note, and one line for each line that is not. A
+    record counts once: copies are found by what the signature covers (the canonical
+    payload), so the same record spelled with other spaces, key order or armour is a copy.
+    ``uncounted`` gets ``(record, why)`` for each well-formed record of this commit that
+    does not count (unsigned, or by a key no longer listed): it is there, but no claim.
+    ``verify=False``: well-formed records, their signatures unchecked (to name them only)."""
+    shown = _read_git(Path(repo), "notes", f"--ref={ref}", "show", commit)
+    if shown.returncode != 0:
+        return [], []
+    records, skipped, seen = [], [], {}
+    for number, line in enumerate(shown.stdout.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{ref} note on {commit[:12]}, line {number}"
+        if not is_utf8(line):
+            skipped.append(f"{where}: not UTF-8 text")
+            continue
+        if verify:
+            record, problem = _checked(Path(repo), line, commit)
+        else:
+            record, problem = well_formed(line, commit)
+        if record is None:
+            skipped.append(f"{where}: {problem}")
+            if uncounted is not None:
+                _once_counted(Path(repo), line, commit, problem, uncounted)
+            continue
+        payload = signed_payload({k: v for k, v in record.items() if k != "signed_by"})
+        if payload in seen:
+            skipped.append(f"{where}: a copy of line {seen[payload]} (a record counts once)")
+            continue
+        seen[payload] = number
+        records.append(record)
+    return records, skipped
+
+
+def all_records(
+    repo: str | Path, ref: str = NOTES_REF, uncounted: list | None = None, verify: bool = True
+) -> tuple[list[dict], list[str]]:
+    """Every valid record in the repository (or in ``ref``), and what was skipped (never
+    counted); ``uncounted`` and ``verify`` as records_of takes them."""
+    listed = _read_git(Path(repo), "notes", f"--ref={ref}", "list")
+    records, skipped = [], []
+    if listed.returncode != 0:
+        problem = malformed_notes(Path(repo), ref) or listed.stderr.strip()
+        return [], [f"{ref} cannot be read as notes ({problem}): no record counted"]
+    for line in listed.stdout.splitlines():
+        _, commit = line.split()
+        found, problems = records_of(repo, commit, ref, uncounted, verify)
+        records.extend(found)
+        skipped.extend(problems)
+    return records, skipped
+
+
+def malformed_notes(repo: Path, ref: str) -> str | None:
+    """Why ``ref`` is not a notes tree git can merge (anyone who can push can push one), or
+    None: it must be a commit whose tree holds only blobs named by the commit they annotate."""
+    kind = _git(repo, "cat-file", "-t", ref, check=False).stdout.strip()
+    if kind != "commit":
+        return f"it points at a {kind or 'missing object'}, not a commit"
+    listed = _git(repo, "ls-tree", "-r", "-z", "--full-tree", ref, check=False)
+    if listed.returncode != 0:
+        return "its tree cannot be read"
+    for entry in listed.stdout.split("\0"):
+        if not entry:
+            continue
+        info, _, path = entry.partition("\t")
+        mode, kind, _ = info.split(" ", 2)
+        name = path.replace("/", "")
+        if kind != "blob" or mode not in ("100644", "100755"):
+            return f"its tree holds a {kind} at {path[:60]!r}"
+        if len(name) != 40 or any(char not in "0123456789abcdef" for char in name):
+            return f"its tree holds {path[:60]!r}, not a note named by a commit"
+    return None
+
+
+def fetch(repo: str | Path, remote: str = "origin") -> str:
+    """Merge the remote's records into ours (line union: nothing is ever dropped). A remote
+    notes ref that is not a notes tree is named and left out, never merged and never a
+    failure: it must not stop `make setup`."""
+    repo = Path(repo)
+    if _git(repo, "remote", "get-url", remote, check=False).returncode != 0:
+        return f"no git remote {remote!r}: nothing to fetch"
+    staging = "refs/notes/reproml-incoming"
+    got = _git(repo, "fetch", "--quiet", remote, f"+{NOTES_REF}:{staging}", check=False)
+    if got.returncode != 0:
+        return f"{remote} has no records yet"
+    try:
+        problem = malformed_notes(repo, staging)
+        if problem:
+            return (
+                f"warning: {remote}'s {NOTES_REF} is not a notes tree ({problem}); it was not "
+                "merged, and the records here are as they were. Fix: whoever can push to "
+                f"{remote} restores {NOTES_REF} from a clone that holds the records."
+            )
+        if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode:
+            _git(repo, "update-ref", NOTES_REF, staging)
+            return f"merged the records of {remote}"
+        merge = ["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "--strategy=cat_sort_uniq"]
+        merged = _git(repo, *merge, staging, check=False)
+        if merged.returncode != 0:
+            _git(repo, "notes", f"--ref={NOTES_REF}", "merge", "--abort", check=False)
+            return (
+                f"warning: {remote}'s records could not be merged ({merged.stderr.strip()[:200]});"
+                " the records here are as they were."
+            )
+        return f"merged the records of {remote}"
+    finally:
+        _git(repo, "update-ref", "-d", staging, check=False)
+
+
+PUSH_ATTEMPTS = 5
+
+
+def push(repo: str | Path, remote: str = "origin") -> str:
+    """Publish our records after merging the remote's, so a concurrent CI run loses none.
+    Parallel jobs (a field rebuild's matrix) race: a push refused because another job pushed
+    first merges again and retries."""
+    repo = Path(repo)
+    for _ in range(PUSH_ATTEMPTS):
+        fetched = fetch(repo, remote)
+        if fetched.startswith("warning:"):  # pushing over it would drop the remote's claims
+            raise RecordsError(f"not pushed: {fetched.removeprefix('warning: ')}")
+        if _git(repo, "rev-parse", "--verify", "--quiet", NOTES_REF, check=False).returncode:
+            return "no records yet: nothing to push"
+        pushed = _git(repo, "push", "--quiet", remote, NOTES_REF, check=False)
+        if pushed.returncode == 0:
+            return f"pushed the records to {remote}"
+        if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
+            break
+    raise RecordsError(f"could not push {NOTES_REF} to {remote}: {pushed.stderr.strip()}")

@@ -1,0 +1,26 @@
+"""``make params``: compose conf/ into params.yaml, then check it against the team's schema
+and the model file against its class (the composition itself is runtime/params.py)."""
+
+from pathlib import Path
+
+import yaml
+
+from ..runtime.io import atomic_write_text
+from ..runtime.params import CONF_DIR, PARAMS_FILE, compose
+from .settings import team_module
+
+
+def write(
+    conf_dir: str | Path = CONF_DIR, out: str | Path = PARAMS_FILE, check_model: bool = True
+) -> Path:
+    """Compose conf/ into ``out`` and validate the result against the schema, and (unless
+    ``check_model`` is off, as at bake time) the model's keys against its class."""
+    out = Path(out)
+    text = compose(conf_dir)
+    source = f"{conf_dir}/ (composed)"
+    config = team_module("config").validate(yaml.safe_load(text), source=source)
+    if check_model:
+        models = team_module("models")
+        models.check_hyperparameters(config.model, source=f"{conf_dir}/model")
+        models.check_task(config, source=f"{conf_dir}/model")
+    return atomic_write_text(out, text)

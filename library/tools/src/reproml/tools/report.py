@@ -1,0 +1,235 @@
+"""The project's reproducibility measures, computed from its own records.
+
+Inputs: the release tags (with their provenance statements) and the records kept as git
+notes by rebuilds and rollbacks. Success rates are split as reproducible-builds.org splits
+them: "field" for rebuilds of released versions as they are, "lab" for rebuilds in a varied
+environment. A rebuild that timed out is "unchecked", not a failure. Field rebuilds that ran
+sealed (tools/sandbox.py) are also counted apart: only those ran nothing but the release's
+declared inputs.
+"""
+
+import collections
+import math
+import statistics
+from pathlib import Path
+
+from ..runtime.io import compact_json
+from . import claims, registry
+from .notes import all_records
+
+STEPS = ("environment", "fetch", "compute", "compare")
+
+
+def _rate(records: list[dict], accepted: tuple[str, ...] = ("match",)) -> dict:
+    checked = [r for r in records if r["result"] != "timeout"]
+    successes = sum(r["result"] in accepted for r in checked)
+    return {
+        "successes": successes,
+        "checked": len(checked),
+        "unchecked": len(records) - len(checked),
+        "rate": successes / len(checked) if checked else None,
+    }
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def measures(repo: Path) -> dict:
+    registry.require_full_history(repo)
+    releases, ignored = registry.registry_view(repo)
+    provenance = {release.tag: registry.check_release(repo, release) for release in releases}
+    # Only records about releases that verify (signature and provenance) count: a record about
+    # a broken release, or about any other commit, says nothing about what was released.
+    verified = {r.commit: r for r in releases if not provenance[r.tag]}
+    records, skipped = all_records(repo)
+    counted = [
+        r
+        for r in records
+        if r["revision"] in verified
+        and (r.get("kind") != "rollback" or r.get("release") == verified[r["revision"]].tag)
+    ]
+    rebuilds = [r for r in counted if r.get("kind") == "rebuild"]
+    rollbacks = [r for r in counted if r.get("kind") == "rollback"]
+    field = [r for r in rebuilds if not r["varied_environment"]]
+    lab = [r for r in rebuilds if r["varied_environment"]]
+    timed = [r for r in rebuilds if r["result"] in ("match", "equivalent", "mismatch")]
+
+    environments: dict[str, dict] = {}
+    for record in rebuilds:
+        fingerprint = record.get("environment", {})
+        key = fingerprint.get("hash") or compact_json(fingerprint)
+        entry = environments.setdefault(key, {"fingerprint": fingerprint, "match": 0, "other": 0})
+        entry["match" if record["result"] == "match" else "other"] += 1
+    consistent = [
+        key for key, entry in environments.items() if entry["match"] and not entry["other"]
+    ]
+
+    per_release = []
+    for release in releases:
+        own = [r for r in rebuilds if r["revision"] == release.commit]
+        times = [
+            r["timings"]["total"] for r in own if r["result"] in ("match", "equivalent", "mismatch")
+        ]
+        per_release.append(
+            {
+                "release": release.tag,
+                "commit": release.commit,
+                "stages": release.stages,
+                "provenance": "ok" if not provenance[release.tag] else "broken",
+                "provenance_problems": provenance[release.tag],
+                "rebuilds": len(own),
+                "matches": sum(r["result"] == "match" for r in own),
+                "mean_seconds": statistics.mean(times) if times else None,
+            }
+        )
+
+    totals = [r["timings"]["total"] for r in timed]
+    return {
+        "releases": len(releases),
+        # A release verifies exactly when its provenance is full (signature included).
+        "with_full_provenance": len(verified),
+        "broken_releases": len(releases) - len(verified),
+        "records_not_counted": len(records) - len(counted),
+        "ignored_tags": ignored,
+        "field": _rate(field),
+        "field_sealed": _rate([r for r in field if r.get("sealed") is True]),
+        # The portable level: predictions and metrics the same on another machine.
+        "field_portable": _rate(field, accepted=("match", "equivalent")),
+        "lab": _rate(lab),
+        "time_to_reproduce": {
+            "n": len(totals),
+            "mean_seconds": statistics.mean(totals) if totals else None,
+            "p95_seconds": _p95(totals) if totals else None,
+            "mean_breakdown": {
+                step: statistics.mean(r["timings"].get(step, 0.0) for r in timed) if timed else None
+                for step in STEPS
+            },
+        },
+        "rollback": _rate(
+            [{"result": "match" if r["result"] == "success" else "failure"} for r in rollbacks]
+        ),
+        "environments": {
+            "seen": len(environments),
+            "confirmed_consistent": len(consistent),
+            "fingerprints": [environments[key] for key in consistent],
+        },
+        "per_release": per_release,
+        "signers": dict(collections.Counter(r["signed_by"] for r in counted if "signed_by" in r)),
+        "skipped_records": skipped,
+        # Claims a later claim names, or this clone held, that are gone: the rates above
+        # are then not the project's, and say so (never "no data").
+        "claims_deleted": claims.problems(repo),
+    }
+
+
+def _percent(part: int, whole: int, empty: str = "no data") -> str:
+    return f"{part}/{whole} ({100 * part / whole:.0f}%)" if whole else f"0/0 ({empty})"
+
+
+def _rate_line(rate: dict, empty: str = "no data") -> str:
+    counted = _percent(rate["successes"], rate["checked"], empty)
+    return f"{counted}, {rate['unchecked']} unchecked"
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} s"
+
+
+def format_report(data: dict) -> str:
+    time = data["time_to_reproduce"]
+    deleted = data["claims_deleted"]
+    lines = (
+        [
+            f"CLAIMS DELETED ({len(deleted)}): the figures below lack them and are NOT the "
+            "project's; fix this first:"
+        ]
+        if deleted
+        else []
+    )
+    lines += [f"  {line}" for line in deleted]
+    # With claims deleted, an empty rate is not "no data": the data is what was deleted.
+    empty = "claims deleted: see above" if deleted else "no data"
+    lines += [
+        f"Reproducibility report: {data['releases']} releases "
+        f"({data['with_full_provenance']} verified, {data['broken_releases']} broken)",
+        "  releases with full provenance:       "
+        + _percent(data["with_full_provenance"], data["releases"]),
+        f"  reproduction success, field:         {_rate_line(data['field'], empty)}"
+        "  (released versions, as is; byte for byte)",
+        f"    at the portable level:             {_rate_line(data['field_portable'], empty)}"
+        "  (same predictions and metrics on another machine)",
+        f"    sealed:                            {_rate_line(data['field_sealed'], empty)}"
+        "  (in the sandbox: no network, no other files)",
+        f"  reproduction success, lab:           {_rate_line(data['lab'], empty)}"
+        "  (varied environments)",
+        f"  time to reproduce:                   mean {_seconds(time['mean_seconds'])}, "
+        f"p95 {_seconds(time['p95_seconds'])} over {time['n']} rebuilds",
+        "    mean per step: "
+        + ", ".join(f"{step} {_seconds(value)}" for step, value in time["mean_breakdown"].items()),
+        f"  rollback success:                    {_rate_line(data['rollback'], empty)}",
+        "  environments with identical outputs: "
+        + _percent(
+            data["environments"]["confirmed_consistent"], data["environments"]["seen"], empty
+        ),
+    ]
+    for entry in data["environments"]["fingerprints"]:
+        fingerprint = entry["fingerprint"]
+        lines.append(
+            f"    {fingerprint.get('hash', '?')[:12]}  python {fingerprint.get('python')}, "
+            f"{fingerprint.get('platform')}, {', '.join(fingerprint.get('blas', []))}"
+            f"  ({entry['match']} matching rebuilds)"
+        )
+    lines.append("  per release:")
+    for entry in data["per_release"]:
+        stages = f" [{', '.join(entry['stages'])}]" if entry["stages"] else ""
+        lines.append(
+            f"    {entry['release']:<18} {entry['commit'][:10]}"
+            f"  provenance {entry['provenance']:<6}"
+            f" rebuilds {entry['matches']}/{entry['rebuilds']} match, "
+            f"mean {_seconds(entry['mean_seconds'])}{stages}"
+        )
+    if data["signers"]:
+        lines.append(
+            "  records signed by:                   "
+            + ", ".join(f"{who} ({count})" for who, count in sorted(data["signers"].items()))
+        )
+    if data["records_not_counted"]:
+        lines.append(
+            f"  {data['records_not_counted']} valid records are about commits that are not "
+            "verified releases (HEAD rebuilds, broken releases): not counted"
+        )
+    if data["ignored_tags"]:
+        lines.append(f"  ignored {len(data['ignored_tags'])} tags (not releases or stages):")
+        lines += [f"    {why}" for _, why in sorted(data["ignored_tags"].items())]
+    if data["skipped_records"]:
+        lines.append(f"  skipped {len(data['skipped_records'])} records (not counted):")
+        lines += [f"    {line}" for line in data["skipped_records"]]
+    return "\n".join(lines)
+
+
+def plot(data: dict, path: Path) -> Path:
+    """An SVG bar chart of the mean time to reproduce each release, from the records."""
+    rows = [entry for entry in data["per_release"] if entry["mean_seconds"] is not None]
+    width, bar, gap, left = 640, 28, 12, 150
+    height = 60 + len(rows) * (bar + gap)
+    longest = max((entry["mean_seconds"] for entry in rows), default=1.0) or 1.0
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="13">',
+        '<text x="10" y="24" font-size="16">Mean time to reproduce, per release</text>',
+    ]
+    for index, entry in enumerate(rows):
+        y = 44 + index * (bar + gap)
+        length = (width - left - 80) * entry["mean_seconds"] / longest
+        parts += [
+            f'<text x="10" y="{y + bar * 0.7:.0f}">{entry["release"]}</text>',
+            f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" fill="#4c78a8"/>',
+            f'<text x="{left + length + 6:.1f}" y="{y + bar * 0.7:.0f}">'
+            f"{entry['mean_seconds']:.1f} s</text>",
+        ]
+    parts.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path

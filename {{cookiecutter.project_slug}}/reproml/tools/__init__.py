@@ -1,5 +1,0 @@
-# Maintained by the reproml template: `cruft update` replaces this file (reproml/README.md).
-"""What no stage imports: the command line (``python -m reproml``, which the make targets
-call) and what it drives: settings, git, params composition, data intake, locking, rebuild,
-field rebuilds, notes, provenance, signing, tags, the registry, remotes, gc guards, plots
-rendered offline and the report. Editing a tool retrains nothing."""
