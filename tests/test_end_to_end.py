@@ -520,7 +520,7 @@ def test_a_committed_lock_with_another_model_md5_is_a_mismatch(released):
             [
                 ".venv/bin/python",
                 "-m",
-                "reproml",
+                "reproml.tools",
                 "rebuild",
                 "HEAD",
                 "--no-record",

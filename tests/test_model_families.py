@@ -6,6 +6,7 @@ byte for byte in a clone and environment of their own."""
 import csv
 import json
 import math
+import os
 import re
 
 import pytest
@@ -56,17 +57,29 @@ def repro_verify_and_rebuild(project: Project, message: str, rebuild: bool = Tru
 
 def without_the_machinerys_settings_verify_fails(project: Project) -> None:
     """The fault the machinery prevents, injected for real: CatBoost's random model GUID and
-    timestamp left in the model. verify retrains, and the model file MISMATCHes."""
-    settings = project.path / "reproml" / "runtime" / "determinism.py"
+    timestamp left in the model, by the runtime installed in the project's .venv. The stages
+    rerun (runtime.lock, their dependency, cannot see an edit of the installed file, so they
+    are forced), and verify's rerun MISMATCHes on the model file."""
+    (settings,) = (project.path / ".venv" / "lib").glob(
+        "python*/site-packages/reproml/runtime/determinism.py"
+    )
     original = settings.read_text()
-    settings.write_text(original.replace('("model_guid", "train_finish_time")', "()"))
+
+    def replace(text: str) -> None:
+        # A new file in its place: uv hard-links .venv's files from its cache, which an edit
+        # in place would change for every other environment.
+        staged = settings.with_name("determinism.py.new")
+        staged.write_text(text)
+        os.replace(staged, settings)
+
+    replace(original.replace('("model_guid", "train_finish_time")', "()"))
     try:
-        result = project.dvc("repro", check=False)
+        result = project.dvc("repro", "--force", check=False)
         output = result.stdout + result.stderr
         assert result.returncode != 0 and "failed to reproduce 'verify'" in output
         assert re.search(r"models/model\.pkl\s+strict\s+MISMATCH", output)
     finally:
-        settings.write_text(original)
+        replace(original)
         project.git("checkout", "-q", "--", ".")
         project.dvc("checkout", "--force")
         assert project.status_is_clean()

@@ -145,7 +145,7 @@ def test_statement_is_in_toto_slsa_with_the_commit_data_and_lock(lifecycle):
             [
                 str(project.path / ".venv/bin/python"),
                 "-m",
-                "reproml",
+                "reproml.tools",
                 "provenance",
                 "v1.0.0",
                 "--json",
