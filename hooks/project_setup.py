@@ -97,9 +97,9 @@ def remove_unchosen(project: Path, answers: dict) -> None:
 
 
 def import_project_module(project: Path, package: str, module: str, team_package: str = ""):
-    """Import ``package.module`` from the baked project, so bake and pipeline share code. What
-    an earlier bake in this process imported (reproml, the team's package) is forgotten first:
-    the machinery finds its project from where its files are."""
+    """Import ``package.module`` from the baked project (the team's package) or its .venv
+    (reproml), so bake and pipeline share code. What an earlier bake in this process imported
+    is forgotten first: the machinery finds its project from the working directory."""
     forget = {"reproml", package, team_package}
     for name in [name for name in sys.modules if name.split(".")[0] in forget]:
         del sys.modules[name]

@@ -58,8 +58,8 @@ def repro_verify_and_rebuild(project: Project, message: str, rebuild: bool = Tru
 def without_the_machinerys_settings_verify_fails(project: Project) -> None:
     """The fault the machinery prevents, injected for real: CatBoost's random model GUID and
     timestamp left in the model, by the runtime installed in the project's .venv. The stages
-    rerun (runtime.lock, their dependency, cannot see an edit of the installed file, so they
-    are forced), and verify's rerun MISMATCHes on the model file."""
+    rerun (forced: runtime.lock, their dependency, pins the wheel, not the installed copy),
+    and verify's rerun MISMATCHes on the model file."""
     (settings,) = (project.path / ".venv" / "lib").glob(
         "python*/site-packages/reproml/runtime/determinism.py"
     )
@@ -74,7 +74,9 @@ def without_the_machinerys_settings_verify_fails(project: Project) -> None:
 
     replace(original.replace('("model_guid", "train_finish_time")', "()"))
     try:
-        result = project.dvc("repro", "--force", check=False)
+        # The drift check names the edited file (its hash is not the wheel's): allowed here,
+        # so the fault reaches verify, as a user who overrides the check would let it.
+        result = project.dvc("repro", "--force", check=False, env_extra={"REPRO_ALLOW_DRIFT": "1"})
         output = result.stdout + result.stderr
         assert result.returncode != 0 and "failed to reproduce 'verify'" in output
         assert re.search(r"models/model\.pkl\s+strict\s+MISMATCH", output)

@@ -220,10 +220,10 @@ def move_to_this_template(template: Path, root: Path) -> None:
     git_commit_all(template, "This template")
 
 
-def rebuilt_wheel(project: Project, root: Path, part: str, edit) -> None:
+def rebuilt_wheel(project: Project, root: Path, part: str, edit, setup: bool = True) -> None:
     """A new wheel of one part of the library (``runtime`` or ``tools``), its source edited by
     ``edit``, put in the project's wheels/ under the same name, as a template update brings
-    one; then the project's locks and .venv follow (`make lock`, `make setup`)."""
+    one; then the project's locks follow (`make lock`) and, with ``setup``, its .venv."""
     source = root / f"library-{part}"
     shutil.copytree(TEMPLATE / "library" / part, source)
     edit(source / "src" / "reproml" / part)
@@ -243,7 +243,7 @@ def rebuilt_wheel(project: Project, root: Path, part: str, edit) -> None:
     assert built.returncode == 0
     (wheel,) = (root / part).glob("*.whl")
     shutil.copyfile(wheel, project.path / "wheels" / wheel.name)
-    project.make("lock", "setup")
+    project.make("lock", *(["setup"] if setup else []))
 
 
 def test_cruft_update_moves_a_project_onto_the_library_and_its_models_rebuild_the_same(
@@ -316,8 +316,17 @@ def test_cruft_update_moves_a_project_onto_the_library_and_its_models_rebuild_th
     def runtime_comment(runtime: Path) -> None:
         (runtime / "hashing.py").write_text("# runtime v2\n" + (runtime / "hashing.py").read_text())
 
-    rebuilt_wheel(project, tmp_path, "runtime", runtime_comment)
+    rebuilt_wheel(project, tmp_path, "runtime", runtime_comment, setup=False)
     assert run(["git", "diff", "--quiet", "runtime.lock"], cwd=project.path, check=False).returncode
+    # The same version, other bytes: until `make setup` installs it, the stages refuse to run
+    # on the old one (the drift check compares the installed files with the wheel's).
+    refused = project.make("repro", check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "- reproml-runtime as in ./wheels/" in said, said
+    project.make("setup")
+    first_line = "import reproml.runtime.hashing as h; print(open(h.__file__).readline())"
+    installed = run([".venv/bin/python", "-c", first_line], cwd=project.path).stdout
+    assert installed.startswith("# runtime v2")
     rerun = project.make("repro").stdout
     assert "Running stage 'train'" in rerun and "Running stage 'verify'" in rerun, rerun
     assert (project.path / "models" / "model.pkl").read_bytes() == model

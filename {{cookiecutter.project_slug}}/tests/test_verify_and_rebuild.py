@@ -439,6 +439,31 @@ def test_the_rebuild_builds_from_source_only_what_the_checkouts_own_lock_builds(
         locking.builds_not_in("\ufeff" + own, own)
 
 
+def test_only_a_wheel_of_the_checkouts_wheels_folder_is_taken_as_installed_not_built():
+    """reproml's wheels are installed, never built. uv reads the first kind of source a lock
+    table names: a table that also names a git, URL, registry or folder source, or a wheel
+    outside wheels/, is something a revision could build (or fetch) outside the seal."""
+    locking = machinery("tools.locking")
+    own = UV_LOCK_TEXT.replace("PROJECT", "p").replace("ANTLR", "a" * 64)
+
+    def package(source: str) -> str:
+        return '[[package]]\nname = "w"\nversion = "1"\nsource = { ' + source + " }\n"
+
+    wheel = 'path = "wheels/w-1-py3-none-any.whl"'
+    assert locking.builds_not_in(own + package(wheel), own) == ["helper"]
+    for forged in (
+        f'git = "https://x/w?rev=1#{"c" * 40}", {wheel}',
+        f'url = "https://x/w.tar.gz", {wheel}',
+        f'registry = "https://pypi.org/simple", {wheel}',
+        'path = "../w-1-py3-none-any.whl"',
+        'path = "/tmp/w-1-py3-none-any.whl"',
+        'path = "wheels/../../w-1-py3-none-any.whl"',
+        'path = "w-1.tar.gz"',
+        'virtual = ".", git = "https://x/w"',
+    ):
+        assert "w" in locking.builds_not_in(own + package(forged), own), forged
+
+
 def test_a_committed_link_out_of_the_checkout_is_refused_before_anything_is_written(tmp_path):
     sandbox = machinery("tools.sandbox")
     errors = machinery("tools.errors")

@@ -6,13 +6,22 @@ import os
 import sys
 from pathlib import Path
 
+_MOVED = "_REPRO_INTO_VENV"
+
 
 def _into_project_environment() -> None:
     """DVC runs ``python`` from PATH, which may be another Python than the project's, one
-    without reproml: start this command again with the project's .venv, or say how to make one."""
-    python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
-    if python.is_file() and Path(sys.prefix).resolve() != python.parents[1].resolve():
-        os.execv(python, [str(python), "-m", __package__, *sys.argv[1:]])
+    without reproml: start again with the project's .venv (a DVC experiment's copy of the
+    project, under .dvc/tmp/exps/, uses the repository's), once, or say how to make one."""
+    here = Path(__file__).resolve().parents[1]
+    roots = [here]
+    if ".dvc" in here.parts:
+        roots.append(Path(*here.parts[: here.parts.index(".dvc")]))
+    for root in roots:
+        python = root / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        if python.is_file() and not os.environ.get(_MOVED):
+            os.environ[_MOVED] = "1"
+            os.execv(python, [str(python), "-m", __package__, *sys.argv[1:]])
     sys.exit(f"error: {sys.executable} has no reproml: run `make setup` (the project's .venv).")
 
 
@@ -22,6 +31,7 @@ def main() -> int:
         from reproml.runtime import launcher
     except ModuleNotFoundError:
         _into_project_environment()
+    os.environ.pop(_MOVED, None)
     launcher.reexec_if_needed(__package__, sys.argv[1:])
     from reproml.runtime.stage import main as run_stages
 

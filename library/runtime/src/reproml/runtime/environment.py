@@ -28,6 +28,8 @@ _PINNED_LINE = re.compile(
 # A wheel the lock installs from a path (reproml's own, kept in the project's wheels/):
 # ``./wheels/<name>-<version>-<tags>.whl``, the name and version as its file name gives them.
 _WHEEL_LINE = re.compile(r"^\S*?([A-Za-z0-9_.]+)-([^-\s/]+)-[^\s/]+\.whl[ \t]*\\?$", re.MULTILINE)
+# The same line, whole: the wheel's path (relative to the project) and its distribution name.
+_WHEEL_PATH = re.compile(r"^(\S*?([A-Za-z0-9_.]+)-[^-\s/]+-[^\s/]+\.whl)[ \t]*\\?$", re.MULTILINE)
 # Installers put these into some environments; unless the lock pins them, they are not drift.
 _INSTALLER_TOOLS = frozenset({"pip", "setuptools", "wheel", "uv"})
 
@@ -78,6 +80,7 @@ def drift(
     if running_python != wanted_python:
         lines += [f"- python {wanted_python}", f"+ python {running_python}"]
     locked = locked_versions(project / REQUIREMENTS_LOCK)
+    installed_default = installed is None
     installed = installed_versions() if installed is None else installed
     unlocked_tools = _INSTALLER_TOOLS - set(locked)
     for name in sorted((set(locked) | set(installed)) - unlocked_tools):
@@ -88,6 +91,52 @@ def drift(
             lines.append(f"- {name}=={want}")
         if have is not None:
             lines.append(f"+ {name}=={have}")
+    if installed_default:
+        lines += wheel_drift(project)
+    return lines
+
+
+def wheel_drift(project: Path) -> list[str]:
+    """A project's own wheels (reproml's, in wheels/) keep their version when they change, so
+    the version says nothing: every file the wheel holds must be installed as it is there
+    (the hashes its RECORD lists). A wheel this copy of the project lacks (verify's scratch
+    copy) is not checked here; the project's own run checked it."""
+    import base64
+    import csv
+    import hashlib
+    import io
+    import zipfile
+
+    lines = []
+    text = (project / REQUIREMENTS_LOCK).read_text(encoding="utf-8")
+    for path, name in _WHEEL_PATH.findall(text):
+        wheel = project / path
+        if not wheel.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
+                rows = list(csv.reader(io.StringIO(archive.read(record).decode("utf-8"))))
+            site = Path(metadata.distribution(name).locate_file(""))
+        except (OSError, StopIteration, zipfile.BadZipFile, metadata.PackageNotFoundError):
+            continue  # unreadable or not installed: the version comparison names it
+        changed = []
+        for row in rows:
+            if len(row) < 2 or not row[1].startswith("sha256=") or ".dist-info/" in row[0]:
+                continue
+            try:
+                digest = hashlib.sha256((site / row[0]).read_bytes()).digest()
+            except OSError:
+                changed.append(row[0])
+                continue
+            if "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != row[1]:
+                changed.append(row[0])
+        if changed:
+            shown = ", ".join(sorted(changed)[:3]) + (" ..." if len(changed) > 3 else "")
+            lines += [
+                f"- {normalize(name)} as in {path}",
+                f"+ {normalize(name)} other files: {shown}",
+            ]
     return lines
 
 

@@ -41,14 +41,26 @@ DROPPED_ENV = ("PYTHONDONTWRITEBYTECODE",)
 def _project_root() -> Path:
     """The project whose code runs: the folder holding the team's package when this process
     is ``python -m <package>`` (the project, or verify's, an experiment's or the import
-    tracer's copy of it; its ``__main__.py`` is ``sys.argv[0]``), else the working directory,
-    where a make target runs the tools. This package is installed in the project's .venv, so
-    its own path says nothing about which project."""
+    tracer's copy of it; its ``__main__.py`` is ``sys.argv[0]``); else the nearest folder up
+    from the working directory whose pyproject.toml has a ``[tool.reproml]`` table (a make
+    target runs the tools in the project; a person may run ``reproml`` from a subfolder), else
+    the working directory. This package is installed in the project's .venv (or, for the
+    template's own work, editable from library/), so its own path says nothing about which
+    project."""
     main = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    team_main = main and main.name == "__main__.py" and "site-packages" not in main.parts
-    if team_main and main.is_file():
-        return main.resolve().parents[1]
-    return Path.cwd().resolve()
+    if main and main.name == "__main__.py" and main.is_file():
+        package = main.resolve().parent
+        if package.parent.name != "reproml" and "site-packages" not in package.parts:
+            return package.parent
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        settings = folder / "pyproject.toml"
+        try:
+            if "[tool.reproml]" in settings.read_text(encoding="utf-8"):
+                return folder
+        except (OSError, UnicodeDecodeError):
+            continue
+    return here
 
 
 PROJECT_ROOT = _project_root()

@@ -101,11 +101,15 @@ def stale_wheels(project: Path) -> list[str]:
     import hashlib
     import tomllib
 
-    packages = tomllib.loads((project / UV_LOCK).read_text(encoding="utf-8")).get("package", [])
+    try:
+        packages = tomllib.loads((project / UV_LOCK).read_text(encoding="utf-8")).get("package")
+    except tomllib.TOMLDecodeError as error:
+        raise LockError(f"{UV_LOCK} is not TOML that can be read ({error})") from None
     stale = []
-    for package in packages:
-        path = (package.get("source") or {}).get("path", "")
-        if not path.endswith(".whl"):
+    for package in packages if isinstance(packages, list) else []:
+        source = package.get("source") if isinstance(package, dict) else None
+        path = source.get("path", "") if isinstance(source, dict) else ""
+        if not isinstance(path, str) or not path.endswith(".whl"):
             continue
         pinned = {wheel.get("hash") for wheel in package.get("wheels") or []}
         file = project / path
@@ -133,16 +137,32 @@ def _builds(lock_text: str) -> dict[str, tuple]:
         if not isinstance(package, dict) or not isinstance(package.get("name"), str):
             continue
         source = package.get("source") if isinstance(package.get("source"), dict) else {}
-        if "virtual" in source:
+        # uv reads the first kind of source a table has and ignores the rest: only a table of
+        # exactly one key is what it says.
+        if set(source) == {"virtual"} and source["virtual"] == ".":
             continue  # the project itself with `package = false`: nothing to build
-        if str(source.get("path", "")).endswith(".whl"):
+        if set(source) == {"path"} and checkout_wheel(source["path"]):
             continue  # a wheel of the checkout (reproml's): installed, hash-checked, never built
         sdist = package.get("sdist") if isinstance(package.get("sdist"), dict) else {}
         local = any(kind in source for kind in LOCAL_SOURCES)
+        unknown = len(source) != 1
         found[package["name"]] = (
-            None if local else (package.get("version"), sdist.get("hash"), source.get("git"))
+            None
+            if local or unknown
+            else (package.get("version"), sdist.get("hash"), source.get("git"))
         )
     return found
+
+
+def checkout_wheel(path: object) -> bool:
+    """Whether a lock's ``path`` source is a wheel inside the checkout's wheels/: relative,
+    normalised, no way out (an absolute path or ``..`` would install a file from elsewhere)."""
+    from pathlib import PurePosixPath
+
+    if not isinstance(path, str) or not path.endswith(".whl") or "\\" in path:
+        return False
+    parts = PurePosixPath(path).parts
+    return len(parts) == 2 and parts[0] == "wheels" and parts[1] not in (".", "..")
 
 
 def builds_not_in(revision_lock: str, own_lock: str) -> list[str]:
