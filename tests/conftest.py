@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jinja2
@@ -17,6 +18,14 @@ HOOKS = TEMPLATE / "hooks"
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 CHOICES = {key: value for key, value in COOKIECUTTER_JSON.items() if isinstance(value, list)}
 ACTIONLINT = str(Path(sys.executable).parent / "actionlint")
+# The machinery's version (library/, both distributions): what a baked project pins.
+LIBRARY_VERSION = tomllib.loads((TEMPLATE / "library/runtime/pyproject.toml").read_text())[
+    "project"
+]["version"]
+LIBRARY_WHEELS = {
+    "runtime": f"reproml_runtime-{LIBRARY_VERSION}-py3-none-any.whl",
+    "tools": f"reproml-{LIBRARY_VERSION}-py3-none-any.whl",
+}
 UV = os.environ.setdefault("UV", str(TEMPLATE / ".bootstrap" / "bin" / "uv"))
 
 sys.path.insert(0, str(HOOKS))

@@ -16,6 +16,8 @@ import yaml
 from conftest import (
     ACTIONLINT,
     CHOICES,
+    LIBRARY_VERSION,
+    LIBRARY_WHEELS,
     TEMPLATE,
     bake,
     baked_module,
@@ -233,7 +235,10 @@ def test_locks_agree_with_pyproject(baked):
     assert pyproject["project"]["requires-python"] == f"=={answers['python_version']}.*"
     assert (project / ".python-version").read_text().strip() == answers["python_version"]
     extra = EXTRAS[answers["dvc_remote"]]
-    assert pyproject["dependency-groups"]["pipeline"] == ["reproml==0.3.0", f"dvc{extra}==3.67.1"]
+    assert pyproject["dependency-groups"]["pipeline"] == [
+        f"reproml=={LIBRARY_VERSION}",
+        f"dvc{extra}==3.67.1",
+    ]
     lock = tomllib.loads((project / "uv.lock").read_text())
     names = {package["name"] for package in lock["package"]}
     assert answers["project_slug"] in names
@@ -242,8 +247,8 @@ def test_locks_agree_with_pyproject(baked):
     assert "scikit-learn==" in runtime and "dvc==" not in runtime
     # The machinery's runtime is a dependency of every stage through runtime.lock; its tools
     # are not.
-    assert "wheels/reproml_runtime-0.3.0-py3-none-any.whl" in runtime
-    assert "wheels/reproml-0.3.0-py3-none-any.whl" not in runtime
+    assert f"wheels/{LIBRARY_WHEELS['runtime']}" in runtime
+    assert f"wheels/{LIBRARY_WHEELS['tools']}" not in runtime
 
 
 def test_repositories_are_initialised_without_secrets(baked):

@@ -53,7 +53,7 @@ def verify_report(project: Project) -> dict:
 
 
 def compared(project: Project) -> dict[str, str]:
-    return {check["artifact"]: check["result"] for check in verify_report(project)["checks"]}
+    return {check["output"]: check["result"] for check in verify_report(project)["checks"]}
 
 
 def add_a_plot(project: Project, extra: str = "") -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, UV, bake, chosen_model, project_package, run
+from conftest import LIBRARY_WHEELS, TEMPLATE, UV, bake, chosen_model, project_package, run
 from test_end_to_end import Project
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tools")]
@@ -280,10 +280,9 @@ def test_cruft_update_moves_a_project_onto_the_library_and_its_models_rebuild_th
     python = run(["git", "ls-files", "*.py"], cwd=project.path).stdout.split()
     package = project_package(project.path)
     assert python and all(path.startswith((f"{package}/", "tests/")) for path in python)
-    assert sorted(path.name for path in (project.path / "wheels").iterdir()) == [
-        "reproml-0.3.0-py3-none-any.whl",
-        "reproml_runtime-0.3.0-py3-none-any.whl",
-    ]
+    assert sorted(path.name for path in (project.path / "wheels").iterdir()) == sorted(
+        LIBRARY_WHEELS.values()
+    )
     project.make("setup", "params", "repro")
     assert (project.path / "models" / "model.pkl").read_bytes() == model
     report = json.loads((project.path / "reports" / "verify.json").read_text())
@@ -387,7 +386,7 @@ def test_plots_are_byte_identical_in_verifys_rerun_and_drawn_offline(dataset, tm
     plots = project.path / "plots" / "tables"
     # verify reran the pipeline in isolation: every plot table came out byte-identical.
     report = json.loads((project.path / "reports" / "verify.json").read_text())
-    checks = {check["artifact"]: check for check in report["checks"]}
+    checks = {check["output"]: check for check in report["checks"]}
     for name in PLOT_FILES:
         check = checks[f"plots/tables/{name}.csv"]
         assert check["level"] == "strict" and check["result"] == "match", check

@@ -50,7 +50,7 @@ def test_the_runtime_imports_nothing_of_the_tools_or_of_a_team():
 
 def test_the_tools_import_only_the_runtime_and_each_other_of_reproml():
     """The tools use the runtime (``..runtime``) and their own modules (``.x``); they reach
-    the team's package only by the name pyproject.toml gives it (settings.team_module)."""
+    the team's package only through the contract its ``__main__`` hands over (settings.team)."""
     for name, tree in modules(TOOLS).items():
         for level, module in imported(tree):
             assert level in (0, 1, 2), (name, module)
@@ -111,6 +111,31 @@ def _references(nodes, bound: dict, module: str | None) -> set[tuple[str, str]]:
                 elif module is not None:
                     found.add((module, node.id))
     return found
+
+
+def test_the_team_contract_is_declared_once_and_the_starter_hands_all_of_it_over():
+    """runtime/team.py declares what the tools need of a team's package; the starter's
+    ``__main__`` gives every field of it, and no tool imports the team's code another way."""
+    from reproml.runtime.team import Team
+
+    main = ast.parse((TEAM_PACKAGE / "__main__.py").read_text(encoding="utf-8"))
+    handed = [
+        node
+        for node in ast.walk(main)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Team"
+    ]
+    assert len(handed) == 1
+    assert sorted(keyword.arg for keyword in handed[0].keywords) == sorted(
+        Team.__dataclass_fields__
+    )
+    for name, tree in modules(TOOLS).items():
+        dynamic = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module"
+        ]
+        assert name == "settings" or not dynamic, (name, dynamic)
 
 
 def test_every_public_runtime_name_is_reached_from_the_starters_code():
@@ -246,10 +271,22 @@ def test_every_shipped_lock_set_pins_the_shipped_wheels():
         wheel.name: f"sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"
         for wheel in WHEELS.glob("*.whl")
     }
+    version = {
+        tomllib.loads((REPOSITORY / "library" / part / "pyproject.toml").read_text())["project"][
+            "version"
+        ]
+        for part in ("runtime", "tools")
+    }
+    assert len(version) == 1, "both distributions carry one version"
+    (version,) = version
+    tools = tomllib.loads((REPOSITORY / "library/tools/pyproject.toml").read_text())["project"]
+    assert tools["dependencies"] == [f"reproml-runtime=={version}"]
     assert sorted(digests) == [
-        "reproml-0.3.0-py3-none-any.whl",
-        "reproml_runtime-0.3.0-py3-none-any.whl",
+        f"reproml-{version}-py3-none-any.whl",
+        f"reproml_runtime-{version}-py3-none-any.whl",
     ]
+    starter = (STARTER / "pyproject.toml").read_text()
+    assert f'"reproml-runtime=={version}"' in starter and f'"reproml=={version}"' in starter
     sets = sorted((STARTER / ".locks").iterdir())
     assert len(sets) > 1
     for lock_set in sets:
@@ -262,5 +299,5 @@ def test_every_shipped_lock_set_pins_the_shipped_wheels():
         }
         assert pinned == digests, f"{lock_set.name}: run `make locks`"
         runtime = (lock_set / "runtime.lock").read_text()
-        assert digests["reproml_runtime-0.3.0-py3-none-any.whl"] in runtime
-        assert "reproml-0.3.0-py3-none-any.whl" not in runtime, lock_set.name
+        assert digests[f"reproml_runtime-{version}-py3-none-any.whl"] in runtime
+        assert f"reproml-{version}-py3-none-any.whl" not in runtime, lock_set.name

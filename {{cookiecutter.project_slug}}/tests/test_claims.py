@@ -57,7 +57,7 @@ def test_a_record_whose_previous_is_not_claim_ids_is_skipped(previous):
             "previous": previous,
         }
     )
-    record, problem = notes.check_record(Path("."), line, "a" * 40)
+    record, problem = notes.check_note(Path("."), line, "a" * 40)
     assert record is None and "'previous' is not a list of claim ids" in problem
 
 
@@ -88,9 +88,9 @@ def rebuild_record(repo: Path, seconds: float) -> str:
         "varied_environment": False,
         "timings": {"total": seconds},
     }
-    assert notes.append_record(repo, commit, record) is None
-    records, _ = notes.records_of(repo, commit)
-    return claims.record_id(next(r for r in records if r["timings"]["total"] == seconds))
+    assert notes.append_note(repo, commit, record) is None
+    records, _ = notes.notes_of(repo, commit)
+    return claims.note_id(next(r for r in records if r["timings"]["total"] == seconds))
 
 
 def test_a_deleted_record_is_named_by_the_claim_that_follows_it(project):
@@ -146,7 +146,7 @@ def test_origin_losing_a_claim_it_held_is_named_at_fetch_and_the_clone_keeps_it(
     assert (
         drop.startswith("origin no longer has a record on commit") and "make push-records" in drop
     )
-    assert notes.all_records(project)[0], "the clone dropped its own copy"
+    assert notes.all_notes(project)[0], "the clone dropped its own copy"
     notes.push(project)
     assert claims.origin_drops(project) == []
 

@@ -1,5 +1,6 @@
 """params.yaml: composed from conf/, checked against the schema, guarded against staleness;
-models from conf/model/*.yaml, checked against the estimator itself."""
+models from conf/model/*.yaml, checked against the estimator itself
+(reproml.runtime.model_config)."""
 
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ models = project_module("models")
 params = machinery("runtime.params")
 composing = machinery("tools.params")
 errors = machinery("runtime.errors")
+model_config = machinery("runtime.model_config")
 TASK = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["data"]["task"]
 
 
@@ -109,7 +111,7 @@ def test_every_model_file_composes_validates_and_builds(model_file):
     estimator = pipeline.named_steps["model"]
     if type(estimator).__name__ == "LibraryClassifier":  # XGBoost and CatBoost, adapted
         estimator = estimator.estimator
-    assert type(estimator) is models.estimator_class(config.model)
+    assert type(estimator) is model_config.estimator_class(config.model)
     if "random_state" in estimator.get_params():
         assert estimator.get_params()["random_state"] == config.seed
 
@@ -163,7 +165,7 @@ def test_a_typo_is_refused_in_a_few_lines_naming_the_canonical_parameter_first(
         message,
     ), message
     # The key, the closest names and the fix; never the whole parameter list.
-    names = models.parameter_names(models.estimator_class({"_target_": target}))
+    names = model_config.parameter_names(model_config.estimator_class({"_target_": target}))
     named = [name for name in names if re.search(rf"(?<![\w.]){re.escape(name)}\b", message)]
     assert len(named) <= 3, named  # up to three suggestions
     assert len(message.splitlines()) <= 5 and len(message) < 600, message
@@ -246,7 +248,7 @@ def test_every_nested_target_is_checked_before_anything_is_built(tmp_path):
     ):
         raw["model"] = model
         with pytest.raises(errors.ConfigError, match=rf"{re.escape(where)}\._target_: 'builtins"):
-            models.check_hyperparameters(config_module.validate(raw).model)
+            model_config.check_hyperparameters(config_module.validate(raw).model)
     assert victim.read_text() == "kept\n"
     bagging = {"_target_": BY_HAND["bagging"], "n_estimators": 3}
     raw["model"] = {**bagging, "estimator": {"_target_": linear, strength + "c": 1.0}}

@@ -21,7 +21,7 @@ COMMIT = "a" * 40
     ],
 )
 def test_a_note_line_that_cannot_be_read_is_skipped_by_name(line, reason):
-    record, problem = notes.check_record(Path("."), line, COMMIT)
+    record, problem = notes.check_note(Path("."), line, COMMIT)
     assert (
         record is None and "not JSON that can be read" in problem and reason.split()[0] in problem
     )
@@ -41,7 +41,7 @@ def test_a_rebuild_record_whose_times_are_not_seconds_is_skipped(timings):
             "timings": timings,
         }
     )
-    record, problem = notes.check_record(Path("."), line, COMMIT)
+    record, problem = notes.check_note(Path("."), line, COMMIT)
     assert record is None and "seconds" in problem
 
 

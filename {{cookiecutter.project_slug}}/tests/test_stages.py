@@ -111,7 +111,7 @@ def test_verify_reruns_every_stage_before_it_and_compares_every_output(outputs, 
     verifier = PIPELINE.writer_of(paths.verify_report).name
     rerun = PIPELINE.upstream(verifier)
     assert report["rerun"] == [stage.name for stage in rerun]
-    compared = {check["artifact"]: check["level"] for check in report["checks"]}
+    compared = {check["output"]: check["level"] for check in report["checks"]}
     declared = set()
     for out in (out for stage in rerun for out in stage.outs):
         folder = module_workspace / out.path

@@ -1,6 +1,6 @@
 """``python -m <package> stage <name>...``: what dvc.yaml runs. reproml's launcher pins the
 process environment first; the tool commands are ``reproml <command>``, which no stage
-imports."""
+imports, and they reach this package only through ``team()`` below."""
 
 import os
 import sys
@@ -23,6 +23,24 @@ def _into_project_environment() -> None:
             os.environ[_MOVED] = "1"
             os.execv(python, [str(python), "-m", __package__, *sys.argv[1:]])
     sys.exit(f"error: {sys.executable} has no reproml: run `make setup` (the project's .venv).")
+
+
+def team():
+    """What the tool commands need of this package (reproml.runtime.team.Team): imported when
+    a tool asks, so no stage loads a module it does not use."""
+    from reproml.runtime.team import Team
+
+    from .config import DEFAULT_DATE_PARTS, load_params, validate
+    from .models import build
+    from .predict import predict
+
+    return Team(
+        load_params=load_params,
+        validate=validate,
+        build=build,
+        predict=predict,
+        date_parts=DEFAULT_DATE_PARTS,
+    )
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 Hydra composes ``conf/`` into params.yaml (DVC does the same for ``dvc exp run -S``), but DVC
 composes without importing this package, so the schema is enforced here, when a stage loads
 its parameters: a typo or a wrong type is an error that names the key. The model group is
-free-form (``_target_`` plus the estimator's own parameters); models.py checks it against the
+free-form (``_target_`` plus the estimator's own parameters); models.build checks it against the
 estimator itself.
 
 Add a key here when you add one to ``conf/``.

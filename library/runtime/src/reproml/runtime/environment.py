@@ -26,10 +26,9 @@ _PINNED_LINE = re.compile(
     re.MULTILINE,
 )
 # A wheel the lock installs from a path (reproml's own, kept in the project's wheels/):
-# ``./wheels/<name>-<version>-<tags>.whl``, the name and version as its file name gives them.
-_WHEEL_LINE = re.compile(r"^\S*?([A-Za-z0-9_.]+)-([^-\s/]+)-[^\s/]+\.whl[ \t]*\\?$", re.MULTILINE)
-# The same line, whole: the wheel's path (relative to the project) and its distribution name.
-_WHEEL_PATH = re.compile(r"^(\S*?([A-Za-z0-9_.]+)-[^-\s/]+-[^\s/]+\.whl)[ \t]*\\?$", re.MULTILINE)
+# ``./wheels/<name>-<version>-<tags>.whl``: its path, and the name and version its file name
+# gives.
+_WHEEL_LINE = re.compile(r"^(\S*?([A-Za-z0-9_.]+)-([^-\s/]+)-[^\s/]+\.whl)[ \t]*\\?$", re.MULTILINE)
 # Installers put these into some environments; unless the lock pins them, they are not drift.
 _INSTALLER_TOOLS = frozenset({"pip", "setuptools", "wheel", "uv"})
 
@@ -48,7 +47,7 @@ def locked_versions(lock: str | Path = REQUIREMENTS_LOCK) -> dict[str, str]:
         normalize(name): version
         for name, version, marker in _PINNED_LINE.findall(text)
         if not marker or Marker(marker).evaluate()
-    } | {normalize(name): version for name, version in _WHEEL_LINE.findall(text)}
+    } | {normalize(name): version for _, name, version in _WHEEL_LINE.findall(text)}
 
 
 def installed_versions() -> dict[str, str]:
@@ -109,7 +108,7 @@ def wheel_drift(project: Path) -> list[str]:
 
     lines = []
     text = (project / REQUIREMENTS_LOCK).read_text(encoding="utf-8")
-    for path, name in _WHEEL_PATH.findall(text):
+    for path, name, _ in _WHEEL_LINE.findall(text):
         wheel = project / path
         if not wheel.is_file():
             continue

@@ -16,11 +16,12 @@ MODEL_TYPE = "model"
 
 @dataclass(frozen=True)
 class Output:
-    """A declared output: ``path`` relative to the project (POSIX), and how DVC declares it
-    (``outs``, ``metrics`` or ``plots``)."""
+    """A declared output: ``path`` relative to the project (POSIX), how DVC declares it
+    (``outs``, ``metrics`` or ``plots``), and whether DVC caches it (``cache: false`` not)."""
 
     path: str
     kind: str
+    cached: bool = True
 
 
 @dataclass(frozen=True)
@@ -179,5 +180,7 @@ def _stage(root: Path, stage) -> Stage:
         command=command,
         wdir=_relative(root, stage.wdir),
         deps=tuple(_relative(root, dep.fs_path) for dep in stage.deps),
-        outs=tuple(Output(_relative(root, out.fs_path), kind(out)) for out in stage.outs),
+        outs=tuple(
+            Output(_relative(root, out.fs_path), kind(out), out.use_cache) for out in stage.outs
+        ),
     )

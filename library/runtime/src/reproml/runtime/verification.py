@@ -48,7 +48,7 @@ from .proc import interpreter_first_on_path, run
 # regressor's predictions and for metrics, it is relative (see prediction_tolerance).
 PORTABLE_TOLERANCE = 1e-9
 DIFF_LIMIT = 20
-PREDICTIONS_CHECK = {"artifact": "predictions", "level": "portable"}
+PREDICTIONS_CHECK = {"output": "predictions", "level": "portable"}
 DISASSEMBLY_LIMIT_BYTES = 4 << 20
 
 
@@ -137,7 +137,7 @@ def pickle_differences(expected: bytes, rebuilt: bytes) -> list[str]:
 
 
 def compare_model_files(
-    artifact: str,
+    output: str,
     expected_file: tuple[Path, str],
     rebuilt_file: tuple[Path, str],
     expected: Any = None,
@@ -147,7 +147,7 @@ def compare_model_files(
     models. Each file comes with the sha256 its record holds, which has just been checked."""
     (expected_path, expected_sha), (rebuilt_path, rebuilt_sha) = expected_file, rebuilt_file
     row = {
-        "artifact": artifact,
+        "output": output,
         "level": "strict",
         "result": "match" if expected_sha == rebuilt_sha else "mismatch",
         "expected_sha256": expected_sha,
@@ -215,24 +215,24 @@ def compare_predictions(expected: Any, rebuilt: Any, probe: Any, task: str) -> d
     }
 
 
-def compare_metrics(artifact: str, expected: dict, rebuilt: dict) -> dict:
+def compare_metrics(output: str, expected: dict, rebuilt: dict) -> dict:
     differences = {
         key: [expected.get(key), rebuilt.get(key)]
         for key in sorted(set(expected) | set(rebuilt))
         if expected.get(key) != rebuilt.get(key)
     }
     return {
-        "artifact": artifact,
+        "output": output,
         "level": "metrics",
         "result": "mismatch" if differences else "match",
         "differences": differences,
     }
 
 
-def compare_file(artifact: str, expected: Path, rebuilt: Path) -> dict:
+def compare_file(output: str, expected: Path, rebuilt: Path) -> dict:
     """A declared output: the same bytes, or where the first difference is."""
     row = {
-        "artifact": artifact,
+        "output": output,
         "level": "strict",
         "expected_sha256": file_digest(expected),
         "rebuilt_sha256": file_digest(rebuilt),
@@ -252,13 +252,13 @@ def _lines(path: Path) -> list[str]:
     return path.read_bytes().decode("utf-8", errors="replace").splitlines()
 
 
-def compare_tree(artifact: str, expected: Path, rebuilt: Path) -> list[dict]:
+def compare_tree(output: str, expected: Path, rebuilt: Path) -> list[dict]:
     """A declared output, file or directory: one check per file, and a mismatch for a file
     that only one side has."""
     if expected.is_file() or rebuilt.is_file():
         if not (expected.is_file() and rebuilt.is_file()):
-            return [_only_one(artifact, expected.is_file())]
-        return [compare_file(artifact, expected, rebuilt)]
+            return [_only_one(output, expected.is_file())]
+        return [compare_file(output, expected, rebuilt)]
     names = {
         path.relative_to(root).as_posix()
         for root in (expected, rebuilt)
@@ -270,16 +270,16 @@ def compare_tree(artifact: str, expected: Path, rebuilt: Path) -> list[dict]:
     for name in sorted(names):
         old, new = expected / name, rebuilt / name
         if old.is_file() and new.is_file():
-            checks.append(compare_file(f"{artifact}/{name}", old, new))
+            checks.append(compare_file(f"{output}/{name}", old, new))
         else:
-            checks.append(_only_one(f"{artifact}/{name}", old.is_file()))
+            checks.append(_only_one(f"{output}/{name}", old.is_file()))
     return checks
 
 
-def _only_one(artifact: str, in_expected: bool) -> dict:
+def _only_one(output: str, in_expected: bool) -> dict:
     side = "the pipeline's output" if in_expected else "the rebuild"
     return {
-        "artifact": artifact,
+        "output": output,
         "level": "strict",
         "result": "mismatch",
         "expected_sha256": "-" if not in_expected else "present",
@@ -290,7 +290,7 @@ def _only_one(artifact: str, in_expected: bool) -> dict:
 
 def format_table(checks: list[dict]) -> str:
     """The per-output table that verify prints."""
-    lines = [f"  {'artifact':<34} {'level':<9} {'result':<9} detail"]
+    lines = [f"  {'output':<34} {'level':<9} {'result':<9} detail"]
     for check in checks:
         if check["level"] == "strict":
             detail = f"sha256 {check['expected_sha256'][:12]} vs {check['rebuilt_sha256'][:12]}"
@@ -309,7 +309,7 @@ def format_table(checks: list[dict]) -> str:
         else:
             detail = ", ".join(f"{k}: {v[0]} vs {v[1]}" for k, v in check["differences"].items())
         lines.append(
-            f"  {check['artifact']:<34} {check['level']:<9} {check['result'].upper():<9} {detail}"
+            f"  {check['output']:<34} {check['level']:<9} {check['result'].upper():<9} {detail}"
         )
         for extra in check.get("attribute_differences", []) + check.get("pickle_differences", []):
             lines.append(f"      {extra}")

@@ -4,6 +4,7 @@ artifact of the same CI run (``run_point``), and a last job imports every bundle
 that point's run on this commit and compares them (``collect_results``). Nothing is read from
 refs/exps on origin, which anyone who can push could have written."""
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,35 @@ from .experiment_runs import PARAMS_FILE, SweepError, reason_in, tool_environmen
 from .experiment_table import Row, compare, flatten
 from .git import git_environment, run_to_file, show_yaml
 from .sweep import NAME_PATTERN, check_points, expand, point_names, sweep_prefix
+
+
+def command(
+    overrides: list[str],
+    name: str | None,
+    root: Path,
+    point: str | None = None,
+    planning: bool = False,
+    collecting: bool = False,
+    gitlab: bool = False,
+    require_sealed: bool = False,
+) -> int:
+    """`make sweep` in CI: one runner's point (``point``), the plan (``planning``: the CI
+    matrix as JSON, or GitLab's child pipeline), or the last job's comparison (``collecting``)."""
+    if point:  # one CI runner's point: run it here, its result an artifact of the run
+        return run_point(point, overrides, root, require_sealed=require_sealed)
+    if not name:
+        raise ProjectError(
+            "a sweep across CI runners needs NAME=, the same in every job (the points' names "
+            "derive from it). Fix: e.g. NAME=sweep-$CI_PIPELINE_ID."
+        )
+    planned = plan(overrides, name)
+    if collecting:
+        return collect_results(planned, root)
+    if gitlab:
+        print(gitlab_child_pipeline(planned, overrides, name), end="")
+    else:
+        print(json.dumps(planned))
+    return 0
 
 
 def plan(overrides: list[str], name: str | None) -> list[dict[str, str]]:

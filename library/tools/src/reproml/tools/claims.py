@@ -78,7 +78,7 @@ def tag_id(tag: str, target: str) -> str:
     return f"tag:{tag}:{target}"
 
 
-def record_id(record: dict) -> str:
+def note_id(record: dict) -> str:
     """A record's id: its commit and the hash of what its signature covers."""
     payload = notes.signed_payload({k: v for k, v in record.items() if k != "signed_by"})
     digest = hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()
@@ -138,15 +138,15 @@ def read(repo: Path) -> tuple[Chain, list[str]]:
         previous = previous_in_message(shown.stdout) if kind == "tag" else ()
         chain.claims[claim_id] = Claim(claim_id, f"tag {tag}", previous)
     uncounted: list[tuple[dict, str]] = []
-    records, skipped = notes.all_records(repo, uncounted=uncounted)
+    records, skipped = notes.all_notes(repo, uncounted=uncounted)
     for record in records:
-        claim_id = record_id(record)
+        claim_id = note_id(record)
         previous = tuple(record.get("previous") or ())
         when = record.get("finished") or record.get("started") or ""
         title = f"{record['kind']} record on commit {record['revision'][:12]} ({when})"
         chain.claims[claim_id] = Claim(claim_id, title, previous)
     for record, why in uncounted:
-        chain.not_counted.setdefault(record_id(record), why)
+        chain.not_counted.setdefault(note_id(record), why)
     return chain, skipped
 
 
@@ -308,15 +308,15 @@ def origin_drops(repo: Path, remote: str = "origin") -> list[str]:
     fetched = git(repo, "fetch", "--quiet", remote, f"+{notes.NOTES_REF}:{_ORIGIN_VIEW}")
     try:
         if fetched.returncode == 0 and not notes.malformed_notes(repo, _ORIGIN_VIEW):
-            records, _ = notes.all_records(repo, _ORIGIN_VIEW, verify=False)
-            theirs |= {record_id(record) for record in records}
+            records, _ = notes.all_notes(repo, _ORIGIN_VIEW, verify=False)
+            theirs |= {note_id(record) for record in records}
     finally:
         git(repo, "update-ref", "-d", _ORIGIN_VIEW)
     # What this clone holds that origin lacks, read cheaply (no signature checked yet).
     here = {
         tag_id(tag, target) for tag, target in _local_tags(repo) if tags.artifact_name(tag) == name
     }
-    here |= {record_id(record) for record in notes.all_records(repo, verify=False)[0]}
+    here |= {note_id(record) for record in notes.all_notes(repo, verify=False)[0]}
     memory = _load(repo)
     dropped = _dropped(memory, theirs)
     unheld = {ref: "" for ref in here - theirs - set(memory["on_origin"]) - set(memory["accepted"])}

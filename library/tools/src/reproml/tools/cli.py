@@ -17,48 +17,25 @@ from ..runtime.proc import interpreter_first_on_path
 def _params(args: argparse.Namespace) -> int:
     from ..runtime.params import check
     from .params import write
-    from .settings import team_module
+    from .settings import team
 
     if args.action == "compose":
         print(f"wrote {write(args.conf, args.params)} from {args.conf}/")
     elif args.action == "check":
-        check(team_module("config").load_params, args.conf, args.params)
+        check(team().load_params, args.conf, args.params)
         print(f"{args.params} matches the composition of {args.conf}/")
     return 0
 
 
 def _data(args: argparse.Namespace) -> int:
-    from .ingest import bring_in, how_to_change
+    from .ingest import bring_in, summary
 
-    written = bring_in(
-        args.source,
-        args.target,
-        args.name,
-        args.force,
-        args.task,
-        delimiter=args.delimiter,
-        missing_target=args.missing_target,
-    )
-    inferred = written["inferred"]
-    choice, schema = inferred.task, written["schema"]
-    print(f"tracked {written['data']} with DVC ({written['dvc_file']})")
-    print(f"wrote {schema} (a starting schema) and made it the default dataset")
-    how = "as TASK= says" if args.task else "inferred"
-    print(f"task: {choice.task} (label: {choice.label}), {how}: the target {args.target!r}")
-    print(f"  {choice.reason}.")
-    print(how_to_change(choice, schema.stem))
-    width = max(len(column) for column, _, _ in inferred.reach)
-    print(f"What reaches the model from each column (change it in {schema}):")
-    for column, kind, what in inferred.reach:
-        print(f"  {column:<{width}}  {kind:<11}  {what}")
-    for note in inferred.notes:
-        print(f"note: {note}")
-    if choice.warning:
-        print(f"warning: {choice.warning}", file=sys.stderr)
-    print(
-        f"Next: check the kinds in {schema}, then `make params` and `make repro`; "
-        f"commit {schema}, {written['dvc_file']}, conf/config.yaml and params.yaml."
-    )
+    options = {"delimiter": args.delimiter, "missing_target": args.missing_target}
+    written = bring_in(args.source, args.target, args.name, args.force, args.task, **options)
+    text, warning = summary(written, args.target, task_given=bool(args.task))
+    print(text)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -140,10 +117,10 @@ def _rebuild(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         return rebuild.EXIT_ERROR
     if args.json:
-        print(json.dumps(outcome.record(), indent=2, sort_keys=True))
+        print(json.dumps(outcome.as_note(), indent=2, sort_keys=True))
     print(rebuild.report(outcome))
     code = rebuild.exit_code(outcome, accept_equivalent=args.accept_equivalent)
-    return _publish_records(code) if args.push and args.record else code
+    return _publish_notes(code) if args.push and args.record else code
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -153,7 +130,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish_records(code: int) -> int:
+def _publish_notes(code: int) -> int:
     """Push the records whatever the rebuild found: a CI job that fails still publishes them,
     and a push that fails fails the job (GitLab only warns about after_script)."""
     from . import notes, registry
@@ -185,7 +162,7 @@ def _field_rebuild(args: argparse.Namespace) -> int:
     )
     text, code = field.summary(results, args.vary)
     print(text, file=sys.stderr if code else sys.stdout)
-    return _publish_records(code) if args.push and args.record else code
+    return _publish_notes(code) if args.push and args.record else code
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -194,10 +171,10 @@ def _predict(args: argparse.Namespace) -> int:
 
         print(f"wrote {predict_with_release(args.version, args.features, args.out)}")
         return 0
-    from .settings import team_module
+    from .settings import team
 
-    config = team_module("config").load_params(args.params)
-    print(f"wrote {team_module('predict').predict(config, args.features, args.out)}")
+    contract = team()
+    print(f"wrote {contract.predict(contract.load_params(args.params), args.features, args.out)}")
     return 0
 
 
@@ -236,7 +213,7 @@ def _registry(args: argparse.Namespace) -> int:
         print(f"no releases of {name} yet: `make release VERSION=v0.1.0`")
     for release in found:
         problems = registry.check_release(repo, release)
-        stages = ", ".join(release.stages) or "-"
+        stages = ", ".join(release.registry_stages) or "-"
         verdict = "provenance ok" if not problems else f"provenance BROKEN: {problems[0]}"
         print(
             f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
@@ -399,17 +376,12 @@ def _repro(args: argparse.Namespace) -> int:
     return repro.repro(args.dvc_args)
 
 
-# What `make experiments` leaves out of `dvc exp show` unless [tool.reproml]
-# experiments_drop says otherwise: every path and each dependency's hash.
-EXPERIMENT_COLUMNS_DROPPED = r"^(paths\.|.*\.(py|lock|csv|parquet|ok)$|\.python-version$|conf$)"
-
-
 def _experiments(args: argparse.Namespace) -> int:
     from . import experiment_table, registry
     from .settings import settings
 
     if args.all:
-        dropped = settings().get("experiments_drop", EXPERIMENT_COLUMNS_DROPPED)
+        dropped = settings().get("experiments_drop", experiment_table.COLUMNS_DROPPED)
         return _run_tool(["dvc", "exp", "show", "--drop", str(dropped)])
     print(experiment_table.compare(registry.repo_root()))
     return 0
@@ -419,27 +391,18 @@ def _sweep(args: argparse.Namespace) -> int:
     from . import ci_sweep, registry, sweep
 
     root = registry.repo_root()
-    if args.point:  # one CI runner's point: run it here, its result an artifact of the run
-        return ci_sweep.run_point(
-            args.point, args.overrides, root, require_sealed=args.require_sealed
+    if args.point or args.plan or args.collect:  # a sweep across CI runners
+        return ci_sweep.command(
+            args.overrides,
+            args.name,
+            root,
+            args.point,
+            args.plan,
+            args.collect,
+            args.gitlab,
+            args.require_sealed,
         )
-    if (args.plan or args.collect) and not args.name:
-        raise ProjectError(
-            "a sweep across CI runners needs NAME=, the same in every job (the points' names "
-            "derive from it). Fix: e.g. NAME=sweep-$CI_PIPELINE_ID."
-        )
-    if args.plan:  # the CI matrix, or GitLab's child pipeline
-        planned = ci_sweep.plan(args.overrides, args.name)
-        if args.gitlab:
-            print(ci_sweep.gitlab_child_pipeline(planned, args.overrides, args.name), end="")
-        else:
-            print(json.dumps(planned))
-        return 0
-    if args.collect:  # the last CI job: every point's result from this run, compared
-        planned = ci_sweep.plan(args.overrides, args.name)
-        return ci_sweep.collect_results(planned, root)
-    jobs = args.jobs or os.cpu_count() or 1
-    return sweep.sweep(args.overrides, jobs, args.name, root)
+    return sweep.sweep(args.overrides, args.jobs or os.cpu_count() or 1, args.name, root)
 
 
 def _adopt(args: argparse.Namespace) -> int:

@@ -25,6 +25,9 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 # DVC's states of a run whose files are its own results (`dvc exp show`: success, queued,
 # running, failed), and ours for the commit the experiments branch from.
 SCORED_STATES = ("success", "baseline")
+# What `make experiments ALL=1` leaves out of `dvc exp show` unless [tool.reproml]
+# experiments_drop says otherwise: every path and each dependency's hash.
+COLUMNS_DROPPED = r"^(paths\.|.*\.(py|lock|csv|parquet|ok)$|\.python-version$|conf$)"
 
 
 @dataclass
@@ -90,7 +93,8 @@ def verify_result(row: Row, root: Path) -> str:
     checks = [c for report in reports for c in report["checks"] if isinstance(c, dict)]
     if all(report["result"] == "match" for report in reports):
         return f"match ({len(checks)} outputs)"
-    differ = [str(c.get("artifact")) for c in checks if c.get("result") != "match"]
+    # "artifact" named the compared output in reports written before reproml-runtime 0.4.
+    differ = [str(c.get("output", c.get("artifact"))) for c in checks if c.get("result") != "match"]
     return "MISMATCH: " + ", ".join(differ)
 
 

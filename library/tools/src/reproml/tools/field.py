@@ -14,7 +14,7 @@ from pathlib import Path
 from . import claims, rebuild, registry, tags
 from .errors import RebuildError, RegistryError
 from .locking import find_uv
-from .notes import append_record, utc_now
+from .notes import append_note, utc_now
 from .storage import check_releases
 
 
@@ -94,7 +94,7 @@ def _lost_objects(
     )
     outcome.finished = outcome.started
     outcome.timings["total"] = 0.0
-    if record and (warning := append_record(repo, release.commit, outcome.record())):
+    if record and (warning := append_note(repo, release.commit, outcome.as_note())):
         print(f"warning: {warning}", file=sys.stderr)
     return FieldResult(release.tag, "error", error, 0.0)
 

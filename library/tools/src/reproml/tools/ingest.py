@@ -22,7 +22,7 @@ from ..runtime.params import TASKS
 from ..runtime.proc import run
 from ..runtime.tables import delimiter_name, refuse_duplicate_names, sniff_delimiter
 from .commands import dvc_command
-from .settings import team_module
+from .settings import team
 
 RAW_DIR = Path("data/raw")
 CONF_DATA = Path("conf/data")
@@ -356,7 +356,7 @@ def _infer(
             continue
         kinds[kind].append(column_name)
         if kind == "datetime":
-            parts = list(team_module("config").DEFAULT_DATE_PARTS)
+            parts = list(team().date_parts)
             if _has_time_of_day(table[column_name]):
                 parts.append("hour")
             dates[column_name] = parts
@@ -549,6 +549,30 @@ def bring_in(
     config = CONFIG_FILE.read_text(encoding="utf-8")
     atomic_write_text(CONFIG_FILE, DEFAULT_LINE.sub(rf"\g<1>{name}\g<2>", config, count=1))
     return {"schema": schema_path, "data": destination, "dvc_file": dvc_file, "inferred": inferred}
+
+
+def summary(written: dict, target: str, task_given: bool) -> tuple[str, str | None]:
+    """What `make data` says: what it wrote, the task and why, what reaches the model from each
+    column, and what to do next; and a warning for stderr, if the task choice has one."""
+    inferred = written["inferred"]
+    choice, schema = inferred.task, written["schema"]
+    how = "as TASK= says" if task_given else "inferred"
+    lines = [
+        f"tracked {written['data']} with DVC ({written['dvc_file']})",
+        f"wrote {schema} (a starting schema) and made it the default dataset",
+        f"task: {choice.task} (label: {choice.label}), {how}: the target {target!r}",
+        f"  {choice.reason}.",
+        how_to_change(choice, schema.stem),
+        f"What reaches the model from each column (change it in {schema}):",
+    ]
+    width = max(len(column) for column, _, _ in inferred.reach)
+    lines += [f"  {column:<{width}}  {kind:<11}  {what}" for column, kind, what in inferred.reach]
+    lines += [f"note: {note}" for note in inferred.notes]
+    lines.append(
+        f"Next: check the kinds in {schema}, then `make params` and `make repro`; "
+        f"commit {schema}, {written['dvc_file']}, conf/config.yaml and params.yaml."
+    )
+    return "\n".join(lines), choice.warning
 
 
 def _same_file(source: Path, destination: Path) -> bool:

@@ -1,8 +1,10 @@
-"""Rebuild records, kept as git notes on the commit each one rebuilt.
+"""Rebuild notes: what a rebuild, a field check or a rollback found, kept as a git note on the
+commit it is about. (The model's own record, models/*.json, is the training's; a note is
+about a rebuild of it. The user's text calls both "records"; the code says note.)
 
 A note travels with the repository (``git push origin refs/notes/reproml``, fetched by
 ``make setup``), describes exactly one commit, and never dirties the working tree, so a
-record can be added after the fact by anyone, CI included, without a new commit.
+note can be added after the fact by anyone, CI included, without a new commit.
 """
 
 import json
@@ -37,7 +39,7 @@ def signed_payload(record: dict) -> str:
     return compact_json(unsigned)
 
 
-def append_record(repo: str | Path, commit: str, record: dict) -> str | None:
+def append_note(repo: str | Path, commit: str, record: dict) -> str | None:
     """Add ``record``, signed, to the notes of ``commit`` (one JSON object per line), naming
     the newest claims it follows (``claims.py``: so a deleted claim is missed). Without
     a signing key the record is kept unsigned and the returned warning says it will not
@@ -67,7 +69,7 @@ RESULTS = {
 }
 
 
-def check_record(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
+def check_note(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
     """A note line as a record, or the reason it is not one. A record must be a JSON object
     of a known kind, with its fields of the right types, about the commit it is attached to
     (a note claiming another commit was moved or forged), signed by a key in
@@ -142,7 +144,7 @@ _verdicts: dict[tuple[Path, str, str], tuple[dict | None, str | None]] = {}
 def _checked(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
     key = (repo.resolve(), commit, line)
     if key not in _verdicts:
-        _verdicts[key] = check_record(repo, line, commit)
+        _verdicts[key] = check_note(repo, line, commit)
     return _verdicts[key]
 
 
@@ -159,7 +161,7 @@ def _once_counted(repo: Path, line: str, commit: str, problem: str, uncounted: l
         uncounted.append((formed, f"{problem} (signed by {who}, once listed)"))
 
 
-def records_of(
+def notes_of(
     repo: str | Path,
     commit: str,
     ref: str = NOTES_REF,
@@ -201,11 +203,11 @@ def records_of(
     return records, skipped
 
 
-def all_records(
+def all_notes(
     repo: str | Path, ref: str = NOTES_REF, uncounted: list | None = None, verify: bool = True
 ) -> tuple[list[dict], list[str]]:
     """Every valid record in the repository (or in ``ref``), and what was skipped (never
-    counted); ``uncounted`` and ``verify`` as records_of takes them."""
+    counted); ``uncounted`` and ``verify`` as notes_of takes them."""
     listed = _read_git(Path(repo), "notes", f"--ref={ref}", "list")
     records, skipped = [], []
     if listed.returncode != 0:
@@ -213,7 +215,7 @@ def all_records(
         return [], [f"{ref} cannot be read as notes ({problem}): no record counted"]
     for line in listed.stdout.splitlines():
         _, commit = line.split()
-        found, problems = records_of(repo, commit, ref, uncounted, verify)
+        found, problems = notes_of(repo, commit, ref, uncounted, verify)
         records.extend(found)
         skipped.extend(problems)
     return records, skipped

@@ -6,8 +6,9 @@ from pathlib import Path
 import yaml
 
 from ..runtime.io import atomic_write_text
+from ..runtime.model_config import check_hyperparameters, check_task
 from ..runtime.params import CONF_DIR, PARAMS_FILE, compose
-from .settings import team_module
+from .settings import team
 
 
 def write(
@@ -18,9 +19,8 @@ def write(
     out = Path(out)
     text = compose(conf_dir)
     source = f"{conf_dir}/ (composed)"
-    config = team_module("config").validate(yaml.safe_load(text), source=source)
+    config = team().validate(yaml.safe_load(text), source)
     if check_model:
-        models = team_module("models")
-        models.check_hyperparameters(config.model, source=f"{conf_dir}/model")
-        models.check_task(config, source=f"{conf_dir}/model")
+        check_hyperparameters(config.model, source=f"{conf_dir}/model")
+        check_task(config.model, config.data.task, config.data.name, f"{conf_dir}/model")
     return atomic_write_text(out, text)

@@ -36,7 +36,7 @@ from .equivalence import portable_verdict
 from .errors import LockError, RebuildError, RemoteError
 from .git import git, git_checked, show_yaml, tracked_at
 from .locking import UV_LOCK, builds_not_in, find_uv
-from .notes import append_record, utc_now
+from .notes import append_note, utc_now
 from .remote import fetch_objects
 from .sandbox import MAX_READ_BYTES, NO_NETWORK, Seal, bubblewrap, inside, interpreter_prefix
 
@@ -90,7 +90,7 @@ def compiled_here(site: Path | None = None) -> list[str]:
 
 @dataclass
 class Rebuild:
-    """What one rebuild found; ``record()`` is what gets kept."""
+    """What one rebuild found; ``as_note()`` is what gets kept (a git note, notes.py)."""
 
     ref: str
     commit: str
@@ -122,7 +122,7 @@ class Rebuild:
             return "match"
         return "equivalent" if self.equivalent else "mismatch"
 
-    def record(self) -> dict:
+    def as_note(self) -> dict:
         return {
             "kind": "rebuild",
             "ref": self.ref,
@@ -702,7 +702,7 @@ def rebuild(
         rebuilder.cleanup()
         outcome.finished = utc_now()
         outcome.timings["total"] = sum(outcome.timings.values())
-        if record and (warning := append_record(repo, outcome.commit, outcome.record())):
+        if record and (warning := append_note(repo, outcome.commit, outcome.as_note())):
             print(f"warning: {warning}", file=sys.stderr)
     return outcome
 

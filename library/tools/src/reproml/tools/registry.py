@@ -25,7 +25,9 @@ class Release:
     version: str
     commit: str
     created: str
-    stages: list[str] = field(default_factory=list)
+    # GTO's registry stages (dev, staging, prod): where a release is promoted, not the
+    # pipeline's stages of dvc.yaml.
+    registry_stages: list[str] = field(default_factory=list)
 
 
 def repo_root() -> Path:

@@ -21,7 +21,7 @@ from . import provenance, tags
 from .commands import dvc_command
 from .errors import RegistryError, RemoteError
 from .git import show_json
-from .notes import append_record, utc_now
+from .notes import append_note, utc_now
 from .registry import (
     VERSION_PATTERN,
     Release,
@@ -212,7 +212,7 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
         detail = str(error)
         raise
     finally:
-        warning = append_record(
+        warning = append_note(
             repo,
             target.commit,
             {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..runtime.io import compact_json
 from . import claims, registry
-from .notes import all_records
+from .notes import all_notes
 
 STEPS = ("environment", "fetch", "compute", "compare")
 
@@ -43,7 +43,7 @@ def measures(repo: Path) -> dict:
     # Only records about releases that verify (signature and provenance) count: a record about
     # a broken release, or about any other commit, says nothing about what was released.
     verified = {r.commit: r for r in releases if not provenance[r.tag]}
-    records, skipped = all_records(repo)
+    records, skipped = all_notes(repo)
     counted = [
         r
         for r in records
@@ -76,7 +76,7 @@ def measures(repo: Path) -> dict:
             {
                 "release": release.tag,
                 "commit": release.commit,
-                "stages": release.stages,
+                "stages": release.registry_stages,
                 "provenance": "ok" if not provenance[release.tag] else "broken",
                 "provenance_problems": provenance[release.tag],
                 "rebuilds": len(own),

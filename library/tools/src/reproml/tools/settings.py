@@ -1,14 +1,15 @@
 """``[tool.reproml]`` in pyproject.toml: the one reader of the project's settings, and the way
-the tools reach the team's package (whose name it holds) without naming it in their code."""
+the tools reach the team's package (whose name it holds) without naming it in their code:
+through the contract its ``__main__`` hands over."""
 
 import tomllib
 from importlib import import_module
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from ..runtime.errors import ConfigError
 from ..runtime.launcher import PROJECT_ROOT
+from ..runtime.team import Team
 
 PYPROJECT = "pyproject.toml"
 SECTION = "[tool.reproml]"
@@ -51,7 +52,16 @@ def team_package(root: Path = PROJECT_ROOT) -> str:
     return name
 
 
-def team_module(name: str) -> ModuleType:
-    """``<team package>.<name>``: what a tool command needs of the team's code (its config
-    schema, its data reader, its predict)."""
-    return import_module(f"{team_package()}.{name}")
+def team(root: Path = PROJECT_ROOT) -> Team:
+    """The team contract (reproml.runtime.team.Team) the team's ``__main__`` hands over."""
+    entry = f"{team_package(root)}.__main__"
+    where = f"{entry.replace('.', '/')}.py"
+    handed = getattr(import_module(entry), "team", None)
+    found = handed() if callable(handed) else None
+    if not isinstance(found, Team):
+        raise ConfigError(
+            f"{where}: defines no team() returning reproml.runtime.team.Team, which the tool "
+            "commands need (the config loader, the model builder, predict). Fix: add it as "
+            "the template's __main__.py has it (`cruft diff` shows the template's)."
+        )
+    return found

@@ -2,13 +2,16 @@
 unpushed commit references (``check-releases``, the release gate, ``make gc``)."""
 
 import re
+import tempfile
 from pathlib import Path
 
+from ..runtime.errors import ProjectError
+from ..runtime.pipeline import read as read_pipeline
 from ..runtime.proc import run
 from . import dvc_lock
 from .commands import dvc_command
 from .errors import RegistryError
-from .git import show_yaml, tracked_at
+from .git import git_show, show_yaml, tracked_at
 from .registry import (
     DVC_FILE,
     releases,
@@ -23,34 +26,45 @@ from .remote import remote_lacks
 def cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
     """``{md5: path}`` of every cached object a commit references (dvc.lock outs, .dvc files);
     a directory output is its ``.dir`` manifest, whose files the remote check lists."""
-    objects = {}
-    dvc_yaml = show_yaml(repo, commit, DVC_FILE)
-    uncached = set()
-    for stage in (dvc_yaml.get("stages") or {}).values():
-        for section in ("outs", "metrics", "plots"):
-            for entry in stage.get(section) or []:
-                if isinstance(entry, dict):
-                    for key, options in entry.items():
-                        if isinstance(options, dict) and options.get("cache") is False:
-                            uncached.add(key)
-    params = show_yaml(repo, commit, "params.yaml")
-    uncached_paths = {_resolve(key, params) for key in uncached}
-    for path, md5 in dvc_lock.outputs(dvc_lock.at_commit(repo, commit)).items():
-        if path not in uncached_paths and md5:
-            objects[md5] = path
+    uncached = uncached_outputs_at(repo, commit)
+    objects = {
+        md5: path
+        for path, md5 in dvc_lock.outputs(dvc_lock.at_commit(repo, commit)).items()
+        if path not in uncached and md5
+    }
     objects.update({md5: path for _, path, md5 in tracked_at(repo, commit)})
     return objects
 
 
-def _resolve(key: str, params: dict) -> str:
-    """A dvc.yaml path such as ``${paths.metrics}`` resolved against params.yaml."""
-    match = re.fullmatch(r"\$\{([\w.]+)\}", key)
-    if not match:
-        return key
-    value = params
-    for part in match.group(1).split("."):
-        value = value[part]
-    return value
+def uncached_outputs_at(repo: Path, commit: str) -> set[str]:
+    """The outputs a commit's dvc.yaml declares with ``cache: false`` (git keeps them), read
+    by DVC's own parser, interpolation included, from the commit's dvc.yaml and the parameter
+    files it reads (params.yaml, and any named under ``vars:``)."""
+    dvc_yaml = show_yaml(repo, commit, DVC_FILE)
+    if not dvc_yaml:
+        return set()
+    entries = dvc_yaml.get("vars") if isinstance(dvc_yaml, dict) else None
+    named = [entry.split(":")[0] for entry in entries or [] if isinstance(entry, str)]
+    with tempfile.TemporaryDirectory(prefix="reproml-pipeline-") as copy:
+        inside = Path(copy).resolve()
+        for name in [DVC_FILE, "params.yaml", *named]:
+            target = (inside / name).resolve()
+            if not target.is_relative_to(inside):  # DVC would read any file the user can
+                raise RegistryError(
+                    f"{DVC_FILE} at {commit[:12]}: vars: {name!r} is outside the repository. "
+                    "Fix: a file under vars: must be in the repository; correct dvc.yaml in "
+                    "a new commit, or drop that commit's tag."
+                )
+            text = git_show(repo, commit, name)
+            if text is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+        try:
+            pipeline = read_pipeline(copy)
+        except ProjectError as error:
+            said = str(error).replace(f"{inside}/{DVC_FILE}: ", "")
+            raise RegistryError(f"{DVC_FILE} at {commit[:12]}: {said}") from None
+    return {out.path for stage in pipeline.stages for out in stage.outs if not out.cached}
 
 
 def check_releases(only: list[str] | None = None) -> dict[str, list[str]]:

@@ -84,10 +84,10 @@ def check_points(points: list[list[str]], conf_dir: str = "conf") -> None:
     import yaml
 
     from ..runtime.params import compose
-    from .settings import team_module
+    from .settings import team
 
-    config, models = team_module("config"), team_module("models")
-    base = vars(config.validate(yaml.safe_load(compose(conf_dir)), source=conf_dir).paths)
+    contract = team()
+    base = vars(contract.validate(yaml.safe_load(compose(conf_dir)), conf_dir).paths)
     for overrides in points:
         where = f"the sweep point {' '.join(overrides)!r}"
         try:
@@ -100,8 +100,8 @@ def check_points(points: list[list[str]], conf_dir: str = "conf") -> None:
                 f"conf/ has (params.yaml lists them), or +key=value to add one."
             ) from None
         try:
-            checked = config.validate(yaml.safe_load(text), source=where)
-            models.build(checked, source=where)
+            checked = contract.validate(yaml.safe_load(text), where)
+            contract.build(checked, where)
         except ProjectError as error:
             fix = "" if "Fix:" in str(error) else " Fix: change that value in ARGS."
             raise ConfigError(f"{error}{fix}") from None
