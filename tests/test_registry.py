@@ -308,6 +308,121 @@ def test_forged_malformed_and_misattached_notes_are_named_and_not_counted(lifecy
     assert re.search(rf"note on {v2[:12]}, line \d+: not UTF-8 text", clone.make("report").stdout)
 
 
+def test_incidents_are_signed_counted_per_quarter_and_forged_ones_are_not(lifecycle, tmp_path):
+    """`make incident` keeps a signed claim; the report counts incidents, and the share caused
+    by unreproducible model state, in total and by quarter. A bad CAUSE is refused by name;
+    an unsigned, re-spelled or edited incident is skipped and named."""
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    releaser = run(["git", "config", "user.signingkey"], cwd=lifecycle["project"].path)
+    clone.git("config", "gpg.format", "ssh")
+    clone.git("config", "user.signingkey", releaser.stdout.strip())
+
+    refused = clone.make(
+        "incident", "VERSION=v1.0.0", "CAUSE=Unreproducible", "NOTE=x", check=False
+    )
+    assert refused.returncode != 0 and "CAUSE='Unreproducible' is not a cause" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    empty = clone.make("incident", "VERSION=v1.0.0", "CAUSE=other", "NOTE=", check=False)
+    assert empty.returncode != 0 and "NOTE= is empty" in empty.stderr
+    said = clone.make(
+        "incident", "VERSION=v1.0.0", "CAUSE=unreproducible", "NOTE=<b>served</b> bytes differed"
+    ).stdout
+    assert "recorded an incident (unreproducible) about model@v1.0.0" in said
+    clone.make("incident", "VERSION=v2.0.0", "CAUSE=other", "NOTE=feature store outage")
+
+    v1 = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=clone.path).stdout.strip()
+    lines = run(["git", "notes", "--ref=reproml", "show", v1], cwd=clone.path).stdout
+    signed = json.loads(next(line for line in lines.splitlines() if '"incident"' in line))
+    assert signed["signature"].startswith("-----BEGIN SSH SIGNATURE-----")
+    unsigned = {key: value for key, value in signed.items() if key != "signature"}
+    forged = [
+        json.dumps({**unsigned, "note": "hand-written"}),  # no signature
+        json.dumps({**signed, "cause": "other"}),  # edited after signing
+        json.dumps({**unsigned, "cause": "Unreproducible", "note": "re-spelled"}),
+        json.dumps({**unsigned, "reported": "last tuesday", "note": "no time"}),
+    ]
+    for line in forged:
+        clone.git("notes", "--ref=reproml", "append", "-m", line, v1)
+    report = clone.make("report")
+    assert "Traceback" not in report.stderr
+    text = report.stdout
+    assert re.search(r"incidents, unreproducible state:\s+1/2 \(50%\)", text), text
+    quarter = f"{signed['reported'][:4]}-Q{(int(signed['reported'][5:7]) - 1) // 3 + 1}"
+    assert re.search(rf"^    {quarter} +2 +2/2 \(100%\) .* +2 \(1\) ", text, re.M), text
+    for expected in (
+        "not signed (written by hand",
+        "its signature does not match its content (edited after signing)",
+        "unknown cause 'Unreproducible'",
+        "incident record whose 'reported' is not a UTC time",
+    ):
+        assert expected in text, expected
+    python = str(clone.path / ".venv" / "bin" / "python")
+    data = json.loads(
+        run([python, "-m", "reproml.tools", "report", "--json"], cwd=clone.path).stdout
+    )
+    assert data["incidents"]["total"] == 2 and data["incidents"]["share_unreproducible"] == 0.5
+    (row,) = [row for row in data["by_quarter"] if row["quarter"] == quarter]
+    assert row["incidents"] == {"total": 2, "unreproducible": 1, "share_unreproducible": 0.5}
+    assert row["releases"] == 2 and row["with_full_provenance"] == 2
+    assert row["rollback"]["successes"] == 1 and row["time_to_reproduce"]["n"] == 1
+    assert {i["release"]: i["cause"] for i in data["incidents"]["list"]} == {
+        "model@v1.0.0": "unreproducible",
+        "model@v2.0.0": "other",
+    }
+    svg = (clone.path / "build/report/by-quarter.svg").read_text()
+    assert "Reproducibility measures by quarter" in svg and quarter in svg
+
+
+def test_compare_scores_two_versions_on_the_same_rows_each_in_its_own_environment(
+    lifecycle, tmp_path
+):
+    """`make compare A=v1.0.0`: v1's model runs its own predict in its own environment (a
+    sealed rebuild's) on the workspace's test rows; the scores are scikit-learn's on those
+    rows; the interval is byte-identical on a second run; what differs is named. With no A,
+    the release in prod is A; a bad name is refused naming the fix."""
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(lifecycle["origin"]), str(clone.path)], cwd=tmp_path)
+    clone.make("setup")
+    clone.dvc("pull")
+    compared = clone.make("compare", "A=v1.0.0").stdout
+    assert "model@v1.0.0 (A) against workspace (B), both on B's" in compared, compared
+    assert "predict with model@v1.0.0" in compared and "its model, code and environment" in compared
+    # change_parameter doubled one key of the model for v2.0.0, the workspace's release.
+    _, key, now, _ = model_override(clone)
+    changed = rf"parameters that differ: 1\n    model\.{key}: {now / 2} -> {now}\n"
+    assert re.search(changed, compared), compared
+    assert "data that differ: none" in compared and "packages that differ: none" in compared
+    report = clone.path / "build/compare/model-v1.0.0-vs-workspace.json"
+    first = report.read_bytes()
+    data = json.loads(first)
+    assert (
+        data["a"]["commit"]
+        == run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=clone.path).stdout.strip()
+    )
+    assert data["bootstrap"]["resamples"] == 1000 and data["bootstrap"]["interval"] == [2.5, 97.5]
+    # The library is the oracle: B's scores are the workspace's own evaluate's, on its rows.
+    evaluated = json.loads((clone.path / "metrics/metrics.json").read_text())
+    assert data["metrics"]["accuracy"]["b"] == pytest.approx(evaluated["accuracy"])
+    assert data["metrics"]["f1_macro"]["b"] == pytest.approx(evaluated["f1_macro"])
+    for entry in data["metrics"].values():
+        low, high = entry["interval"]
+        assert low <= entry["difference"] <= high
+    clone.make("compare", "A=v1.0.0")
+    assert report.read_bytes() == first, "the same comparison gave other bytes"
+    assert "<svg" in (clone.path / "build/compare/model-v1.0.0-vs-workspace.svg").read_text()
+
+    # The release in prod (v2.0.0) is A by default: the workspace is its commit.
+    clone.make("compare")
+    same = json.loads((clone.path / "build/compare/model-v2.0.0-vs-workspace.json").read_text())
+    assert same["predictions"]["changed"] == 0
+    assert all(entry["difference"] == 0 for entry in same["metrics"].values())
+    refused = clone.make("compare", "A=v7.0.0", check=False)
+    assert refused.returncode != 0 and "v7.0.0 is not a registered version" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_check_releases_names_a_file_missing_from_a_directory_output(lifecycle, tmp_path):
     """A directory output is a manifest plus one object per file: the remote holding the
     manifest is not enough, every file of it must be there."""

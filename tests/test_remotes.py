@@ -50,6 +50,8 @@ README_ELSEWHERE = {
     "How verify and rebuild work": "no commands; test_end_to_end.py and test_faults.py",
     "Environment drift": "no commands; test_end_to_end.py drifts the environment",
     "Releases in detail": "no commands; test_registry.py",
+    "Compare two versions on the same rows": "releases; test_registry.py runs make compare",
+    "Incidents": "a signed release; test_registry.py records incidents through make incident",
     "The reproducibility report in detail": "no commands; test_registry.py",
     "Continuous integration": "no commands; the CI targets run in the tests",
     "Remotes": "no commands",

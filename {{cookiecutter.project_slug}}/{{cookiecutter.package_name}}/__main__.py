@@ -31,6 +31,7 @@ def team():
     from reproml.runtime.team import Team
 
     from .config import DEFAULT_DATE_PARTS, load_params, validate
+    from .evaluation import LOWER_IS_BETTER, predicted_scores
     from .models import build
     from .predict import predict
 
@@ -40,6 +41,8 @@ def team():
         build=build,
         predict=predict,
         date_parts=DEFAULT_DATE_PARTS,
+        score=predicted_scores,
+        lower_is_better=LOWER_IS_BETTER,
     )
 
 

@@ -41,6 +41,9 @@ METRIC_RANGES = {
     "r2": (-math.inf, 1.0),
     **dict.fromkeys(("n_test", "support"), COUNT),
 }
+# The scores where lower is better (errors): `make compare` and the release criteria read a
+# change of these the other way round.
+LOWER_IS_BETTER = ("rmse", "mae", "mape")
 GRID = np.linspace(0.0, 1.0, 101)
 CALIBRATION_BINS = 10
 IMPORTANCE_ROWS = 2000
@@ -360,6 +363,14 @@ def scores(result: Evaluation) -> dict:
     if auc is not None:
         found["roc_auc_macro"] = auc
     return found
+
+
+def predicted_scores(task: str, actual: np.ndarray, predicted: np.ndarray) -> dict:
+    """The task's scores of predicted labels or values alone (what `make compare` scores
+    both versions with, on the same rows)."""
+    if task == "regression":
+        return regression_metrics(actual, predicted)
+    return classification_metrics(actual, predicted)
 
 
 def _importance(result: Evaluation) -> str:

@@ -31,7 +31,10 @@ class Team:
     - ``validate(raw, source)``: a composed mapping checked against the schema (sweep points);
     - ``build(config, source)``: the unfitted model, every key checked (sweep points);
     - ``predict(config, rows, out)``: a CSV of predictions for a table (`make predict`);
-    - ``date_parts``: what `make data-schema` offers for a date column.
+    - ``date_parts``: what `make data-schema` offers for a date column;
+    - ``score(task, actual, predicted)``: the task's scores of predictions (`make compare`),
+      a mapping whose float values are the metrics;
+    - ``lower_is_better``: the metrics where a lower value is better (errors).
     """
 
     load_params: Callable[[str | Path], ProjectConfig]
@@ -39,3 +42,5 @@ class Team:
     build: Callable[[ProjectConfig, str], Any]
     predict: Callable[[ProjectConfig, str | Path, str | Path], Path]
     date_parts: tuple[str, ...]
+    score: Callable[[str, Any, Any], dict[str, Any]]
+    lower_is_better: tuple[str, ...]

@@ -273,6 +273,26 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from . import compare
+
+    report = compare.compare(args.a, args.b, args.resamples)
+    print(compare.format_comparison(report))
+    data, plot = compare.write(report)
+    print(f"wrote {data} and {plot}")
+    return 0
+
+
+def _incident(args: argparse.Namespace) -> int:
+    from . import incidents
+
+    tag, warning = incidents.record(args.version, args.cause, args.note)
+    print(f"recorded an incident ({args.cause}) about {tag}: push it with `make push-records`")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def _check_releases(args: argparse.Namespace) -> int:
     from .storage import check_releases
 
@@ -308,6 +328,8 @@ def _report(args: argparse.Namespace) -> int:
     print(json.dumps(data, indent=2, sort_keys=True) if args.json else report.format_report(data))
     if args.plot:
         print(f"plot: {report.plot(data, Path(args.plot))}")
+    if args.quarters_plot:
+        print(f"plot: {report.quarter_plot(data, Path(args.quarters_plot))}")
     return 1 if data["claims_deleted"] else 0
 
 
@@ -568,6 +590,24 @@ COMMANDS = {
         "materialise a released model, verified",
         [option("version"), option("--out", help="directory (default build/rollback/<tag>)")],
     ),
+    "compare": (
+        _compare,
+        "score two versions on the same rows (B's test table), A in its own environment",
+        [
+            option("--a", help="a release (default: the release in prod)"),
+            option("--b", help="a release, or workspace (the default)"),
+            option("--resamples", type=int, default=1000, help="bootstrap draws"),
+        ],
+    ),
+    "incident": (
+        _incident,
+        "record a production incident about a release, signed",
+        [
+            option("--version", required=True),
+            option("--cause", required=True),
+            option("--note", default=""),
+        ],
+    ),
     "check-releases": (_check_releases, "is every release in the remote?", []),
     "gc": (_gc, "collect the DVC cache, guarding releases and unpushed work", []),
     "report": (
@@ -576,6 +616,7 @@ COMMANDS = {
         [
             option("--json", action="store_true"),
             option("--plot", help="also write an SVG of time to reproduce per release"),
+            option("--quarters-plot", help="also write an SVG of the measures by quarter"),
         ],
     ),
     "claims": (
@@ -664,6 +705,8 @@ NAMED_VALUES = {
     "release": ("RELEASE", "release", "give a version or release tag, e.g. RELEASE=v1.0.0"),
     "revisions": ("PLOTS_REV", "revision", "name a commit, tag or branch, e.g. PLOTS_REV=main"),
     "experiment": ("EXP", "experiment", "copy a name from `make experiments`"),
+    "a": ("A", "version", "give a version, e.g. A=v1.0.0"),
+    "b": ("B", "version", "give a version or workspace, e.g. B=v2.0.0"),
     "branch": ("BRANCH", "branch", "give a new branch name, e.g. BRANCH=adopt-sweep-1"),
 }
 

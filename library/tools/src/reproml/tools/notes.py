@@ -8,6 +8,7 @@ note can be added after the fact by anyone, CI included, without a new commit.
 """
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,11 +63,19 @@ def append_note(repo: str | Path, commit: str, record: dict) -> str | None:
 REQUIRED_FIELDS = {
     "rebuild": {"revision": str, "result": str, "varied_environment": bool, "timings": dict},
     "rollback": {"revision": str, "result": str, "release": str},
+    "incident": {"revision": str, "cause": str, "release": str, "note": str, "reported": str},
 }
-RESULTS = {
-    "rebuild": {"match", "equivalent", "mismatch", "error", "timeout"},
-    "rollback": {"success", "failure"},
+# The values a kind's closed field may take, spelled exactly: a re-spelled value
+# ("Unreproducible") is not a record, so it counts nowhere.
+CLOSED_VALUES = {
+    "rebuild": ("result", {"match", "equivalent", "mismatch", "error", "timeout"}),
+    "rollback": ("result", {"success", "failure"}),
+    "incident": ("cause", {"unreproducible", "other"}),
 }
+# When a record says it happened: a UTC time as utc_now() writes it (the report's quarters).
+TIMESTAMP = re.compile(
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
+)
 
 
 def check_note(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
@@ -94,13 +103,17 @@ def well_formed(line: str, commit: str) -> tuple[dict | None, str | None]:
     except (ValueError, RecursionError):  # malformed, a number of thousands of digits, deep
         return None, "not JSON that can be read (malformed, a number too long, or nested too deep)"
     if not isinstance(record, dict) or record.get("kind") not in REQUIRED_FIELDS:
-        return None, "not a rebuild or rollback record"
+        return None, "not a rebuild, rollback or incident record"
     kind = record["kind"]
     for key, expected in REQUIRED_FIELDS[kind].items():
         if not isinstance(record.get(key), expected):
             return None, f"{kind} record without a valid {key!r}"
-    if record["result"] not in RESULTS[kind]:
-        return None, f"unknown result {record['result']!r}"
+    closed, values = CLOSED_VALUES[kind]
+    if record[closed] not in values:
+        return None, f"unknown {closed} {str(record[closed])[:40]!r}"
+    when = "reported" if kind == "incident" else "finished"  # older records may lack "finished"
+    if (kind == "incident" or record.get(when)) and not TIMESTAMP.match(str(record.get(when))):
+        return None, f"{kind} record whose {when!r} is not a UTC time (YYYY-MM-DDTHH:MM:SSZ)"
     if record["revision"] != commit:
         return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"
     if kind == "rebuild":

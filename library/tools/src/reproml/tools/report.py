@@ -11,9 +11,10 @@ declared inputs.
 import collections
 import math
 import statistics
+from datetime import UTC, datetime
 from pathlib import Path
 
-from ..runtime.io import compact_json
+from ..runtime.io import atomic_write_text, compact_json
 from . import claims, registry
 from .notes import all_notes
 
@@ -36,6 +37,99 @@ def _p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+def quarter(timestamp: str | None) -> str | None:
+    """``2026-Q4`` for a time the records and tags give (``2026-12-07T16:35:10Z``, or GTO's
+    ISO time with an offset), counted in UTC; None for no time."""
+    if not timestamp:
+        return None
+    try:
+        when = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    when = when.astimezone(UTC) if when.tzinfo else when
+    return f"{when.year}-Q{(when.month - 1) // 3 + 1}"
+
+
+def _environments(rebuilds: list[dict]) -> dict[str, dict]:
+    """``{fingerprint key: {fingerprint, match, other}}`` of the environments rebuilds ran in."""
+    environments: dict[str, dict] = {}
+    for record in rebuilds:
+        fingerprint = record.get("environment", {})
+        key = fingerprint.get("hash") or compact_json(fingerprint)
+        entry = environments.setdefault(key, {"fingerprint": fingerprint, "match": 0, "other": 0})
+        entry["match" if record["result"] == "match" else "other"] += 1
+    return environments
+
+
+def _consistent(environments: dict[str, dict]) -> list[str]:
+    return [key for key, entry in environments.items() if entry["match"] and not entry["other"]]
+
+
+def _timed(rebuilds: list[dict]) -> list[dict]:
+    return [r for r in rebuilds if r["result"] in ("match", "equivalent", "mismatch")]
+
+
+def _time_to_reproduce(rebuilds: list[dict]) -> dict:
+    totals = [r["timings"]["total"] for r in _timed(rebuilds)]
+    return {
+        "n": len(totals),
+        "mean_seconds": statistics.mean(totals) if totals else None,
+        "p95_seconds": _p95(totals) if totals else None,
+    }
+
+
+def _incidents(incidents: list[dict]) -> dict:
+    unreproducible = sum(r["cause"] == "unreproducible" for r in incidents)
+    return {
+        "total": len(incidents),
+        "unreproducible": unreproducible,
+        "share_unreproducible": unreproducible / len(incidents) if incidents else None,
+    }
+
+
+def _rollbacks(rollbacks: list[dict]) -> dict:
+    return _rate(
+        [{"result": "match" if r["result"] == "success" else "failure"} for r in rollbacks]
+    )
+
+
+def by_quarter(releases: list, verified: dict, counted: list[dict]) -> list[dict]:
+    """The standard's five measures for each quarter that has a release or a claim: releases
+    made then, and rebuilds, rollbacks and incidents recorded then (UTC)."""
+    kinds: dict[str, dict[str, list]] = collections.defaultdict(
+        lambda: {"releases": [], "rebuild": [], "rollback": [], "incident": []}
+    )
+    for release in releases:
+        if (when := quarter(release.created)) is not None:
+            kinds[when]["releases"].append(release)
+    for record in counted:
+        when = quarter(record.get("reported" if record["kind"] == "incident" else "finished"))
+        if when is not None:
+            kinds[when][record["kind"]].append(record)
+    rows = []
+    for when in sorted(kinds):
+        found = kinds[when]
+        made = found["releases"]
+        environments = _environments(found["rebuild"])
+        field = [r for r in found["rebuild"] if not r["varied_environment"]]
+        rows.append(
+            {
+                "quarter": when,
+                "releases": len(made),
+                "with_full_provenance": sum(r.commit in verified for r in made),
+                "field": _rate(field),
+                "time_to_reproduce": _time_to_reproduce(found["rebuild"]),
+                "incidents": _incidents(found["incident"]),
+                "environments": {
+                    "seen": len(environments),
+                    "confirmed_consistent": len(_consistent(environments)),
+                },
+                "rollback": _rollbacks(found["rollback"]),
+            }
+        )
+    return rows
+
+
 def measures(repo: Path) -> dict:
     registry.require_full_history(repo)
     releases, ignored = registry.registry_view(repo)
@@ -48,30 +142,21 @@ def measures(repo: Path) -> dict:
         r
         for r in records
         if r["revision"] in verified
-        and (r.get("kind") != "rollback" or r.get("release") == verified[r["revision"]].tag)
+        and (r.get("kind") == "rebuild" or r.get("release") == verified[r["revision"]].tag)
     ]
     rebuilds = [r for r in counted if r.get("kind") == "rebuild"]
     rollbacks = [r for r in counted if r.get("kind") == "rollback"]
+    incidents = [r for r in counted if r.get("kind") == "incident"]
     field = [r for r in rebuilds if not r["varied_environment"]]
     lab = [r for r in rebuilds if r["varied_environment"]]
-    timed = [r for r in rebuilds if r["result"] in ("match", "equivalent", "mismatch")]
-
-    environments: dict[str, dict] = {}
-    for record in rebuilds:
-        fingerprint = record.get("environment", {})
-        key = fingerprint.get("hash") or compact_json(fingerprint)
-        entry = environments.setdefault(key, {"fingerprint": fingerprint, "match": 0, "other": 0})
-        entry["match" if record["result"] == "match" else "other"] += 1
-    consistent = [
-        key for key, entry in environments.items() if entry["match"] and not entry["other"]
-    ]
+    timed = _timed(rebuilds)
+    environments = _environments(rebuilds)
+    consistent = _consistent(environments)
 
     per_release = []
     for release in releases:
         own = [r for r in rebuilds if r["revision"] == release.commit]
-        times = [
-            r["timings"]["total"] for r in own if r["result"] in ("match", "equivalent", "mismatch")
-        ]
+        times = [r["timings"]["total"] for r in _timed(own)]
         per_release.append(
             {
                 "release": release.tag,
@@ -82,10 +167,10 @@ def measures(repo: Path) -> dict:
                 "rebuilds": len(own),
                 "matches": sum(r["result"] == "match" for r in own),
                 "mean_seconds": statistics.mean(times) if times else None,
+                "incidents": sum(r["revision"] == release.commit for r in incidents),
             }
         )
 
-    totals = [r["timings"]["total"] for r in timed]
     return {
         "releases": len(releases),
         # A release verifies exactly when its provenance is full (signature included).
@@ -99,22 +184,30 @@ def measures(repo: Path) -> dict:
         "field_portable": _rate(field, accepted=("match", "equivalent")),
         "lab": _rate(lab),
         "time_to_reproduce": {
-            "n": len(totals),
-            "mean_seconds": statistics.mean(totals) if totals else None,
-            "p95_seconds": _p95(totals) if totals else None,
+            **_time_to_reproduce(rebuilds),
             "mean_breakdown": {
                 step: statistics.mean(r["timings"].get(step, 0.0) for r in timed) if timed else None
                 for step in STEPS
             },
         },
-        "rollback": _rate(
-            [{"result": "match" if r["result"] == "success" else "failure"} for r in rollbacks]
-        ),
+        "rollback": _rollbacks(rollbacks),
+        "incidents": {
+            **_incidents(incidents),
+            "list": [
+                {
+                    key: r[key]
+                    for key in ("release", "cause", "note", "reported", "signed_by")
+                    if key in r
+                }
+                for r in sorted(incidents, key=lambda r: r["reported"])
+            ],
+        },
         "environments": {
             "seen": len(environments),
             "confirmed_consistent": len(consistent),
             "fingerprints": [environments[key] for key in consistent],
         },
+        "by_quarter": by_quarter(releases, verified, counted),
         "per_release": per_release,
         "signers": dict(collections.Counter(r["signed_by"] for r in counted if "signed_by" in r)),
         "skipped_records": skipped,
@@ -169,6 +262,9 @@ def format_report(data: dict) -> str:
         "    mean per step: "
         + ", ".join(f"{step} {_seconds(value)}" for step, value in time["mean_breakdown"].items()),
         f"  rollback success:                    {_rate_line(data['rollback'], empty)}",
+        "  incidents, unreproducible state:     "
+        + _percent(data["incidents"]["unreproducible"], data["incidents"]["total"], empty)
+        + "  (of the signed incidents recorded: `make incident`)",
         "  environments with identical outputs: "
         + _percent(
             data["environments"]["confirmed_consistent"], data["environments"]["seen"], empty
@@ -190,6 +286,12 @@ def format_report(data: dict) -> str:
             f" rebuilds {entry['matches']}/{entry['rebuilds']} match, "
             f"mean {_seconds(entry['mean_seconds'])}{stages}"
         )
+    lines += quarter_table(data["by_quarter"])
+    for incident in data["incidents"]["list"]:
+        lines.append(
+            f"  incident {incident['reported'][:10]} {incident['release']} "
+            f"{incident['cause']}: {incident['note'][:120]}"
+        )
     if data["signers"]:
         lines.append(
             "  records signed by:                   "
@@ -207,6 +309,95 @@ def format_report(data: dict) -> str:
         lines.append(f"  skipped {len(data['skipped_records'])} records (not counted):")
         lines += [f"    {line}" for line in data["skipped_records"]]
     return "\n".join(lines)
+
+
+def quarter_table(rows: list[dict]) -> list[str]:
+    """The five measures per quarter, one line each (the standard's quarterly reporting)."""
+    if not rows:
+        return ["  by quarter: no release or claim yet"]
+    lines = [
+        "  by quarter:  releases  provenance  field match  time mean/p95     "
+        "incidents (unrepro)  consistent envs  rollback",
+    ]
+    for row in rows:
+        time, incidents, environments = (
+            row["time_to_reproduce"],
+            row["incidents"],
+            row["environments"],
+        )
+        consistent = _percent(environments["confirmed_consistent"], environments["seen"], "-")
+        lines.append(
+            f"    {row['quarter']:<9} {row['releases']:>8}  "
+            f"{_percent(row['with_full_provenance'], row['releases'], '-'):<10}  "
+            f"{_percent(row['field']['successes'], row['field']['checked'], '-'):<11}  "
+            f"{_seconds(time['mean_seconds']):>7}/{_seconds(time['p95_seconds']):<8}  "
+            f"{incidents['total']:>9} ({incidents['unreproducible']}){'':<7}"
+            f"{consistent:<15}  "
+            f"{_percent(row['rollback']['successes'], row['rollback']['checked'], '-')}"
+        )
+    return lines
+
+
+def quarter_plot(data: dict, path: Path) -> Path:
+    """The five measures per quarter as one Vega-Lite chart (drawn offline by vl-convert, as
+    the DVC plots are), a panel per measure; shares in percent, times in seconds."""
+    import vl_convert
+
+    def share(part: int, whole: int) -> float | None:
+        return round(100 * part / whole, 1) if whole else None
+
+    values = []
+    for row in data["by_quarter"]:
+        measured = {
+            "releases with full provenance (%)": share(
+                row["with_full_provenance"], row["releases"]
+            ),
+            "mean time to reproduce (s)": row["time_to_reproduce"]["mean_seconds"],
+            "p95 time to reproduce (s)": row["time_to_reproduce"]["p95_seconds"],
+            "incidents, unreproducible state": row["incidents"]["unreproducible"],
+            "environments with identical outputs (%)": share(
+                row["environments"]["confirmed_consistent"], row["environments"]["seen"]
+            ),
+            "rollback success (%)": share(row["rollback"]["successes"], row["rollback"]["checked"]),
+        }
+        values += [
+            {"quarter": row["quarter"], "measure": name, "value": value}
+            for name, value in measured.items()
+            if value is not None
+        ]
+    spec = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": "Reproducibility measures by quarter",
+        "data": {"values": values},
+        "facet": {
+            "row": {
+                "field": "measure",
+                "type": "nominal",
+                "title": None,
+                "header": {"labelAngle": 0, "labelAlign": "left", "labelOrient": "top"},
+            }
+        },
+        "resolve": {"scale": {"y": "independent"}},
+        "spec": {
+            "width": 420,
+            "height": 90,
+            "mark": {"type": "line", "point": True},
+            "encoding": {
+                "x": {
+                    "field": "quarter",
+                    "type": "ordinal",
+                    "title": "quarter",
+                    "axis": {"labelAngle": 0},
+                },
+                "y": {"field": "value", "type": "quantitative", "title": None},
+                # Okabe-Ito blue: readable by the colour-blind, in light and dark themes.
+                "color": {"value": "#0072B2"},
+            },
+        },
+    }
+    svg = vl_convert.vegalite_to_svg(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, svg)
 
 
 def plot(data: dict, path: Path) -> Path:

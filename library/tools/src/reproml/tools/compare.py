@@ -1,0 +1,369 @@
+"""`make compare A=<version> B=<version>`: two versions scored on the same rows.
+
+``dvc metrics diff`` compares numbers measured on different test rows whenever the data
+changed, so it cannot say whether a change is real. Here both models predict B's test table:
+A's release runs its own predict in its own locked environment, sealed, as ``make predict
+VERSION=`` does (a pickle needs its code and library versions, so A's model never loads here),
+and B is the workspace's model (or B's release, run the same way). For each metric: A, B and
+B - A, with a paired bootstrap interval (the same resampled rows for both, seeded: the same
+command gives the same bytes). Then the share of rows whose prediction changed, and what
+differs between A and B: parameters, data versions, locked packages and files.
+"""
+
+import csv
+import io
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runtime.dvcfiles import tracked_outputs
+from ..runtime.environment import RUNTIME_LOCK, locked_versions
+from ..runtime.errors import DataError
+from ..runtime.io import atomic_write_text, canonical_json
+from ..runtime.proc import run
+from .commands import dvc_command
+from .errors import RegistryError
+from .git import git, git_show, parse_yaml, show_yaml, tracked_at
+from .registry import Release, find_release, registry_view, repo_root
+from .serving import predict_with_release
+from .settings import team
+
+WORKSPACE = "workspace"
+PROD = "prod"
+RESAMPLES = 1000
+# The interval's coverage: the 2.5th and 97.5th percentiles of the resampled differences.
+INTERVAL = (2.5, 97.5)
+PARAMS_FILE = "params.yaml"
+OUT_DIR = Path("build/compare")
+
+
+@dataclass
+class Side:
+    """One version compared: its name, its commit (None: the workspace) and its release."""
+
+    name: str
+    commit: str | None
+    release: Release | None = None
+
+
+def prod_release(repo: Path) -> Release:
+    """The newest release GTO has in the prod registry stage."""
+    in_prod = [release for release in registry_view(repo)[0] if PROD in release.registry_stages]
+    if not in_prod:
+        raise RegistryError(
+            "no release is in prod, so A has no default. Fix: name it, A=v1.0.0, or promote "
+            "one: `make promote VERSION=v1.0.0 STAGE=prod`."
+        )
+    return in_prod[-1]
+
+
+def side(repo: Path, name: str | None, default: str) -> Side:
+    """A version named as every command names one (v1.0.0 or model@v1.0.0), ``prod`` for the
+    release in prod, or ``workspace``."""
+    name = name or default
+    if name == WORKSPACE:
+        return Side(WORKSPACE, None)
+    release = prod_release(repo) if name == PROD else find_release(repo, name)
+    return Side(release.tag, release.commit, release)
+
+
+def _test_rows(repo: Path, b: Side, params: dict, scratch: Path) -> Path:
+    """B's test table: the workspace's file, or B's at its commit through `dvc get`."""
+    path = (params.get("paths") or {}).get("test")
+    if not isinstance(path, str):
+        raise DataError(f"{PARAMS_FILE} of {b.name} has no paths.test: nothing to score on.")
+    if b.commit is None:
+        rows = repo / path
+        if not rows.is_file():
+            raise DataError(f"{path}: missing. Fix: `make repro` (or `dvc pull`) first.")
+        return rows
+    got = scratch / Path(path).name
+    done = run(dvc_command("get", str(repo), path, "--rev", b.commit, "-o", str(got)), repo)
+    if done.returncode != 0:
+        raise DataError(f"{b.name}'s test table {path}: `dvc get` failed: {done.stderr.strip()}")
+    return got
+
+
+def _predictions(repo: Path, which: Side, rows: Path, out: Path) -> list[str]:
+    """The ``prediction`` column ``which``'s own predict writes for ``rows`` (to ``out``)."""
+    if which.commit is None:
+        contract = team()
+        contract.predict(contract.load_params(repo / PARAMS_FILE), rows, out)
+    else:
+        try:
+            predict_with_release(which.name, rows, out)
+        except DataError as error:
+            raise DataError(
+                f"{which.name} cannot score these rows: {error} Fix: compare versions whose "
+                "schemas share the columns the older model uses (`make compare` scores both "
+                "on B's test table)."
+            ) from None
+    return [row["prediction"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+
+
+def _truth(rows: Path, params: dict) -> list:
+    """B's labels, as its test table holds them."""
+    import pyarrow.parquet as pq
+
+    target = (params.get("data") or {}).get("target")
+    table = pq.read_table(rows)
+    if target not in table.column_names:
+        raise DataError(f"{rows}: has no target column {target!r} (data.target of B).")
+    return table[target].to_pylist()
+
+
+def metrics_of(found: dict[str, Any]) -> dict[str, float]:
+    """The metrics of a score mapping: its float values (counts and nested tables are not)."""
+    return {name: value for name, value in found.items() if isinstance(value, float)}
+
+
+def scores(
+    score: Callable[[str, Any, Any], dict[str, Any]],
+    lower_is_better: tuple[str, ...],
+    task: str,
+    actual: list,
+    a: list,
+    b: list,
+    seed: int,
+    resamples: int = RESAMPLES,
+) -> dict[str, dict]:
+    """Each metric ``score`` gives (the team's evaluate's own) of A and B on the same rows,
+    B - A, and the paired bootstrap interval of B - A: ``resamples`` draws of the rows with
+    replacement, the same draw for both."""
+    import numpy as np
+
+    if task == "classification":
+        y, pa, pb = (np.array([str(v) for v in values]) for values in (actual, a, b))
+    else:
+        y, pa, pb = (np.array(values, dtype=float) for values in (actual, a, b))
+    whole_a, whole_b = metrics_of(score(task, y, pa)), metrics_of(score(task, y, pb))
+    draws = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    drawn = [
+        (metrics_of(score(task, y[i], pa[i])), metrics_of(score(task, y[i], pb[i]))) for i in draws
+    ]
+    found = {}
+    for name in sorted(set(whole_a) & set(whole_b)):
+        differences = np.array([new[name] - old[name] for old, new in drawn])
+        low, high = np.percentile(differences, INTERVAL)
+        found[name] = {
+            "a": whole_a[name],
+            "b": whole_b[name],
+            "difference": whole_b[name] - whole_a[name],
+            "interval": [float(low), float(high)],
+            "greater_is_better": name not in lower_is_better,
+        }
+    return found
+
+
+def changed(task: str, a: list, b: list) -> dict:
+    """How the predictions moved: the share of rows that changed label, or for regression
+    the distribution of B - A."""
+    import numpy as np
+
+    if task == "classification":
+        moved = sum(str(x) != str(y) for x, y in zip(a, b, strict=True))
+        return {"rows": len(a), "changed": moved, "share": moved / len(a) if a else None}
+    delta = np.array(b, dtype=float) - np.array(a, dtype=float)
+    names = ("min", "p5", "median", "p95", "max")
+    quantiles = np.percentile(delta, [0, 5, 50, 95, 100]).tolist() if len(delta) else [None] * 5
+    return {
+        "rows": len(a),
+        "mean_absolute_change": float(np.abs(delta).mean()) if len(delta) else None,
+        "quantiles": dict(zip(names, quantiles, strict=True)),
+    }
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        found = {}
+        for key, value in node.items():
+            found.update(_flat(value, f"{prefix}{key}."))
+        return found
+    return {prefix.rstrip("."): node}
+
+
+def _file(repo: Path, which: Side, path: str) -> str | None:
+    if which.commit is None:
+        file = repo / path
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+    return git_show(repo, which.commit, path)
+
+
+def _data_versions(repo: Path, which: Side) -> dict[str, str]:
+    if which.commit is not None:
+        return {path: md5 for _, path, md5 in tracked_at(repo, which.commit)}
+    listed = git(repo, "ls-files", "-z", "--", "*.dvc").stdout.split("\0")
+    found = {}
+    for name in filter(None, listed):
+        text = (repo / name).read_text(encoding="utf-8") if (repo / name).is_file() else ""
+        found.update({path: md5 for path, md5, _ in tracked_outputs(text, name)})
+    return found
+
+
+def _packages(repo: Path, which: Side) -> dict[str, str]:
+    text = _file(repo, which, RUNTIME_LOCK) or ""
+    with tempfile.TemporaryDirectory() as scratch:
+        lock = Path(scratch) / RUNTIME_LOCK
+        lock.write_text(text, encoding="utf-8")
+        return locked_versions(lock)
+
+
+def _changes(old: dict, new: dict) -> list[dict]:
+    return [
+        {"name": key, "a": old.get(key), "b": new.get(key)}
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+
+
+def differences(repo: Path, a: Side, b: Side, params_a: dict, params_b: dict) -> dict:
+    """What differs between A and B: parameters, data versions, locked packages, files."""
+    if b.commit is None:
+        files = git(repo, "diff", "--name-only", a.commit, "--").stdout.split()
+        files += git(repo, "ls-files", "--others", "--exclude-standard").stdout.split()
+    else:
+        files = git(repo, "diff", "--name-only", a.commit, b.commit, "--").stdout.split()
+    return {
+        "parameters": _changes(_flat(params_a), _flat(params_b)),
+        "data": _changes(_data_versions(repo, a), _data_versions(repo, b)),
+        "packages": _changes(_packages(repo, a), _packages(repo, b)),
+        "files": sorted(set(files)),
+    }
+
+
+def compare(a_name: str | None, b_name: str | None, resamples: int = RESAMPLES) -> dict:
+    """The comparison report of A (default: the release in prod) and B (the workspace)."""
+    repo = repo_root()
+    a, b = side(repo, a_name, PROD), side(repo, b_name, WORKSPACE)
+    if a.commit is None:
+        raise RegistryError("A=workspace: A is a release. Fix: A=v1.0.0, and B the other.")
+    params_a = show_yaml(repo, a.commit, PARAMS_FILE)
+    params_b = parse_yaml(_file(repo, b, PARAMS_FILE) or "", f"{PARAMS_FILE} of {b.name}")
+    task = (params_b.get("data") or {}).get("task")
+    task_a = (params_a.get("data") or {}).get("task")
+    if task != task_a:
+        raise DataError(
+            f"{a.name} is a {task_a} model and {b.name} a {task} one: their scores do not "
+            "compare. Fix: compare versions of the same task."
+        )
+    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+        scratch = Path(folder)
+        rows = _test_rows(repo, b, params_b, scratch)
+        actual = _truth(rows, params_b)
+        predicted_a = _predictions(repo, a, rows, scratch / "a.csv")
+        predicted_b = _predictions(repo, b, rows, scratch / "b.csv")
+    if not (len(actual) == len(predicted_a) == len(predicted_b)):
+        raise DataError(
+            f"the predictions do not cover B's {len(actual)} test rows ({a.name}: "
+            f"{len(predicted_a)}, {b.name}: {len(predicted_b)})."
+        )
+    seed = int(params_b.get("seed", 0))
+    contract = team()
+    metrics = scores(
+        contract.score,
+        contract.lower_is_better,
+        task,
+        actual,
+        predicted_a,
+        predicted_b,
+        seed,
+        resamples,
+    )
+    return {
+        "a": {"name": a.name, "commit": a.commit},
+        "b": {"name": b.name, "commit": b.commit},
+        "rows": {"table": (params_b.get("paths") or {}).get("test"), "count": len(actual)},
+        "task": task,
+        "bootstrap": {"resamples": resamples, "seed": seed, "interval": list(INTERVAL)},
+        "metrics": metrics,
+        "predictions": changed(task, predicted_a, predicted_b),
+        "differences": differences(repo, a, b, params_a, params_b),
+    }
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def format_comparison(report: dict) -> str:
+    a, b = report["a"]["name"], report["b"]["name"]
+    lines = [
+        f"{a} (A) against {b} (B), both on B's {report['rows']['count']} test rows "
+        f"({report['rows']['table']}); A ran in its own environment",
+        f"  {'metric':<10} {'A':>9} {'B':>9} {'B - A':>9}  95% interval of B - A",
+    ]
+    for name, metric in report["metrics"].items():
+        low, high = metric["interval"]
+        better = "higher" if metric["greater_is_better"] else "lower"
+        lines.append(
+            f"  {name:<10} {_number(metric['a']):>9} {_number(metric['b']):>9} "
+            f"{metric['difference']:>+9.4f}  [{low:+.4f}, {high:+.4f}]  ({better} is better)"
+        )
+    moved = report["predictions"]
+    if "share" in moved:
+        lines.append(f"  predictions changed on {moved['changed']} of {moved['rows']} rows")
+    else:
+        q = moved["quantiles"]
+        lines.append(
+            f"  predictions moved by {_number(moved['mean_absolute_change'])} on average "
+            f"(B - A: median {_number(q['median'])}, 5%..95% {_number(q['p5'])}.."
+            f"{_number(q['p95'])})"
+        )
+    found = report["differences"]
+    for kind in ("parameters", "data", "packages"):
+        entries = found[kind]
+        lines.append(f"  {kind} that differ: {len(entries) or 'none'}")
+        lines += [f"    {e['name']}: {e['a']} -> {e['b']}" for e in entries[:20]]
+    lines.append(f"  files that differ: {len(found['files']) or 'none'}")
+    lines += [f"    {name}" for name in found["files"][:20]]
+    return "\n".join(lines)
+
+
+def report_name(report: dict) -> str:
+    """``model-v1.0.0-vs-workspace``: the report's file name, safe in any folder."""
+    raw = f"{report['a']['name']}-vs-{report['b']['name']}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw)
+
+
+def write(report: dict, out_dir: Path = OUT_DIR) -> tuple[Path, Path]:
+    """The JSON report and its plot: B - A per metric with its interval (Vega-Lite, drawn
+    offline by vl-convert as the DVC plots are)."""
+    import vl_convert
+
+    name = report_name(report)
+    data = atomic_write_text(out_dir / f"{name}.json", canonical_json(report) + "\n")
+    values = [
+        {
+            "metric": metric,
+            "difference": entry["difference"],
+            "low": entry["interval"][0],
+            "high": entry["interval"][1],
+        }
+        for metric, entry in report["metrics"].items()
+    ]
+    spec = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": f"B - A on the same rows: {report['b']['name']} - {report['a']['name']}",
+        "data": {"values": values},
+        "width": 420,
+        "encoding": {"y": {"field": "metric", "type": "nominal", "title": None}},
+        "layer": [
+            {
+                "mark": {"type": "rule", "color": "#0072B2"},
+                "encoding": {
+                    "x": {"field": "low", "type": "quantitative", "title": "B - A (95% interval)"},
+                    "x2": {"field": "high"},
+                },
+            },
+            {
+                "mark": {"type": "point", "filled": True, "color": "#0072B2"},
+                "encoding": {"x": {"field": "difference", "type": "quantitative"}},
+            },
+            {"mark": {"type": "rule", "color": "#999999"}, "encoding": {"x": {"datum": 0}}},
+        ],
+    }
+    plot = atomic_write_text(out_dir / f"{name}.svg", vl_convert.vegalite_to_svg(spec))
+    return data, plot
