@@ -105,7 +105,7 @@ def expected_tree(answers: dict) -> set[str]:
         | {f"conf/data/{dataset}.yaml", f"data/raw/{dataset}.csv.dvc"}
         | {
             f"conf/{group}/{name}"
-            for group in ("model", "paths", "preprocess", "split")
+            for group in ("model", "paths", "preprocess", "release", "split")
             for name in (
                 path.name
                 for path in (TEMPLATE / "{{cookiecutter.project_slug}}/conf" / group).iterdir()

@@ -423,6 +423,90 @@ def test_compare_scores_two_versions_on_the_same_rows_each_in_its_own_environmen
     assert "Traceback" not in refused.stderr
 
 
+def add_rows(project: Project, count: int = 60) -> None:
+    """New data: rows appended to the raw table (the first ones again, as a team's next
+    export repeats customers), tracked by DVC."""
+    (raw,) = (project.path / "data" / "raw").glob("*.csv")
+    lines = raw.read_text().splitlines(keepends=True)
+    raw.write_text("".join(lines) + "".join(lines[1 : count + 1]))
+    project.dvc("add", "-q", str(raw.relative_to(project.path)))
+
+
+def test_release_criteria_refuse_a_worse_model_on_new_data_and_sign_the_decision(lifecycle):
+    """v2.0.0 is in prod; the data then gains rows. A model much worse than prod's on the new
+    test rows (v2's model run in its own environment) is refused, naming the score, both
+    values and the rule; with OVERRIDE= it goes out, the reason signed and counted; a model
+    as good as prod's passes, and its statement holds the decision, which `make registry`
+    shows. A criterion on a score evaluate does not give is named before anything is tagged."""
+    project = lifecycle["project"]
+    family, key, now, _ = model_override(project)
+    conf = project.path / "conf" / "model" / f"{family}.yaml"
+    criteria_file = project.path / "conf" / "release" / "default.yaml"
+    try:
+        add_rows(project)
+        conf.write_text(conf.read_text().replace(f"{key}: {now}", f"{key}: 0.0001"))
+        project.make("params")
+        project.make("repro")
+        commit_all(project, "More rows, and a model that lost its regularisation")
+        project.dvc("push")
+        refused = project.make("release", "VERSION=v3.0.0", check=False)
+        said = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "Traceback" not in said, said
+        assert "release refused by the gate 'release criteria'" in said, said
+        assert re.search(
+            r"accuracy went from 0\.9\d+ to 0\.[0-7]\d+, interval of B - A \[-0\.\d+, -0\.\d+\]"
+            r": REFUSED by not_worse_beyond_interval",
+            said,
+        ), said
+        assert "against model@v2.0.0" in said
+        assert "model@v3.0.0" not in run(["git", "tag"], cwd=project.path).stdout
+
+        criteria_file.write_text("criteria: {auc: {threshold: 0.5}}\n")
+        commit_all(project, "A criterion on a score evaluate does not give")
+        assert project.status_is_clean(), "the criteria are an input of no stage"
+        named = project.make("release", "VERSION=v3.0.0", "OVERRIDE=x", check=False)
+        assert (
+            named.returncode != 0 and "criteria.auc: evaluate gives no such score" in named.stderr
+        )
+        project.git("reset", "-q", "--hard", "HEAD~1")
+
+        overridden = project.make("release", "VERSION=v3.0.0", "OVERRIDE=hotfix, ticket 12")
+        assert "gate release criteria: OVERRIDDEN" in overridden.stdout
+        decision = release_decision(project, "model@v3.0.0")
+        assert decision["override"] == "hotfix, ticket 12" and not decision["passed"]
+        assert decision["baseline"]["release"] == "model@v2.0.0"
+
+        conf.write_text(conf.read_text().replace(f"{key}: 0.0001", f"{key}: {now}"))
+        project.make("params")
+        project.make("repro")
+        commit_all(project, "The regularisation back, on the new rows")
+        project.dvc("push")
+        passed = project.make("release", "VERSION=v4.0.0")
+        assert "gate release criteria: passed" in passed.stdout, passed.stdout
+        decision = release_decision(project, "model@v4.0.0")
+        assert decision["passed"] and decision["override"] is None
+        assert decision["baseline"]["release"] == "model@v2.0.0" and decision["rows"] > 0
+        (primary,) = [r for r in decision["rules"] if r["rule"] == "not_worse_beyond_interval"]
+        assert primary["score"] == "accuracy" and primary["passed"]
+        accuracy = decision["metrics"]["accuracy"]
+        assert accuracy["interval"][0] <= accuracy["difference"] <= accuracy["interval"][1]
+        assert project.make("provenance", "REV=v4.0.0").returncode == 0
+        listing = project.make("registry").stdout
+        assert re.search(r"gate: passed vs model@v2\.0\.0", listing), listing
+        assert re.search(r"gate: OVERRIDDEN vs model@v2\.0\.0 \(hotfix, ticket 12\)", listing)
+        report = project.make("report").stdout
+        assert re.search(r"release gate overridden:\s+1 of 4 verified releases", report), report
+    finally:
+        back_to_v2(project, "model@v3.0.0", "model@v4.0.0")
+
+
+def release_decision(project: Project, tag: str) -> dict:
+    """The release decision the tag's signed statement holds."""
+    body = tag_message(project, tag).split("-----BEGIN IN-TOTO STATEMENT-----\n", 1)[1]
+    statement = json.loads(body.split("-----END IN-TOTO STATEMENT-----", 1)[0])
+    return statement["predicate"]["buildDefinition"]["externalParameters"]["release_decision"]
+
+
 def test_check_releases_names_a_file_missing_from_a_directory_output(lifecycle, tmp_path):
     """A directory output is a manifest plus one object per file: the remote holding the
     manifest is not enough, every file of it must be there."""

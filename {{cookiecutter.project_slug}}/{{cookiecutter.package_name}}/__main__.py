@@ -31,7 +31,7 @@ def team():
     from reproml.runtime.team import Team
 
     from .config import DEFAULT_DATE_PARTS, load_params, validate
-    from .evaluation import LOWER_IS_BETTER, predicted_scores
+    from .evaluation import LOWER_IS_BETTER, PRIMARY_SCORE, predicted_scores
     from .models import build
     from .predict import predict
 
@@ -43,6 +43,7 @@ def team():
         date_parts=DEFAULT_DATE_PARTS,
         score=predicted_scores,
         lower_is_better=LOWER_IS_BETTER,
+        primary_score=PRIMARY_SCORE,
     )
 
 

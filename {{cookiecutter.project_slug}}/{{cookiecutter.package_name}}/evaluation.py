@@ -44,6 +44,8 @@ METRIC_RANGES = {
 # The scores where lower is better (errors): `make compare` and the release criteria read a
 # change of these the other way round.
 LOWER_IS_BETTER = ("rmse", "mae", "mape")
+# The score `make release` never lets fall below prod's beyond its interval, per task.
+PRIMARY_SCORE = {"classification": "accuracy", "regression": "r2"}
 GRID = np.linspace(0.0, 1.0, 101)
 CALIBRATION_BINS = 10
 IMPORTANCE_ROWS = 2000

@@ -34,7 +34,9 @@ class Team:
     - ``date_parts``: what `make data-schema` offers for a date column;
     - ``score(task, actual, predicted)``: the task's scores of predictions (`make compare`),
       a mapping whose float values are the metrics;
-    - ``lower_is_better``: the metrics where a lower value is better (errors).
+    - ``lower_is_better``: the metrics where a lower value is better (errors);
+    - ``primary_score``: per task, the score a release may not lose against prod beyond its
+      interval, whatever the release criteria say.
     """
 
     load_params: Callable[[str | Path], ProjectConfig]
@@ -44,3 +46,4 @@ class Team:
     date_parts: tuple[str, ...]
     score: Callable[[str, Any, Any], dict[str, Any]]
     lower_is_better: tuple[str, ...]
+    primary_score: dict[str, str]

@@ -181,7 +181,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     from .release import release
 
-    created = release(args.version)
+    created = release(args.version, args.override)
     print(
         f"released {created.tag} at {created.commit[:12]}; publish it with "
         f"`git push origin {created.tag}`"
@@ -219,6 +219,8 @@ def _registry(args: argparse.Namespace) -> int:
             f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
             f"stages: {stages:<12} {verdict}"
         )
+        if not problems:
+            print(f"{'':<22}{registry.gate_summary(repo, release)}")
     if ignored:
         print(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
         for _, why in sorted(ignored.items()):
@@ -564,7 +566,10 @@ COMMANDS = {
     "release": (
         _release,
         "tag HEAD as a release, if the gates pass",
-        [option("version", help="like v1.2.0")],
+        [
+            option("version", help="like v1.2.0"),
+            option("--override", help="why a release the criteria refuse goes out (signed)"),
+        ],
     ),
     "provenance": (
         _provenance,

@@ -284,6 +284,35 @@ def compare(a_name: str | None, b_name: str | None, resamples: int = RESAMPLES) 
     }
 
 
+def candidate() -> dict:
+    """The workspace's scores on its own test rows, with no baseline (no release in prod):
+    what the release criteria's thresholds read then."""
+    repo = repo_root()
+    b = Side(WORKSPACE, None)
+    params = parse_yaml(_file(repo, b, PARAMS_FILE) or "", PARAMS_FILE)
+    task = (params.get("data") or {}).get("task")
+    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+        rows = _test_rows(repo, b, params, Path(folder))
+        actual = _truth(rows, params)
+        predicted = _predictions(repo, b, rows, Path(folder) / "b.csv")
+    import numpy as np
+
+    if task == "classification":
+        y, p = np.array([str(v) for v in actual]), np.array([str(v) for v in predicted])
+    else:
+        y, p = np.array(actual, dtype=float), np.array(predicted, dtype=float)
+    contract = team()
+    found = metrics_of(contract.score(task, y, p))
+    return {
+        "task": task,
+        "rows": {"table": (params.get("paths") or {}).get("test"), "count": len(actual)},
+        "metrics": {
+            name: {"b": value, "greater_is_better": name not in contract.lower_is_better}
+            for name, value in sorted(found.items())
+        },
+    }
+
+
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from ..runtime.io import compact_json, structural_differences
+from .criteria import check_form
 from .git import git_show, show_json, show_yaml
 from .locking import RUNTIME_LOCK, UV_LOCK
 
@@ -142,7 +143,9 @@ def parse_tag_message(message: str) -> tuple[dict, dict]:
     return fields, json.loads(body)
 
 
-RELEASE_EXTRA_KEYS = ("artifact", "release")
+# What `make release` adds to the statement: the names, and the release criteria's decision
+# (tools/criteria.py), which only the signed statement holds.
+RELEASE_EXTRA_KEYS = ("artifact", "release", "release_decision")
 
 
 def check_statement(
@@ -211,6 +214,7 @@ def _check_free_fields(statement: dict, external: dict, release: str | None) -> 
             problems.append(f"runDetails.metadata.{key} is not an ISO 8601 time: {value!r}")
     if len(times) == 2 and times[0] > times[1]:
         problems.append("the build finished before it started")
+    problems += check_form(external.get("release_decision"))
     if release is not None:
         named, artifact = external.get("release"), external.get("artifact")
         if named != release:

@@ -198,6 +198,20 @@ def check_release(repo: Path, release: Release) -> list[str]:
     return problems
 
 
+def release_decision(repo: Path, release: Release) -> dict | None:
+    """The release criteria's decision its signed statement holds (None: a release made
+    before there were criteria)."""
+    _, statement = tag_statement(repo, release.tag)
+    external = (statement.get("predicate") or {}).get("buildDefinition", {})
+    return (external.get("externalParameters") or {}).get("release_decision")
+
+
+def gate_summary(repo: Path, release: Release) -> str:
+    from .criteria import summary
+
+    return summary(release_decision(repo, release))
+
+
 def resolve_commit(repo: Path, rev: str) -> str:
     found = run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], repo)
     if found.returncode != 0:

@@ -117,8 +117,35 @@ GATES = (
 )
 
 
-def release(version: str) -> Release:
-    """Tag HEAD as ``<artifact>@<version>`` with its provenance statement, if every gate passes."""
+def release_decision(repo: Path, override: str | None = None) -> dict:
+    """The release criteria's decision on the workspace: against the release in prod on this
+    commit's test rows (`make compare`), or on thresholds alone when none is in prod."""
+    from . import compare, criteria
+    from .settings import team
+
+    declared = criteria.load(repo / criteria.CRITERIA_FILE)
+    try:
+        prod = compare.prod_release(repo)
+    except RegistryError:
+        prod = None
+    if prod is None:
+        print("  no release is in prod: the release criteria's thresholds alone apply")
+        found, baseline = compare.candidate(), None
+    else:
+        found = compare.compare(prod.tag, compare.WORKSPACE)
+        baseline = {"release": prod.tag, "commit": prod.commit}
+    primary = team().primary_score.get(found["task"], "")
+    return criteria.decide(
+        found["metrics"], declared, primary, baseline, found["rows"]["count"], override
+    )
+
+
+def release(version: str, override: str | None = None) -> Release:
+    """Tag HEAD as ``<artifact>@<version>`` with its provenance statement, if every gate passes
+    (the release criteria's last: the model against prod's, on the same rows)."""
+    from . import criteria
+
+    override = criteria.require_reason(override)
     started = utc_now()
     repo = repo_root()
     name, path = artifact(repo)
@@ -133,12 +160,20 @@ def release(version: str) -> Release:
         print(f"  gate {gate}: {'REFUSED' if problem else 'passed'}")
         if problem:
             raise RegistryError(f"release refused by the gate '{gate}': {problem}")
+    decision = release_decision(repo, override)
+    problem = criteria.refusal(decision)
+    verdict = "REFUSED" if problem else "OVERRIDDEN" if decision["override"] else "passed"
+    print(f"  gate release criteria: {verdict}")
+    for rule in decision["rules"]:
+        print(f"    {rule['says']}: {'not checked' if rule['passed'] is None else rule['rule']}")
+    if problem:
+        raise RegistryError(f"release refused by the gate 'release criteria': {problem}")
     commit = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     facts = _facts(repo, commit, path)
     origin = run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
     source = f"git+{provenance.public_url(origin)}" if origin else f"git+file://{repo}"
     statement = provenance.build_statement(
-        facts, source, started, utc_now(), artifact=name, release=tag
+        facts, source, started, utc_now(), artifact=name, release=tag, release_decision=decision
     )
     message = provenance.tag_message(f"Release {name} {version}", statement)
     # GTO's tag names and format, git's signature (scmrepo, which GTO uses, cannot sign).

@@ -152,6 +152,7 @@ def measures(repo: Path) -> dict:
     timed = _timed(rebuilds)
     environments = _environments(rebuilds)
     consistent = _consistent(environments)
+    verified_tags = {release.tag for release in verified.values()}
 
     per_release = []
     for release in releases:
@@ -168,6 +169,10 @@ def measures(repo: Path) -> dict:
                 "matches": sum(r["result"] == "match" for r in own),
                 "mean_seconds": statistics.mean(times) if times else None,
                 "incidents": sum(r["revision"] == release.commit for r in incidents),
+                "gate_overridden": bool(
+                    release.tag in verified_tags
+                    and (registry.release_decision(repo, release) or {}).get("override")
+                ),
             }
         )
 
@@ -191,6 +196,7 @@ def measures(repo: Path) -> dict:
             },
         },
         "rollback": _rollbacks(rollbacks),
+        "gate_overrides": sum(entry["gate_overridden"] for entry in per_release),
         "incidents": {
             **_incidents(incidents),
             "list": [
@@ -286,6 +292,10 @@ def format_report(data: dict) -> str:
             f" rebuilds {entry['matches']}/{entry['rebuilds']} match, "
             f"mean {_seconds(entry['mean_seconds'])}{stages}"
         )
+    lines.append(
+        f"  release gate overridden:             {data['gate_overrides']} of "
+        f"{data['with_full_provenance']} verified releases (OVERRIDE=, signed)"
+    )
     lines += quarter_table(data["by_quarter"])
     for incident in data["incidents"]["list"]:
         lines.append(
