@@ -53,7 +53,7 @@ def test_each_rule_reads_the_scores_direction():
     assert found[("rmse", "min_relative_change")] is True  # 10% lower error
     assert found[("rmse", "max_drop")] is True
     worse_error = {"rmse": entry(10.0, 10.4, -0.2, 1.0, greater=False)}
-    drop = rules(criteria.decide(worse_error, {"rmse": {"max_drop": 0.5}}, "r2", BASELINE, 50))
+    drop = rules(criteria.decide(worse_error, {"rmse": {"max_drop": 0.5}}, "rmse", BASELINE, 50))
     assert drop[("rmse", "max_drop")] is False  # the interval reaches an error 1.0 higher
 
 
@@ -107,3 +107,31 @@ def test_a_criterion_on_a_score_evaluate_does_not_give_is_named():
         criteria.decide(
             {"accuracy": entry(0.9, 0.9, 0, 0)}, {"auc": {"threshold": 0.5}}, "x", None, 1
         )
+
+
+def test_a_relative_change_from_zero_follows_the_direction_and_stays_json():
+    import json
+
+    gained = {"r2": entry(0.0, 0.3, 0.1, 0.5)}
+    lost = {"r2": entry(0.0, -0.3, -0.5, -0.1)}
+    declared = {"r2": {"min_relative_change": 0.05}}
+    assert rules(criteria.decide(gained, declared, "r2", BASELINE, 9))[
+        ("r2", "min_relative_change")
+    ]
+    decision = criteria.decide(lost, declared, "r2", BASELINE, 9)
+    assert rules(decision)[("r2", "min_relative_change")] is False
+    json.dumps(decision, allow_nan=False)
+
+
+def test_a_primary_score_evaluate_does_not_give_is_named():
+    with pytest.raises(ConfigError, match=r"PRIMARY_SCORE names 'auc'.*Fix: "):
+        criteria.decide({"accuracy": entry(0.9, 0.9, 0, 0)}, {}, "auc", BASELINE, 1)
+
+
+def test_a_prod_model_that_cannot_score_the_rows_refuses_unless_overridden():
+    refused = criteria.unscorable(BASELINE, "no column 'age'")
+    assert "model@v1.0.0 cannot score this commit's test rows (no column 'age')" in (
+        criteria.refusal(refused)
+    )
+    overridden = criteria.unscorable(BASELINE, "no column 'age'", "the schema changed, ADR 7")
+    assert criteria.refusal(overridden) is None and criteria.check_form(overridden) == []

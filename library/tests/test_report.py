@@ -65,6 +65,7 @@ def test_a_time_falls_in_its_utc_quarter(timestamp, expected):
         ({"cause": None}, "incident record without a valid 'cause'"),
         ({"reported": "2026-13-01T00:00:00Z"}, "'reported' is not a UTC time"),
         ({"reported": "2026-12-07"}, "'reported' is not a UTC time"),
+        ({"reported": "2026-02-31T00:00:00Z"}, "'reported' is not a UTC time"),
         ({"note": 3}, "incident record without a valid 'note'"),
         ({"release": None}, "incident record without a valid 'release'"),
     ],

@@ -1,6 +1,7 @@
 """What the DVC remote must keep at a commit: the outputs dvc.yaml declares uncached are read
 by DVC's own parser from the commit's files, interpolation and vars files included."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -83,3 +84,36 @@ def test_a_vars_file_outside_the_repository_is_named_and_never_read(tmp_path):
 def test_a_commit_without_a_pipeline_has_no_uncached_outputs(tmp_path):
     sha = commit(tmp_path, {"README.md": "no pipeline\n"})
     assert uncached_outputs_at(tmp_path, sha) == set()
+
+
+@pytest.mark.parametrize(
+    ("stages", "problem"),
+    [
+        ("  s:\n    cmd: x\n    wdir: /\n    vars: [etc/hostname]\n", "wdir '/' leaves"),
+        ("  s:\n    cmd: x\n    wdir: ../..\n", "wdir '../..' leaves"),
+        ("  s:\n    cmd: x\n    vars: [/etc/hostname]\n", "vars: '/etc/hostname' is outside"),
+        (
+            "  s:\n    foreach: [1]\n    do:\n      cmd: x\n      vars: [../../x.yaml]\n",
+            "vars: '../../x.yaml' is outside",
+        ),
+    ],
+)
+def test_a_stage_that_would_make_dvc_read_outside_the_repository_is_refused(
+    tmp_path, stages, problem
+):
+    """A stage's own vars (relative to its wdir) and wdir are checked, however deep: DVC
+    reads a vars file as YAML, whatever it holds."""
+    sha = commit(tmp_path, {"dvc.yaml": "stages:\n" + stages, "params.yaml": "a: 1\n"})
+    with pytest.raises(RegistryError, match=re.escape(problem) + ".*Fix: "):
+        uncached_outputs_at(tmp_path, sha)
+
+
+def test_a_stages_own_vars_file_in_its_wdir_is_read(tmp_path):
+    stages = (
+        "stages:\n  s:\n    cmd: x\n    wdir: sub\n    vars: [local.yaml]\n"
+        "    outs:\n      - out/${name}.json:\n          cache: false\n"
+    )
+    sha = commit(
+        tmp_path, {"dvc.yaml": stages, "params.yaml": "a: 1\n", "sub/local.yaml": "name: x\n"}
+    )
+    assert uncached_outputs_at(tmp_path, sha) == {"sub/out/x.json"}

@@ -26,6 +26,7 @@ from ..runtime.io import atomic_write_text, canonical_json
 from ..runtime.proc import run
 from .commands import dvc_command
 from .errors import RegistryError
+from .experiment_table import flatten
 from .git import git, git_show, parse_yaml, show_yaml, tracked_at
 from .registry import Release, find_release, registry_view, repo_root
 from .serving import predict_with_release
@@ -49,9 +50,12 @@ class Side:
     release: Release | None = None
 
 
-def prod_release(repo: Path) -> Release:
-    """The newest release GTO has in the prod registry stage."""
+def prod_release(repo: Path, required: bool = True) -> Release | None:
+    """The newest release GTO has in the prod registry stage; with none, an error naming the
+    fix, or None when not ``required``."""
     in_prod = [release for release in registry_view(repo)[0] if PROD in release.registry_stages]
+    if not in_prod and not required:
+        return None
     if not in_prod:
         raise RegistryError(
             "no release is in prod, so A has no default. Fix: name it, A=v1.0.0, or promote "
@@ -67,6 +71,7 @@ def side(repo: Path, name: str | None, default: str) -> Side:
     if name == WORKSPACE:
         return Side(WORKSPACE, None)
     release = prod_release(repo) if name == PROD else find_release(repo, name)
+    assert release is not None  # required: prod_release raised otherwise
     return Side(release.tag, release.commit, release)
 
 
@@ -135,6 +140,11 @@ def scores(
     replacement, the same draw for both."""
     import numpy as np
 
+    if resamples < 1 or not actual:
+        raise DataError(
+            f"nothing to resample ({len(actual)} test rows, {resamples} draws). Fix: "
+            "--resamples of 1 or more, on a test table with rows (`make repro`)."
+        )
     if task == "classification":
         y, pa, pb = (np.array([str(v) for v in values]) for values in (actual, a, b))
     else:
@@ -174,15 +184,6 @@ def changed(task: str, a: list, b: list) -> dict:
         "mean_absolute_change": float(np.abs(delta).mean()) if len(delta) else None,
         "quantiles": dict(zip(names, quantiles, strict=True)),
     }
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        found = {}
-        for key, value in node.items():
-            found.update(_flat(value, f"{prefix}{key}."))
-        return found
-    return {prefix.rstrip("."): node}
 
 
 def _file(repo: Path, which: Side, path: str) -> str | None:
@@ -227,7 +228,7 @@ def differences(repo: Path, a: Side, b: Side, params_a: dict, params_b: dict) ->
     else:
         files = git(repo, "diff", "--name-only", a.commit, b.commit, "--").stdout.split()
     return {
-        "parameters": _changes(_flat(params_a), _flat(params_b)),
+        "parameters": _changes(flatten(params_a), flatten(params_b)),
         "data": _changes(_data_versions(repo, a), _data_versions(repo, b)),
         "packages": _changes(_packages(repo, a), _packages(repo, b)),
         "files": sorted(set(files)),
@@ -363,7 +364,6 @@ def write(report: dict, out_dir: Path = OUT_DIR) -> tuple[Path, Path]:
     import vl_convert
 
     name = report_name(report)
-    data = atomic_write_text(out_dir / f"{name}.json", canonical_json(report) + "\n")
     values = [
         {
             "metric": metric,
@@ -394,5 +394,6 @@ def write(report: dict, out_dir: Path = OUT_DIR) -> tuple[Path, Path]:
             {"mark": {"type": "rule", "color": "#999999"}, "encoding": {"x": {"datum": 0}}},
         ],
     }
-    plot = atomic_write_text(out_dir / f"{name}.svg", vl_convert.vegalite_to_svg(spec))
-    return data, plot
+    svg = vl_convert.vegalite_to_svg(spec)  # drawn first: a failure leaves no report alone
+    data = atomic_write_text(out_dir / f"{name}.json", canonical_json(report))
+    return data, atomic_write_text(out_dir / f"{name}.svg", svg)

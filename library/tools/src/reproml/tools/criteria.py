@@ -83,7 +83,12 @@ def _check(score: str, rule: str, limit: float, entry: dict, baseline: bool) -> 
         value = _better(entry, change)
         says = f"{score} went from {before:.4f} to {candidate:.4f} (a gain of {value:+.4f})"
     elif rule == "min_relative_change":
-        value = _better(entry, change) / abs(before) if before else math.inf * _better(entry, 1)
+        gain = _better(entry, change)
+        if not before:  # relative to 0: any gain is unbounded, any loss too
+            says = f"{score} went from 0 to {candidate:.4f} (a relative change from 0)"
+            passed = gain > 0 or (gain == 0 and limit <= 0)
+            return {**result, "value": None, "passed": passed, "says": f"{says}; {rule} {limit:g}"}
+        value = gain / abs(before)
         says = f"{score} went from {before:.4f} to {candidate:.4f} (a gain of {value:+.2%})"
     elif rule == "max_drop":
         low, high = entry["interval"]
@@ -123,7 +128,12 @@ def decide(
         for score, rules in sorted(criteria.items())
         for rule, limit in rules.items()
     ]
-    if baseline is not None and primary in metrics:
+    if primary not in metrics:
+        raise ConfigError(
+            f"evaluation.py: PRIMARY_SCORE names {primary!r} for this task, which evaluate "
+            f"does not give (it gives {', '.join(sorted(metrics))}). Fix: name one of those."
+        )
+    if baseline is not None:
         results.append(_check(primary, NOT_CLEARLY_WORSE, 0.0, metrics[primary], True))
     failed = [result for result in results if result["passed"] is False]
     return {
@@ -134,6 +144,27 @@ def decide(
         "rules": results,
         "passed": not failed,
         "override": override.strip() if override and failed else None,
+    }
+
+
+def unscorable(baseline: dict, why: str, override: str | None = None) -> dict:
+    """The decision when the release in prod cannot score this commit's test rows (another
+    schema): a failed rule, which only an override passes."""
+    rule = {
+        "score": None,
+        "rule": "baseline_scores_these_rows",
+        "limit": None,
+        "passed": False,
+        "says": f"{baseline['release']} cannot score this commit's test rows ({why})",
+    }
+    return {
+        "baseline": baseline,
+        "rows": 0,
+        "criteria": {},
+        "metrics": {},
+        "rules": [rule],
+        "passed": False,
+        "override": override.strip() if override else None,
     }
 
 

@@ -8,7 +8,6 @@ note can be added after the fact by anyone, CI included, without a new commit.
 """
 
 import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +20,7 @@ NOTES_REF = "refs/notes/reproml"
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(TIME_FORMAT)
 
 
 def _git(repo: Path, *args: str, check: bool = True):
@@ -73,9 +72,16 @@ CLOSED_VALUES = {
     "incident": ("cause", {"unreproducible", "other"}),
 }
 # When a record says it happened: a UTC time as utc_now() writes it (the report's quarters).
-TIMESTAMP = re.compile(
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
-)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def is_utc_time(value) -> bool:
+    """A real UTC time written as utc_now() writes it (2026-02-31 is none)."""
+    try:
+        datetime.strptime(str(value), TIME_FORMAT)
+    except ValueError:
+        return False
+    return True
 
 
 def check_note(repo: Path, line: str, commit: str) -> tuple[dict | None, str | None]:
@@ -112,7 +118,7 @@ def well_formed(line: str, commit: str) -> tuple[dict | None, str | None]:
     if record[closed] not in values:
         return None, f"unknown {closed} {str(record[closed])[:40]!r}"
     when = "reported" if kind == "incident" else "finished"  # older records may lack "finished"
-    if (kind == "incident" or record.get(when)) and not TIMESTAMP.match(str(record.get(when))):
+    if (kind == "incident" or record.get(when)) and not is_utc_time(record.get(when)):
         return None, f"{kind} record whose {when!r} is not a UTC time (YYYY-MM-DDTHH:MM:SSZ)"
     if record["revision"] != commit:
         return None, f"it describes {record['revision'][:12]}, not the commit it is attached to"

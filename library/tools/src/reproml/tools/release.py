@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..runtime.errors import DataError
 from ..runtime.hashing import file_digest
 from ..runtime.proc import run
 from . import provenance, tags
@@ -120,20 +121,28 @@ GATES = (
 def release_decision(repo: Path, override: str | None = None) -> dict:
     """The release criteria's decision on the workspace: against the release in prod on this
     commit's test rows (`make compare`), or on thresholds alone when none is in prod."""
-    from . import compare, criteria
+    from . import claims, compare, criteria
     from .settings import team
 
     declared = criteria.load(repo / criteria.CRITERIA_FILE)
-    try:
-        prod = compare.prod_release(repo)
-    except RegistryError:
-        prod = None
+    # A promotion deleted on origin would leave no release in prod, and the criteria would
+    # fall back to thresholds: a deleted claim stops the release instead.
+    deleted = claims.problems(repo)
+    if deleted:
+        raise RegistryError(
+            "claims were deleted, so which release is in prod cannot be trusted:\n"
+            + "\n".join(f"  {line}" for line in deleted)
+        )
+    prod = compare.prod_release(repo, required=False)
     if prod is None:
         print("  no release is in prod: the release criteria's thresholds alone apply")
         found, baseline = compare.candidate(), None
     else:
-        found = compare.compare(prod.tag, compare.WORKSPACE)
         baseline = {"release": prod.tag, "commit": prod.commit}
+        try:
+            found = compare.compare(prod.tag, compare.WORKSPACE)
+        except DataError as error:  # another schema: prod's model cannot read these rows
+            return criteria.unscorable(baseline, str(error), override)
     primary = team().primary_score.get(found["task"], "")
     return criteria.decide(
         found["metrics"], declared, primary, baseline, found["rows"]["count"], override

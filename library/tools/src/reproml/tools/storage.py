@@ -3,7 +3,8 @@ unpushed commit references (``check-releases``, the release gate, ``make gc``)."
 
 import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..runtime.errors import ProjectError
 from ..runtime.pipeline import read as read_pipeline
@@ -39,32 +40,68 @@ def cached_objects_at(repo: Path, commit: str) -> dict[str, str]:
 def uncached_outputs_at(repo: Path, commit: str) -> set[str]:
     """The outputs a commit's dvc.yaml declares with ``cache: false`` (git keeps them), read
     by DVC's own parser, interpolation included, from the commit's dvc.yaml and the parameter
-    files it reads (params.yaml, and any named under ``vars:``)."""
+    files it reads (params.yaml, and any named under ``vars:``), copied to a folder of their
+    own. Anyone can push a commit: a ``wdir`` or a ``vars`` file that leaves the repository
+    is refused before DVC could read a file of this machine."""
     dvc_yaml = show_yaml(repo, commit, DVC_FILE)
     if not dvc_yaml:
         return set()
-    entries = dvc_yaml.get("vars") if isinstance(dvc_yaml, dict) else None
-    named = [entry.split(":")[0] for entry in entries or [] if isinstance(entry, str)]
+    where = f"{DVC_FILE} at {commit[:12]}"
+    named = _files_dvc_reads(dvc_yaml, where)
     with tempfile.TemporaryDirectory(prefix="reproml-pipeline-") as copy:
         inside = Path(copy).resolve()
         for name in [DVC_FILE, "params.yaml", *named]:
             target = (inside / name).resolve()
-            if not target.is_relative_to(inside):  # DVC would read any file the user can
-                raise RegistryError(
-                    f"{DVC_FILE} at {commit[:12]}: vars: {name!r} is outside the repository. "
-                    "Fix: a file under vars: must be in the repository; correct dvc.yaml in "
-                    "a new commit, or drop that commit's tag."
-                )
             text = git_show(repo, commit, name)
-            if text is not None:
+            if text is not None and target.is_relative_to(inside):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
         try:
             pipeline = read_pipeline(copy)
         except ProjectError as error:
             said = str(error).replace(f"{inside}/{DVC_FILE}: ", "")
-            raise RegistryError(f"{DVC_FILE} at {commit[:12]}: {said}") from None
+            raise RegistryError(f"{where}: {said}") from None
     return {out.path for stage in pipeline.stages for out in stage.outs if not out.cached}
+
+
+def _inside(value: str) -> bool:
+    """A path that stays in the repository: relative, no ``..``, no interpolation."""
+    path = PurePosixPath(value)
+    return not (path.is_absolute() or ".." in path.parts or "${" in value or "\\" in value)
+
+
+def _files_dvc_reads(document: Any, where: str, wdir: str = ".") -> list[str]:
+    """Every file a ``vars:`` list names, anywhere in the document (a stage's, a foreach's),
+    relative to the repository; refused, naming the key, if it or a ``wdir`` leaves it."""
+    found: list[str] = []
+    if isinstance(document, list):
+        for item in document:
+            found += _files_dvc_reads(item, where, wdir)
+        return found
+    if not isinstance(document, dict):
+        return found
+    if "wdir" in document:
+        if not isinstance(document["wdir"], str) or not _inside(document["wdir"]):
+            raise RegistryError(
+                f"{where}: wdir {str(document['wdir'])[:80]!r} leaves the repository. Fix: a "
+                "stage's wdir is a folder of the repository; correct dvc.yaml in a new commit, "
+                "or drop that commit's tag."
+            )
+        wdir = str(PurePosixPath(wdir) / document["wdir"])
+    for entry in document.get("vars") or [] if isinstance(document.get("vars"), list) else []:
+        if isinstance(entry, str):
+            name = entry.split(":")[0]
+            if not _inside(name):
+                raise RegistryError(
+                    f"{where}: vars: {name[:80]!r} is outside the repository. Fix: a file "
+                    "under vars: must be in the repository; correct dvc.yaml in a new "
+                    "commit, or drop that commit's tag."
+                )
+            found.append(str(PurePosixPath(wdir) / name))
+    for key, value in document.items():
+        if key != "vars":
+            found += _files_dvc_reads(value, where, wdir)
+    return found
 
 
 def check_releases(only: list[str] | None = None) -> dict[str, list[str]]:
