@@ -92,6 +92,8 @@ def test_an_override_passes_a_failed_decision_and_is_recorded_and_checked():
         ("criteria: {accuracy: {max_drop: -1}}\n", "is not a number of 0 or more"),
         ("criteria: {accuracy: {threshold: .nan}}\n", "is not a finite number"),
         ("criteria: {accuracy: [}\n", "is not valid YAML"),
+        ("criterion: {accuracy: {threshold: 0.9}}\n", "the key 'criterion' is not one"),
+        ("- accuracy\n", "expected a mapping"),
     ],
 )
 def test_bad_criteria_are_named_with_the_file_the_key_and_the_fix(tmp_path, text, problem):

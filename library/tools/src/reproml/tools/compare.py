@@ -43,11 +43,10 @@ OUT_DIR = Path("build/compare")
 
 @dataclass
 class Side:
-    """One version compared: its name, its commit (None: the workspace) and its release."""
+    """One version compared: its name, and its commit (None: the workspace)."""
 
     name: str
     commit: str | None
-    release: Release | None = None
 
 
 def prod_release(repo: Path, required: bool = True) -> Release | None:
@@ -72,7 +71,7 @@ def side(repo: Path, name: str | None, default: str) -> Side:
         return Side(WORKSPACE, None)
     release = prod_release(repo) if name == PROD else find_release(repo, name)
     assert release is not None  # required: prod_release raised otherwise
-    return Side(release.tag, release.commit, release)
+    return Side(release.tag, release.commit)
 
 
 def _test_rows(repo: Path, b: Side, params: dict, scratch: Path) -> Path:
@@ -120,6 +119,15 @@ def _truth(rows: Path, params: dict) -> list:
     return table[target].to_pylist()
 
 
+def as_arrays(task: str, *columns: list) -> list:
+    """Labels as text (as predict writes them), or values as floats, for the scorer."""
+    import numpy as np
+
+    if task == "classification":
+        return [np.array([str(value) for value in column]) for column in columns]
+    return [np.array(column, dtype=float) for column in columns]
+
+
 def metrics_of(found: dict[str, Any]) -> dict[str, float]:
     """The metrics of a score mapping: its float values (counts and nested tables are not)."""
     return {name: value for name, value in found.items() if isinstance(value, float)}
@@ -145,10 +153,7 @@ def scores(
             f"nothing to resample ({len(actual)} test rows, {resamples} draws). Fix: "
             "--resamples of 1 or more, on a test table with rows (`make repro`)."
         )
-    if task == "classification":
-        y, pa, pb = (np.array([str(v) for v in values]) for values in (actual, a, b))
-    else:
-        y, pa, pb = (np.array(values, dtype=float) for values in (actual, a, b))
+    y, pa, pb = as_arrays(task, actual, a, b)
     whole_a, whole_b = metrics_of(score(task, y, pa)), metrics_of(score(task, y, pb))
     draws = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
     drawn = [
@@ -235,6 +240,17 @@ def differences(repo: Path, a: Side, b: Side, params_a: dict, params_b: dict) ->
     }
 
 
+def _scored_rows(repo: Path, b: Side, params_b: dict, sides: list[Side]) -> tuple[list, list]:
+    """B's test labels, and each side's predictions for B's test rows."""
+    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+        scratch = Path(folder)
+        rows = _test_rows(repo, b, params_b, scratch)
+        return _truth(rows, params_b), [
+            _predictions(repo, which, rows, scratch / f"{number}.csv")
+            for number, which in enumerate(sides)
+        ]
+
+
 def compare(a_name: str | None, b_name: str | None, resamples: int = RESAMPLES) -> dict:
     """The comparison report of A (default: the release in prod) and B (the workspace)."""
     repo = repo_root()
@@ -250,12 +266,7 @@ def compare(a_name: str | None, b_name: str | None, resamples: int = RESAMPLES) 
             f"{a.name} is a {task_a} model and {b.name} a {task} one: their scores do not "
             "compare. Fix: compare versions of the same task."
         )
-    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
-        scratch = Path(folder)
-        rows = _test_rows(repo, b, params_b, scratch)
-        actual = _truth(rows, params_b)
-        predicted_a = _predictions(repo, a, rows, scratch / "a.csv")
-        predicted_b = _predictions(repo, b, rows, scratch / "b.csv")
+    actual, (predicted_a, predicted_b) = _scored_rows(repo, b, params_b, [a, b])
     if not (len(actual) == len(predicted_a) == len(predicted_b)):
         raise DataError(
             f"the predictions do not cover B's {len(actual)} test rows ({a.name}: "
@@ -292,16 +303,8 @@ def candidate() -> dict:
     b = Side(WORKSPACE, None)
     params = parse_yaml(_file(repo, b, PARAMS_FILE) or "", PARAMS_FILE)
     task = (params.get("data") or {}).get("task")
-    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
-        rows = _test_rows(repo, b, params, Path(folder))
-        actual = _truth(rows, params)
-        predicted = _predictions(repo, b, rows, Path(folder) / "b.csv")
-    import numpy as np
-
-    if task == "classification":
-        y, p = np.array([str(v) for v in actual]), np.array([str(v) for v in predicted])
-    else:
-        y, p = np.array(actual, dtype=float), np.array(predicted, dtype=float)
+    actual, (predicted,) = _scored_rows(repo, b, params, [b])
+    y, p = as_arrays(task, actual, predicted)
     contract = team()
     found = metrics_of(contract.score(task, y, p))
     return {

@@ -40,7 +40,11 @@ def load(path: Path = CRITERIA_FILE) -> dict[str, dict[str, float]]:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML ({error}). {FIX}") from None
-    found = document.get("criteria") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or set(document) - {"criteria"}:
+        extra = sorted(map(str, set(document) - {"criteria"})) if isinstance(document, dict) else []
+        what = f"the key {extra[0]!r} is not one" if extra else "expected a mapping"
+        raise ConfigError(f"{path}: {what} (it holds criteria: only). {FIX}")
+    found = document.get("criteria")
     if found is None:
         return {}
     if not isinstance(found, dict):

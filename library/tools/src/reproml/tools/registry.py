@@ -198,7 +198,7 @@ def check_release(repo: Path, release: Release) -> list[str]:
     return problems
 
 
-def release_decision(repo: Path, release: Release) -> dict | None:
+def recorded_decision(repo: Path, release: Release) -> dict | None:
     """The release criteria's decision its signed statement holds (None: a release made
     before there were criteria)."""
     _, statement = tag_statement(repo, release.tag)
@@ -209,7 +209,7 @@ def release_decision(repo: Path, release: Release) -> dict | None:
 def gate_summary(repo: Path, release: Release) -> str:
     from .criteria import summary
 
-    return summary(release_decision(repo, release))
+    return summary(recorded_decision(repo, release))
 
 
 def resolve_commit(repo: Path, rev: str) -> str:

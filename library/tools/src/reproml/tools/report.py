@@ -171,7 +171,7 @@ def measures(repo: Path) -> dict:
                 "incidents": sum(r["revision"] == release.commit for r in incidents),
                 "gate_overridden": bool(
                     release.tag in verified_tags
-                    and (registry.release_decision(repo, release) or {}).get("override")
+                    and (registry.recorded_decision(repo, release) or {}).get("override")
                 ),
             }
         )
