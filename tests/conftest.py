@@ -1,11 +1,15 @@
 """Fixtures shared by the three tiers: baking, the option matrix, and helpers that call the
 baked project's own code (never a re-implementation of it)."""
 
+import atexit
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -26,6 +30,9 @@ LIBRARY_WHEELS = {
     "runtime": f"reproml_runtime-{LIBRARY_VERSION}-py3-none-any.whl",
     "tools": f"reproml-{LIBRARY_VERSION}-py3-none-any.whl",
 }
+# REPROML_TEST_TIMINGS=<file>: each process `run` starts is appended to it with its seconds
+# (where a slow test spends its time).
+TIMINGS = os.environ.get("REPROML_TEST_TIMINGS")
 UV = os.environ.setdefault("UV", str(TEMPLATE / ".bootstrap" / "bin" / "uv"))
 
 sys.path.insert(0, str(HOOKS))
@@ -35,6 +42,14 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # fresh bake compile its imports again (DVC alone: 0.6 s a command); the stages drop it
 # themselves (launcher.DROPPED_ENV). The projects' bytecode is in ignored __pycache__ folders.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# A baked project's own pytest (`make test`, in a tier-3 test or in a CI job the tests run)
+# keeps its numbered temporary folders under a root of this process's, not in the machine's
+# shared /tmp/pytest-of-<user>: there each inner run would scan, and delete, what earlier
+# runs left (gigabytes of old projects on a machine that ran the suite before). Only the
+# processes the tests start get it; this pytest's own folders stay where pytest puts them.
+INNER_PYTEST_ROOT = Path(tempfile.mkdtemp(prefix="reproml-inner-pytest-"))
+atexit.register(shutil.rmtree, INNER_PYTEST_ROOT, ignore_errors=True)
+CHILD_ENV = {"PYTEST_DEBUG_TEMPROOT": str(INNER_PYTEST_ROOT)}
 
 
 def default_answers() -> dict:
@@ -146,8 +161,15 @@ def project_package(project: Path) -> str:
 
 def run(command: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run a real process; on failure the assertion shows its whole output."""
-    env = {**os.environ, "UV": UV, **kwargs.pop("env", {})}
+    env = {**os.environ, **CHILD_ENV, "UV": UV, **kwargs.pop("env", {})}
+    started = time.monotonic()
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, **kwargs)
+    if TIMINGS:
+        with open(TIMINGS, "a") as log:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "")
+            seconds = time.monotonic() - started
+            entry = {"test": test, "seconds": seconds, "command": command[:4]}
+            log.write(json.dumps(entry, default=repr) + "\n")
     if check:
         assert result.returncode == 0, (
             f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"

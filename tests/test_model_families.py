@@ -15,6 +15,7 @@ from conftest import bake, model_target, run
 from project_setup import MODEL_LIBRARIES
 from test_end_to_end import Project
 from test_oracle import assert_every_family_agrees_with_its_library
+from test_registry import set_up_signing
 
 pytestmark = pytest.mark.slow
 
@@ -171,3 +172,45 @@ def test_a_library_added_by_hand_trains_with_its_documented_keys(tmp_path):
     said = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "Traceback" not in said
     assert "model.num_leafs" in said and "num_leaves" in said
+    (project.path / "conf/model/lgbm.yaml").write_text(LIGHTGBM_BY_HAND)
+    project.make("params")
+    compare_across_locks(project, tmp_path)
+
+
+def compare_across_locks(project: Project, tmp_path) -> None:
+    """The LightGBM model is released and put in prod; the workspace then goes back to the
+    bake's lock (no LightGBM) and a scikit-learn model. v1.0.0's pickle cannot load in this
+    environment, and `make compare` still scores both models on the same rows, v1.0.0 in its
+    own: each score is the one its own evaluate recorded on those rows."""
+    baked = run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=project.path).stdout.strip()
+    set_up_signing(project, tmp_path / "keys")  # commits everything, the trained model too
+    project.dvc("push")
+    project.make("release", "VERSION=v1.0.0")
+    project.make("promote", "VERSION=v1.0.0", "STAGE=prod")
+
+    locks = ["pyproject.toml", "uv.lock", "runtime.lock", "requirements.lock"]
+    project.git("checkout", baked, "--", *locks)
+    config = project.path / "conf/config.yaml"
+    config.write_text(config.read_text().replace("model: lgbm", "model: logreg"))
+    project.make("setup", "params", "repro")
+    assert "lightgbm" not in (project.path / "runtime.lock").read_text()
+
+    project.make("rollback", "VERSION=v1.0.0")
+    (released,) = (project.path / "build/rollback").rglob("model.pkl")
+    load = (
+        "import hashlib, sys; from reproml.runtime.model_file import load_model; "
+        "path = sys.argv[1]; load_model(path, hashlib.sha256(open(path, 'rb').read()).hexdigest())"
+    )
+    python = str(project.path / ".venv/bin/python")
+    loaded = run([python, "-c", load, str(released)], cwd=project.path, check=False)
+    assert loaded.returncode != 0 and "No module named 'lightgbm'" in loaded.stderr, loaded
+
+    compared = project.make("compare").stdout
+    assert "model@v1.0.0 (A) against workspace (B)" in compared, compared
+    assert re.search(r"lightgbm: 4\.7\.0 -> None", compared), compared
+    (report,) = (project.path / "build/compare").glob("model-v1.0.0-vs-workspace.json")
+    scores = json.loads(report.read_text())["metrics"]["accuracy"]
+    released_metrics = run(["git", "show", "model@v1.0.0:metrics/metrics.json"], cwd=project.path)
+    assert scores["a"] == pytest.approx(json.loads(released_metrics.stdout)["accuracy"])
+    workspace_metrics = json.loads((project.path / "metrics/metrics.json").read_text())
+    assert scores["b"] == pytest.approx(workspace_metrics["accuracy"])

@@ -128,12 +128,33 @@ def test_release_passes_every_gate_and_tags_in_gto_format(lifecycle):
     assert run(["git", "cat-file", "-t", "model@v1.0.0"], cwd=project.path).stdout.strip() == "tag"
 
 
+def confidences(project: Project) -> dict[str, str]:
+    """``{tag: its confidence line}`` as `make registry` prints them."""
+    listing = project.make("registry").stdout
+    found, tag = {}, None
+    for line in listing.splitlines():
+        if line.startswith("model@"):
+            tag = line.split()[0]
+        elif line.strip().startswith("confidence ") and tag:
+            found[tag] = line.strip()
+    return found
+
+
 def test_promotion_shows_in_the_registry_and_in_gto(lifecycle):
     project = lifecycle["project"]
     listing = project.make("registry").stdout
     assert re.search(r"model@v2\.0\.0 .* stages: prod .* provenance ok", listing)
     assert re.search(r"model@v1\.0\.0 .* stages: - .* provenance ok", listing)
     assert "model#prod#" in run(["git", "tag"], cwd=project.path).stdout
+    # Confidence from each release's own signed evidence (docs/releases.md's formula): v1
+    # was rebuilt MATCH once, today, in one environment (40 + 10/3 + 15), and its gate had no
+    # release in prod and no criteria to check (15); v2 has only its gate.
+    found = confidences(project)
+    assert found["model@v1.0.0"] == (
+        "confidence 73/100 (1/1 rebuilds MATCH; 1 environment, field; last rebuilt 0 days ago; "
+        "gate passed, no rule to check)"
+    ), found
+    assert found["model@v2.0.0"].startswith("confidence 15/100 (no rebuild checked;"), found
 
 
 def test_statement_is_in_toto_slsa_with_the_commit_data_and_lock(lifecycle):
@@ -280,8 +301,11 @@ def test_forged_malformed_and_misattached_notes_are_named_and_not_counted(lifecy
         (v1, " " + rebuild_line),
         (v1, json.dumps({**signed, "signature": signed["signature"].replace("\n", "\n\n")})),
     ]
+    before = confidences(clone)
     for commit, line in notes:
         clone.git("notes", "--ref=reproml", "append", "-m", line, commit)
+    # None of them moves a release's confidence: it reads signed, attached records only.
+    assert confidences(clone) == before
     report = clone.make("report")
     assert "Traceback" not in report.stderr
     assert f"skipped {len(notes)} records (not counted)" in report.stdout
@@ -371,6 +395,11 @@ def test_incidents_are_signed_counted_per_quarter_and_forged_ones_are_not(lifecy
         "model@v1.0.0": "unreproducible",
         "model@v2.0.0": "other",
     }
+    # Confidence: halved by v1's unreproducible incident, a fifth off v2's for its other one;
+    # the forged incidents above change nothing.
+    factors = {e["release"]: e["confidence"]["incident_factor"] for e in data["per_release"]}
+    assert factors == {"model@v1.0.0": 0.5, "model@v2.0.0": 0.8}
+    assert "1 incidents (1 unreproducible)" in confidences(clone)["model@v1.0.0"]
     svg = (clone.path / "build/report/by-quarter.svg").read_text()
     assert "Reproducibility measures by quarter" in svg and quarter in svg
 
@@ -419,8 +448,22 @@ def test_compare_scores_two_versions_on_the_same_rows_each_in_its_own_environmen
     assert same["predictions"]["changed"] == 0
     assert all(entry["difference"] == 0 for entry in same["metrics"].values())
     refused = clone.make("compare", "A=v7.0.0", check=False)
-    assert refused.returncode != 0 and "v7.0.0 is not a registered version" in refused.stderr
+    said = refused.stderr
+    assert refused.returncode != 0 and "'v7.0.0' is not a commit, tag or released version" in said
     assert "Traceback" not in refused.stderr
+
+    # A commit (or a branch, tag or experiment) that is no release: its code runs only when
+    # named again, as for `make rebuild`; then sealed, in its own environment, and v1.0.0's
+    # commit scores exactly as v1.0.0 did.
+    v1 = run(["git", "rev-parse", "model@v1.0.0^{commit}"], cwd=clone.path).stdout.strip()
+    untrusted = clone.make("compare", f"A={v1}", check=False)
+    assert untrusted.returncode != 0, untrusted.stdout
+    assert f"`make compare A={v1} TRUST={v1}`" in untrusted.stderr, untrusted.stderr
+    assert "predict with" not in untrusted.stdout  # nothing of it ran
+    by_commit = clone.make("compare", f"A={v1}", f"TRUST={v1}").stdout
+    assert f"predict with {v1} ({v1[:12]}): its model, code and environment" in by_commit
+    commit_report = json.loads((clone.path / f"build/compare/{v1}-vs-workspace.json").read_text())
+    assert commit_report["metrics"] == data["metrics"]
 
 
 def add_rows(project: Project, count: int = 60) -> None:

@@ -52,6 +52,7 @@ README_ELSEWHERE = {
     "Releases in detail": "no commands; test_registry.py",
     "Compare two versions on the same rows": "releases; test_registry.py runs make compare",
     "Incidents": "a signed release; test_registry.py records incidents through make incident",
+    "Release confidence": "no commands; test_registry.py reads it from make registry",
     "The reproducibility report in detail": "no commands; test_registry.py",
     "Continuous integration": "no commands; the CI targets run in the tests",
     "Remotes": "no commands",
@@ -63,7 +64,7 @@ README_ELSEWHERE = {
 # Lines left out of the blocks that run: each is run by another test.
 README_LINES_ELSEWHERE = (
     "REBUILD_ARGS=--vary",  # test_end_to_end.py: rebuild in a varied environment
-    "make test",  # test_end_to_end.py and test_model_families.py: the project's tests
+    "make test",  # test_end_to_end.py, test_model_families.py, test_ci.py: the project's tests
     "access_key_id '...'",  # placeholders: configure() sets the real credentials
     "credentialpath '...'",
     "connection_string '...'",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from conftest import CHILD_ENV
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 LOOKUP = re.compile(r"[A-Za-z_][\w-]*(\.[\w-]+)*")
@@ -296,6 +297,7 @@ def step_environment(home: Path, path_first: Path, uv_cache: str) -> dict:
     no ~/.ssh), the pinned uv and its Python first on PATH, and the warm uv cache."""
     return {
         **os.environ,
+        **CHILD_ENV,
         "HOME": str(home),
         "PATH": f"{path_first}{os.pathsep}{os.environ['PATH']}",
         "UV_CACHE_DIR": uv_cache,

@@ -203,28 +203,11 @@ def _provenance(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> int:
-    from . import registry
+    from .registry import repo_root
+    from .registry_listing import listing
 
-    repo = registry.repo_root()
-    registry.require_full_history(repo)
-    name, _ = registry.artifact(repo)
-    found, ignored = registry.registry_view(repo)
-    if not found:
-        print(f"no releases of {name} yet: `make release VERSION=v0.1.0`")
-    for release in found:
-        problems = registry.check_release(repo, release)
-        stages = ", ".join(release.registry_stages) or "-"
-        verdict = "provenance ok" if not problems else f"provenance BROKEN: {problems[0]}"
-        print(
-            f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
-            f"stages: {stages:<12} {verdict}"
-        )
-        if not problems:
-            print(f"{'':<22}{registry.gate_summary(repo, release)}")
-    if ignored:
-        print(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
-        for _, why in sorted(ignored.items()):
-            print(f"  {why}")
+    repo = repo_root()
+    print("\n".join(listing(repo)))
     return _deleted_claims(repo)
 
 
@@ -278,7 +261,7 @@ def _rollback(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from . import compare
 
-    report = compare.compare(args.a, args.b, args.resamples)
+    report = compare.compare(args.a, args.b, args.resamples, args.trust or "")
     print(compare.format_comparison(report))
     data, plot = compare.write(report)
     print(f"wrote {data} and {plot}")
@@ -599,9 +582,10 @@ COMMANDS = {
         _compare,
         "score two versions on the same rows (B's test table), A in its own environment",
         [
-            option("--a", help="a release (default: the release in prod)"),
-            option("--b", help="a release, or workspace (the default)"),
+            option("--a", help="a release or revision (default: the release in prod)"),
+            option("--b", help="a release or revision, or workspace (the default)"),
             option("--resamples", type=int, default=1000, help="bootstrap draws"),
+            option("--trust", help="the revisions (not releases) named again: their code runs"),
         ],
     ),
     "incident": (

@@ -1,5 +1,9 @@
 """`make compare A=<version> B=<version>`: two versions scored on the same rows.
 
+A and B are releases, ``prod``, the ``workspace``, or any other revision (a commit, tag,
+branch or DVC experiment): such a revision's code runs only when TRUST= names it too, as
+for `make rebuild`, and then sealed in its own environment like a release's.
+
 ``dvc metrics diff`` compares numbers measured on different test rows whenever the data
 changed, so it cannot say whether a change is real. Here both models predict B's test table:
 A's release runs its own predict in its own locked environment, sealed, as ``make predict
@@ -25,11 +29,12 @@ from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, canonical_json
 from ..runtime.proc import run
 from .commands import dvc_command
-from .errors import RegistryError
+from .errors import RebuildError, RegistryError
 from .experiment_table import flatten
 from .git import git, git_show, parse_yaml, show_yaml, tracked_at
-from .registry import Release, find_release, registry_view, repo_root
-from .serving import predict_with_release
+from .rebuild import refuse_unverified, resolve
+from .registry import Release, registry_view, repo_root, verified_release
+from .serving import predict_with_release, predict_with_revision
 from .settings import team
 
 WORKSPACE = "workspace"
@@ -43,10 +48,12 @@ OUT_DIR = Path("build/compare")
 
 @dataclass
 class Side:
-    """One version compared: its name, and its commit (None: the workspace)."""
+    """One version compared: its name, its commit (None: the workspace), and whether it is a
+    verified release (else a commit, tag, branch or experiment the user named twice)."""
 
     name: str
     commit: str | None
+    release: bool = False
 
 
 def prod_release(repo: Path, required: bool = True) -> Release | None:
@@ -63,15 +70,23 @@ def prod_release(repo: Path, required: bool = True) -> Release | None:
     return in_prod[-1]
 
 
-def side(repo: Path, name: str | None, default: str) -> Side:
+def side(repo: Path, name: str | None, default: str, trust: str = "", retry: str = "") -> Side:
     """A version named as every command names one (v1.0.0 or model@v1.0.0), ``prod`` for the
-    release in prod, or ``workspace``."""
+    release in prod, ``workspace``, or any other revision: a commit, tag, branch or DVC
+    experiment, whose code runs only when ``trust`` names it too (as `make rebuild`'s
+    TRUST=; ``retry`` is the command that would)."""
     name = name or default
     if name == WORKSPACE:
         return Side(WORKSPACE, None)
-    release = prod_release(repo) if name == PROD else find_release(repo, name)
-    assert release is not None  # required: prod_release raised otherwise
-    return Side(release.tag, release.commit)
+    release = prod_release(repo) if name == PROD else verified_release(repo, name)
+    if release is not None:
+        return Side(release.tag, release.commit, release=True)
+    try:
+        target = resolve(repo, name)
+        refuse_unverified(name, target, name if name in trust.split() else None, retry)
+    except RebuildError as error:
+        raise RegistryError(str(error)) from None
+    return Side(name, target.commit)
 
 
 def _test_rows(repo: Path, b: Side, params: dict, scratch: Path) -> Path:
@@ -98,7 +113,10 @@ def _predictions(repo: Path, which: Side, rows: Path, out: Path) -> list[str]:
         contract.predict(contract.load_params(repo / PARAMS_FILE), rows, out)
     else:
         try:
-            predict_with_release(which.name, rows, out)
+            if which.release:
+                predict_with_release(which.name, rows, out)
+            else:  # side() resolved it, and the user named it twice
+                predict_with_revision(which.name, which.name, "", rows, out)
         except DataError as error:
             raise DataError(
                 f"{which.name} cannot score these rows: {error} Fix: compare versions whose "
@@ -251,10 +269,15 @@ def _scored_rows(repo: Path, b: Side, params_b: dict, sides: list[Side]) -> tupl
         ]
 
 
-def compare(a_name: str | None, b_name: str | None, resamples: int = RESAMPLES) -> dict:
-    """The comparison report of A (default: the release in prod) and B (the workspace)."""
+def compare(
+    a_name: str | None, b_name: str | None, resamples: int = RESAMPLES, trust: str = ""
+) -> dict:
+    """The comparison report of A (default: the release in prod) and B (the workspace).
+    ``trust`` names (space-separated) the revisions that are no release whose code may run."""
     repo = repo_root()
-    a, b = side(repo, a_name, PROD), side(repo, b_name, WORKSPACE)
+    retry = "make compare " + " ".join(f"{k}={v}" for k, v in (("A", a_name), ("B", b_name)) if v)
+    a = side(repo, a_name, PROD, trust, retry)
+    b = side(repo, b_name, WORKSPACE, trust, retry)
     if a.commit is None:
         raise RegistryError("A=workspace: A is a release. Fix: A=v1.0.0, and B the other.")
     params_a = show_yaml(repo, a.commit, PARAMS_FILE)

@@ -66,7 +66,7 @@ def load(path: Path = CRITERIA_FILE) -> dict[str, dict[str, float]]:
     return criteria
 
 
-def _better(entry: dict, value: float) -> float:
+def better(entry: dict, value: float) -> float:
     """``value`` (a change) in the better direction: positive is better."""
     return value if entry["greater_is_better"] else -value
 
@@ -84,10 +84,10 @@ def _check(score: str, rule: str, limit: float, entry: dict, baseline: bool) -> 
         return {**result, "value": candidate, "passed": passed, "says": says}
     before, change = entry["a"], entry["difference"]
     if rule == "min_absolute_change":
-        value = _better(entry, change)
+        value = better(entry, change)
         says = f"{score} went from {before:.4f} to {candidate:.4f} (a gain of {value:+.4f})"
     elif rule == "min_relative_change":
-        gain = _better(entry, change)
+        gain = better(entry, change)
         if not before:  # relative to 0: any gain is unbounded, any loss too
             says = f"{score} went from 0 to {candidate:.4f} (a relative change from 0)"
             passed = gain > 0 or (gain == 0 and limit <= 0)
@@ -96,13 +96,13 @@ def _check(score: str, rule: str, limit: float, entry: dict, baseline: bool) -> 
         says = f"{score} went from {before:.4f} to {candidate:.4f} (a gain of {value:+.2%})"
     elif rule == "max_drop":
         low, high = entry["interval"]
-        value = min(_better(entry, low), _better(entry, high))
+        value = min(better(entry, low), better(entry, high))
         says = f"{score}'s interval of B - A is [{low:+.4f}, {high:+.4f}] (worst gain {value:+.4f})"
         passed = value >= -limit
         return {**result, "value": value, "passed": passed, "says": f"{says}; max_drop {limit:g}"}
     else:  # NOT_CLEARLY_WORSE
         low, high = entry["interval"]
-        value = max(_better(entry, low), _better(entry, high))
+        value = max(better(entry, low), better(entry, high))
         says = (
             f"{score} went from {before:.4f} to {candidate:.4f}, interval of B - A "
             f"[{low:+.4f}, {high:+.4f}]"

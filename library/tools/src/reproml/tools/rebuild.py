@@ -445,7 +445,7 @@ class Rebuilder:
             )
         own_cache = self.worktree / ".dvc" / "cache"
         for path, md5 in self._files(cache, inputs, manifests=True):
-            source, copy = _cache_object(cache, md5), _cache_object(own_cache, md5)
+            source, copy = cache_object(cache, md5), cache_object(own_cache, md5)
             inside(self.worktree, copy.parent)  # a committed link cannot lead the copy out
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy, follow_symlinks=False)
@@ -466,7 +466,7 @@ class Rebuilder:
             if not md5.endswith(".dir"):
                 files.append((path, md5))
                 continue
-            manifest = json.loads(_cache_object(cache, md5).read_text(encoding="utf-8"))
+            manifest = json.loads(cache_object(cache, md5).read_text(encoding="utf-8"))
             files += [(f"{path}/{entry['relpath']}", entry["md5"]) for entry in manifest]
             if manifests:
                 files.append((path, md5))
@@ -474,10 +474,10 @@ class Rebuilder:
 
     def _missing(self, cache: Path, inputs) -> list[str]:
         """Inputs, then files of directory inputs, that ``cache`` lacks."""
-        absent = [(p, m) for p, m in inputs if not _cache_object(cache, m).exists()]
+        absent = [(p, m) for p, m in inputs if not cache_object(cache, m).exists()]
         present = [entry for entry in inputs if entry not in absent]
         absent += [
-            (p, m) for p, m in self._files(cache, present) if not _cache_object(cache, m).exists()
+            (p, m) for p, m in self._files(cache, present) if not cache_object(cache, m).exists()
         ]
         return [f"{path} (md5 {md5})" for path, md5 in absent]
 
@@ -593,6 +593,9 @@ def resolve(repo: Path, ref: str) -> Target:
     artifacts = show_yaml(repo, "HEAD", "dvc.yaml").get("artifacts") or {}
     names = [f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/{ref}"]
     names += [f"refs/tags/{name}@{ref}" for name in artifacts]
+    # A DVC experiment by its name (refs/exps/<baseline>/<name>): anyone can push one.
+    experiments = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
+    names += [name for name in experiments if name.rsplit("/", 1)[-1] == ref]
     commits = {}
     for name in names:
         peeled = git(repo, "rev-parse", "--verify", "--quiet", name + "^{commit}")
@@ -621,9 +624,18 @@ def resolve(repo: Path, ref: str) -> Target:
         raise RebuildError(f"{ref!r} is not a commit, tag or released version in {repo}")
     if commit == git(repo, "rev-parse", "--verify", "--quiet", "HEAD").stdout.strip():
         return Target(commit)  # the checkout's own code, which `make repro` runs anyway
-    kinds = {"refs/tags/": "the tag", "refs/heads/": "the branch", "refs/remotes/": "the branch"}
+    kinds = {
+        "refs/tags/": "the tag",
+        "refs/heads/": "the branch",
+        "refs/remotes/": "the branch",
+        "refs/exps/": "the experiment",
+    }
     kind = next(
-        (f"{k} {name[len(prefix) :]}" for prefix, k in kinds.items() if name.startswith(prefix)),
+        (
+            f"{k} {name.rsplit('/', 1)[-1] if prefix == 'refs/exps/' else name[len(prefix) :]}"
+            for prefix, k in kinds.items()
+            if name.startswith(prefix)
+        ),
         "",
     )
     if name.startswith("refs/tags/") and found:
@@ -631,10 +643,11 @@ def resolve(repo: Path, ref: str) -> Target:
     return Target(commit, kind or "a commit that no verified release and no checkout names")
 
 
-def refuse_unverified(ref: str, target: Target, trust: str | None) -> None:
+def refuse_unverified(ref: str, target: Target, trust: str | None, retry: str = "") -> None:
     """A revision that is not a verified release runs only when the user names it again
     (``TRUST=<the same name>``): a word typed for this revision, which no variable set once
-    for every job can give."""
+    for every job can give. ``retry`` is the command that names it again (default: the
+    rebuild's)."""
     if not target.unverified or trust == ref:
         return
     sealed, why = bubblewrap()
@@ -645,9 +658,9 @@ def refuse_unverified(ref: str, target: Target, trust: str | None) -> None:
     )
     raise RebuildError(
         f"{ref} ({target.commit[:12]}) is {target.unverified}, not a verified release. "
-        "Rebuilding it runs that revision's code (its stages, its DVC and every package its "
-        f"lock names), here {runs}. If you trust it, name it again: "
-        f"`make rebuild REV={ref} TRUST={ref}`."
+        "Rebuilding or scoring it runs that revision's code (its stages, its DVC and every "
+        f"package its lock names), here {runs}. If you trust it, name it again: "
+        f"`{retry or f'make rebuild REV={ref}'} TRUST={ref}`."
     )
 
 
@@ -750,7 +763,8 @@ def workspace_note(repo: Path, ref: str, commit: str) -> str:
 MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
-def _cache_object(cache: Path, md5: str) -> Path:
+def cache_object(cache: Path, md5: str) -> Path:
+    """Where DVC's cache at ``cache`` keeps the object ``md5`` (checked to be one)."""
     if not isinstance(md5, str) or not MD5.fullmatch(md5):
         raise RebuildError(f"{str(md5)[:40]!r} is not an md5: the revision's DVC files are forged")
     return cache / "files" / "md5" / md5[:2] / md5[2:]

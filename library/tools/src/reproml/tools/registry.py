@@ -161,6 +161,12 @@ def tags_for_version(repo: Path, version: str) -> tuple[str, str]:
     return version, f"{name}@{version}"
 
 
+def verified_release(repo: Path, version: str) -> Release | None:
+    """The verified release ``version`` names (v1.0.0 or model@v1.0.0), or None."""
+    names = tags_for_version(repo, version)
+    return next((release for release in registry_view(repo)[0] if release.tag in names), None)
+
+
 def find_release(repo: Path, version: str) -> Release:
     found, ignored = registry_view(repo)
     names = tags_for_version(repo, version)

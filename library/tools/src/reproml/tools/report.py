@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..runtime.io import atomic_write_text, compact_json
-from . import claims, registry
+from . import claims, confidence, registry
 from .notes import all_notes
 
 STEPS = ("environment", "fetch", "compute", "compare")
@@ -130,7 +130,9 @@ def by_quarter(releases: list, verified: dict, counted: list[dict]) -> list[dict
     return rows
 
 
-def measures(repo: Path) -> dict:
+def measures(repo: Path, now: datetime | None = None) -> dict:
+    """Every measure, and each release's confidence as of ``now`` (default: this moment)."""
+    now = now or datetime.now(UTC)
     registry.require_full_history(repo)
     releases, ignored = registry.registry_view(repo)
     provenance = {release.tag: registry.check_release(repo, release) for release in releases}
@@ -158,6 +160,9 @@ def measures(repo: Path) -> dict:
     for release in releases:
         own = [r for r in rebuilds if r["revision"] == release.commit]
         times = [r["timings"]["total"] for r in _timed(own)]
+        verified_release = release.tag in verified_tags
+        decision = registry.recorded_decision(repo, release) if verified_release else None
+        own_incidents = [r for r in incidents if r["revision"] == release.commit]
         per_release.append(
             {
                 "release": release.tag,
@@ -168,11 +173,12 @@ def measures(repo: Path) -> dict:
                 "rebuilds": len(own),
                 "matches": sum(r["result"] == "match" for r in own),
                 "mean_seconds": statistics.mean(times) if times else None,
-                "incidents": sum(r["revision"] == release.commit for r in incidents),
-                "gate_overridden": bool(
-                    release.tag in verified_tags
-                    and (registry.recorded_decision(repo, release) or {}).get("override")
-                ),
+                "incidents": len(own_incidents),
+                "gate_overridden": bool((decision or {}).get("override")),
+                # Only a release that verifies has evidence to score (None otherwise).
+                "confidence": confidence.score(own, decision, own_incidents, now)
+                if verified_release
+                else None,
             }
         )
 
@@ -215,12 +221,19 @@ def measures(repo: Path) -> dict:
         },
         "by_quarter": by_quarter(releases, verified, counted),
         "per_release": per_release,
+        # Recency (a confidence part) is counted up to this moment.
+        "confidence_as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "signers": dict(collections.Counter(r["signed_by"] for r in counted if "signed_by" in r)),
         "skipped_records": skipped,
         # Claims a later claim names, or this clone held, that are gone: the rates above
         # are then not the project's, and say so (never "no data").
         "claims_deleted": claims.problems(repo),
     }
+
+
+def confidence_line(found: dict) -> str:
+    """``confidence 78/100 (...)``: the score and the words of its parts."""
+    return f"confidence {found['score']}/100 ({found['says']})"
 
 
 def _percent(part: int, whole: int, empty: str = "no data") -> str:
@@ -292,6 +305,8 @@ def format_report(data: dict) -> str:
             f" rebuilds {entry['matches']}/{entry['rebuilds']} match, "
             f"mean {_seconds(entry['mean_seconds'])}{stages}"
         )
+        if entry["confidence"] is not None:
+            lines.append(f"{'':<6}{confidence_line(entry['confidence'])}")
     lines.append(
         f"  release gate overridden:             {data['gate_overrides']} of "
         f"{data['with_full_provenance']} verified releases (OVERRIDE=, signed)"

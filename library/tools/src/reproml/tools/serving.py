@@ -15,21 +15,29 @@ import tempfile
 from pathlib import Path
 
 from ..runtime.errors import DataError
+from ..runtime.hashing import file_digest
 from ..runtime.io import atomic_write_bytes, check_output_path
+from . import dvc_lock
+from .errors import RebuildError, RemoteError
 from .experiment_runs import reason_in
 from .locking import find_uv
-from .rebuild import Rebuild, Rebuilder, unsealed_warning
+from .rebuild import (
+    Rebuild,
+    Rebuilder,
+    cache_object,
+    refuse_unverified,
+    resolve,
+    unsealed_warning,
+)
 from .registry import artifact, find_release, repo_root
 from .release import fetch_released_model, require_provenance
+from .remote import fetch_objects
 from .sandbox import inside
 
 
 def predict_with_release(version: str, rows: str | Path, out: str | Path) -> Path:
     """Write the release ``version``'s predictions for ``rows`` to ``out``."""
-    rows, out = Path(rows).resolve(), Path(out).resolve()
-    check_output_path(rows, out)
-    if not rows.is_file():
-        raise DataError(f"{rows}: no such file. Fix: give the path of the rows to predict.")
+    rows, out = _checked_paths(rows, out)
     repo = repo_root()
     release = find_release(repo, version)
     require_provenance(repo, release)
@@ -41,32 +49,96 @@ def predict_with_release(version: str, rows: str | Path, out: str | Path) -> Pat
         print(
             f"predict with {release.tag} ({release.commit[:12]}): its model, code and environment"
         )
-        outcome = Rebuild(ref=release.tag, commit=release.commit, varied=False)
-        if warning := unsealed_warning():
-            print(warning)
-        rebuilder = Rebuilder(repo, outcome, find_uv(), keep=False, timeout=None)
-        try:
-            rebuilder.checkout()
-            # In place before any of the release's code runs (Rebuilder says why).
-            placed = rebuilder.worktree / model_path
-            placed.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(model, inside(rebuilder.worktree, placed.parent) / placed.name)
-            rebuilder.readable.append(rows)
-            rebuilder.environment()
-            written = rebuilder.work / "predictions.csv"
-            command = [rebuilder.python, "-m", tool_module(rebuilder.worktree), "predict"]
-            command += [str(rows), str(written)]
-            result = rebuilder.sealed_run(command)
-            if result.returncode != 0:
-                raise DataError(
-                    f"{release.tag}'s predict failed: {reason_in(result.stderr + result.stdout)}"
-                )
-            written = inside(rebuilder.work, written)
-            if written.is_symlink() or not written.is_file():
-                raise DataError(f"{release.tag}'s predict wrote no predictions file")
-            predictions = written.read_bytes()
-        finally:
-            rebuilder.cleanup()
+        predictions = _sealed_predict(repo, release.tag, release.commit, model, model_path, rows)
+    return _write(out, predictions)
+
+
+def predict_with_revision(
+    ref: str, trust: str | None, retry: str, rows: str | Path, out: str | Path
+) -> Path:
+    """Write the predictions of the model at ``ref`` (a commit, tag, branch or experiment
+    that is no verified release) for ``rows`` to ``out``: its model as its ``dvc.lock``
+    records it, its code and environment, sealed. As for `make rebuild`, a revision no
+    verified release or checkout names runs only when named twice (``trust`` == ``ref``;
+    ``retry`` is the command that names it again)."""
+    rows, out = _checked_paths(rows, out)
+    repo = repo_root()
+    target = resolve(repo, ref)
+    refuse_unverified(ref, target, trust, retry)
+    _, model_path = artifact(repo, target.commit)
+    with tempfile.TemporaryDirectory(prefix="predict-") as scratch:
+        model = fetch_model_at(repo, ref, target.commit, model_path, Path(scratch) / "model")
+        print(f"predict with {ref} ({target.commit[:12]}): its model, code and environment")
+        predictions = _sealed_predict(repo, ref, target.commit, model, model_path, rows)
+    return _write(out, predictions)
+
+
+def fetch_model_at(repo: Path, ref: str, commit: str, path: str, destination: Path) -> Path:
+    """The model file ``path`` as ``commit``'s ``dvc.lock`` records it, at ``destination``:
+    from the project's DVC cache, or fetched into it from the remote by the project's own
+    DVC configuration (never the revision's: a pushed `.dvc/config` could point it, with
+    your credentials, at any server), and refused unless its md5 is the recorded one."""
+    expected = dvc_lock.outputs(dvc_lock.at_commit(repo, commit)).get(path)
+    if not expected:
+        raise DataError(f"{ref}'s dvc.lock records no {path}: it has no model to predict with")
+    try:
+        source = cache_object(repo / ".dvc" / "cache", expected)
+        if not source.is_file():
+            fetch_objects(repo, [expected])
+    except (RebuildError, RemoteError) as error:
+        raise DataError(f"{ref}'s model {path}: {error}") from None
+    if not source.is_file():
+        raise DataError(
+            f"{ref}'s model {path} (md5 {expected}) is in neither the DVC cache nor the "
+            "remote. Fix: `dvc push` it from the clone that trained it."
+        )
+    shutil.copyfile(source, destination, follow_symlinks=False)
+    actual = file_digest(destination, "md5")
+    if actual != expected:
+        raise DataError(f"{ref}'s model hashes to md5 {actual}, not its dvc.lock's {expected}")
+    return destination
+
+
+def _checked_paths(rows: str | Path, out: str | Path) -> tuple[Path, Path]:
+    rows, out = Path(rows).resolve(), Path(out).resolve()
+    check_output_path(rows, out)
+    if not rows.is_file():
+        raise DataError(f"{rows}: no such file. Fix: give the path of the rows to predict.")
+    return rows, out
+
+
+def _sealed_predict(
+    repo: Path, name: str, commit: str, model: Path, model_path: str, rows: Path
+) -> bytes:
+    """``commit``'s own predict on ``rows`` with ``model`` in place: its checkout, its
+    environment, sealed; the bytes of the predictions file it writes."""
+    outcome = Rebuild(ref=name, commit=commit, varied=False)
+    if warning := unsealed_warning():
+        print(warning)
+    rebuilder = Rebuilder(repo, outcome, find_uv(), keep=False, timeout=None)
+    try:
+        rebuilder.checkout()
+        # In place before any of the revision's code runs (Rebuilder says why).
+        placed = rebuilder.worktree / model_path
+        placed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(model, inside(rebuilder.worktree, placed.parent) / placed.name)
+        rebuilder.readable.append(rows)
+        rebuilder.environment()
+        written = rebuilder.work / "predictions.csv"
+        command = [rebuilder.python, "-m", tool_module(rebuilder.worktree), "predict"]
+        command += [str(rows), str(written)]
+        result = rebuilder.sealed_run(command)
+        if result.returncode != 0:
+            raise DataError(f"{name}'s predict failed: {reason_in(result.stderr + result.stdout)}")
+        written = inside(rebuilder.work, written)
+        if written.is_symlink() or not written.is_file():
+            raise DataError(f"{name}'s predict wrote no predictions file")
+        return written.read_bytes()
+    finally:
+        rebuilder.cleanup()
+
+
+def _write(out: Path, predictions: bytes) -> Path:
     try:
         return atomic_write_bytes(out, predictions)
     except OSError as error:

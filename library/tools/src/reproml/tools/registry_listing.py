@@ -1,0 +1,35 @@
+"""What `make registry` prints: each release with its commit, date and registry stages,
+whether its provenance verifies, the gate's decision its signed statement holds, and its
+confidence (confidence.py) from its own signed evidence."""
+
+from pathlib import Path
+
+from . import registry, report
+
+
+def listing(repo: Path) -> list[str]:
+    """The lines of `make registry` for the repository at ``repo``."""
+    registry.require_full_history(repo)
+    name, _ = registry.artifact(repo)
+    found = report.measures(repo)
+    releases, ignored = registry.registry_view(repo)
+    if not releases:
+        return [f"no releases of {name} yet: `make release VERSION=v0.1.0`"]
+    entries = {entry["release"]: entry for entry in found["per_release"]}
+    lines = []
+    for release in releases:
+        entry = entries[release.tag]
+        problems = entry["provenance_problems"]
+        stages = ", ".join(release.registry_stages) or "-"
+        verdict = "provenance ok" if not problems else f"provenance BROKEN: {problems[0]}"
+        lines.append(
+            f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
+            f"stages: {stages:<12} {verdict}"
+        )
+        if not problems:
+            lines.append(f"{'':<22}{registry.gate_summary(repo, release)}")
+            lines.append(f"{'':<22}{report.confidence_line(entry['confidence'])}")
+    if ignored:
+        lines.append(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
+        lines += [f"  {why}" for _, why in sorted(ignored.items())]
+    return lines
