@@ -515,11 +515,11 @@ def test_an_md5_that_would_be_a_path_out_of_the_cache_is_refused(tmp_path):
     rebuild = machinery("tools.rebuild")
     errors = machinery("tools.errors")
     good = "0" * 32
-    assert rebuild._cache_object(tmp_path, good) == tmp_path / "files/md5/00" / ("0" * 30)
-    assert rebuild._cache_object(tmp_path, good + ".dir").name == "0" * 30 + ".dir"
+    assert rebuild.cache_object(tmp_path, good) == tmp_path / "files/md5/00" / ("0" * 30)
+    assert rebuild.cache_object(tmp_path, good + ".dir").name == "0" * 30 + ".dir"
     for forged in ("..md5/../../../../.git/config", "0" * 31, "A" * 32, None):
         with pytest.raises(errors.RebuildError, match="is not an md5"):
-            rebuild._cache_object(tmp_path, forged)
+            rebuild.cache_object(tmp_path, forged)
 
 
 def test_a_short_commit_name_that_a_pushed_tag_also_carries_is_refused(tmp_path):
