@@ -464,6 +464,14 @@ def test_compare_scores_two_versions_on_the_same_rows_each_in_its_own_environmen
     assert f"predict with {v1} ({v1[:12]}): its model, code and environment" in by_commit
     commit_report = json.loads((clone.path / f"build/compare/{v1}-vs-workspace.json").read_text())
     assert commit_report["metrics"] == data["metrics"]
+    # B a release: its test rows are the ones its dvc.lock records (md5-checked, through the
+    # project's own DVC configuration), its model runs in its own environment; the workspace
+    # is v2.0.0's commit, so the scores are the ones above.
+    clone.make("compare", "A=v1.0.0", "B=v2.0.0")
+    releases = json.loads(
+        (clone.path / "build/compare/model-v1.0.0-vs-model-v2.0.0.json").read_text()
+    )
+    assert releases["metrics"] == data["metrics"]
 
 
 def add_rows(project: Project, count: int = 60) -> None:
@@ -1322,6 +1330,9 @@ def test_records_deleted_on_origin_are_named_never_read_as_no_data(lifecycle, tm
     assert (
         listed.returncode != 0 and f"CLAIM DELETED: a record on commit {v1[:12]}" in listed.stderr
     )
+    # A deleted claim could be an incident that lowered a score: no confidence is given.
+    assert "confidence n/a: claims were deleted" in listed.stdout, listed.stdout
+    assert "confidence 73/100" not in listed.stdout
     field = fresh.make("field-rebuild", "RELEASE=v1.0.0", check=False)
     assert field.returncode != 0 and "nothing was rebuilt" in field.stderr, field.stderr
     assert "==" not in field.stdout

@@ -43,8 +43,11 @@ def test_an_experiment_is_named_by_its_name_and_runs_only_when_named_again(repo,
         rebuild.refuse_unverified("tidy-bass", target, None, "make compare A=tidy-bass")
     assert "`make compare A=tidy-bass TRUST=tidy-bass`" in str(refused.value)
     rebuild.refuse_unverified("tidy-bass", target, "tidy-bass", "make compare A=tidy-bass")
-    # The checkout's own commit is what `make repro` runs anyway: no second word needed.
-    assert rebuild.resolve(repo, "HEAD").unverified == ""
+    # The checkout's own commit is what `make repro` runs anyway: no second word needed; an
+    # experiment ref someone pushed under the name HEAD does not make HEAD theirs.
+    git(repo, "update-ref", f"refs/exps/{first[:2]}/{first[2:]}/HEAD", first)
+    head = rebuild.resolve(repo, "HEAD")
+    assert head.commit == git(repo, "rev-parse", "HEAD") and head.unverified == ""
 
 
 def test_two_experiments_of_one_name_on_different_commits_are_not_guessed(repo, rebuild):

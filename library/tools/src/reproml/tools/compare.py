@@ -27,14 +27,12 @@ from ..runtime.dvcfiles import tracked_outputs
 from ..runtime.environment import RUNTIME_LOCK, locked_versions
 from ..runtime.errors import DataError
 from ..runtime.io import atomic_write_text, canonical_json
-from ..runtime.proc import run
-from .commands import dvc_command
 from .errors import RebuildError, RegistryError
 from .experiment_table import flatten
 from .git import git, git_show, parse_yaml, show_yaml, tracked_at
 from .rebuild import refuse_unverified, resolve
 from .registry import Release, registry_view, repo_root, verified_release
-from .serving import predict_with_release, predict_with_revision
+from .serving import fetch_output_at, predict_with_release, predict_with_revision
 from .settings import team
 
 WORKSPACE = "workspace"
@@ -90,8 +88,9 @@ def side(repo: Path, name: str | None, default: str, trust: str = "", retry: str
 
 
 def _test_rows(repo: Path, b: Side, params: dict, scratch: Path) -> Path:
-    """B's test table: the workspace's file, or B's at its commit through `dvc get`."""
-    path = (params.get("paths") or {}).get("test")
+    """B's test table: the workspace's file, or the one B's dvc.lock records, from the
+    project's DVC cache or remote (its own configuration, never B's), md5-checked."""
+    path = (params.get("paths") or {}).get("test") if isinstance(params, dict) else None
     if not isinstance(path, str):
         raise DataError(f"{PARAMS_FILE} of {b.name} has no paths.test: nothing to score on.")
     if b.commit is None:
@@ -99,11 +98,7 @@ def _test_rows(repo: Path, b: Side, params: dict, scratch: Path) -> Path:
         if not rows.is_file():
             raise DataError(f"{path}: missing. Fix: `make repro` (or `dvc pull`) first.")
         return rows
-    got = scratch / Path(path).name
-    done = run(dvc_command("get", str(repo), path, "--rev", b.commit, "-o", str(got)), repo)
-    if done.returncode != 0:
-        raise DataError(f"{b.name}'s test table {path}: `dvc get` failed: {done.stderr.strip()}")
-    return got
+    return fetch_output_at(repo, b.name, b.commit, path, scratch / "test-rows.parquet")
 
 
 def _predictions(repo: Path, which: Side, rows: Path, out: Path) -> list[str]:
@@ -116,7 +111,7 @@ def _predictions(repo: Path, which: Side, rows: Path, out: Path) -> list[str]:
             if which.release:
                 predict_with_release(which.name, rows, out)
             else:  # side() resolved it, and the user named it twice
-                predict_with_revision(which.name, which.name, "", rows, out)
+                predict_with_revision(which.name, which.commit, rows, out)
         except DataError as error:
             raise DataError(
                 f"{which.name} cannot score these rows: {error} Fix: compare versions whose "

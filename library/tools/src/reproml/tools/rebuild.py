@@ -594,8 +594,10 @@ def resolve(repo: Path, ref: str) -> Target:
     names = [f"refs/tags/{ref}", f"refs/heads/{ref}", f"refs/remotes/{ref}"]
     names += [f"refs/tags/{name}@{ref}" for name in artifacts]
     # A DVC experiment by its name (refs/exps/<baseline>/<name>): anyone can push one.
-    experiments = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
-    names += [name for name in experiments if name.rsplit("/", 1)[-1] == ref]
+    # Never for a name git itself gives (HEAD, ORIG_HEAD ...): REV=HEAD is the checkout.
+    if not re.fullmatch(r"[A-Z_]*HEAD", ref):
+        exps = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
+        names += [name for name in exps if name.rsplit("/", 1)[-1] == ref]
     commits = {}
     for name in names:
         peeled = git(repo, "rev-parse", "--verify", "--quiet", name + "^{commit}")

@@ -13,10 +13,8 @@ def listing(repo: Path) -> list[str]:
     name, _ = registry.artifact(repo)
     found = report.measures(repo)
     releases, ignored = registry.registry_view(repo)
-    if not releases:
-        return [f"no releases of {name} yet: `make release VERSION=v0.1.0`"]
+    lines = [] if releases else [f"no releases of {name} yet: `make release VERSION=v0.1.0`"]
     entries = {entry["release"]: entry for entry in found["per_release"]}
-    lines = []
     for release in releases:
         entry = entries[release.tag]
         problems = entry["provenance_problems"]
@@ -28,7 +26,7 @@ def listing(repo: Path) -> list[str]:
         )
         if not problems:
             lines.append(f"{'':<22}{registry.gate_summary(repo, release)}")
-            lines.append(f"{'':<22}{report.confidence_line(entry['confidence'])}")
+            lines.append(f"{'':<22}{report.confidence_line(entry['confidence'], found)}")
     if ignored:
         lines.append(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
         lines += [f"  {why}" for _, why in sorted(ignored.items())]

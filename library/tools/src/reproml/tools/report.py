@@ -231,8 +231,11 @@ def measures(repo: Path, now: datetime | None = None) -> dict:
     }
 
 
-def confidence_line(found: dict) -> str:
-    """``confidence 78/100 (...)``: the score and the words of its parts."""
+def confidence_line(found: dict, data: dict) -> str:
+    """``confidence 78/100 (...)``: the score and the words of its parts; none while claims
+    are deleted (a deleted incident would raise it), which the lines after name."""
+    if data["claims_deleted"]:
+        return "confidence n/a: claims were deleted (named below), so the evidence is not whole"
     return f"confidence {found['score']}/100 ({found['says']})"
 
 
@@ -306,7 +309,7 @@ def format_report(data: dict) -> str:
             f"mean {_seconds(entry['mean_seconds'])}{stages}"
         )
         if entry["confidence"] is not None:
-            lines.append(f"{'':<6}{confidence_line(entry['confidence'])}")
+            lines.append(f"{'':<6}{confidence_line(entry['confidence'], data)}")
     lines.append(
         f"  release gate overridden:             {data['gate_overrides']} of "
         f"{data['with_full_provenance']} verified releases (OVERRIDE=, signed)"

@@ -12,7 +12,7 @@ provenance check out is run at all.
 
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..runtime.errors import DataError
 from ..runtime.hashing import file_digest
@@ -25,8 +25,6 @@ from .rebuild import (
     Rebuild,
     Rebuilder,
     cache_object,
-    refuse_unverified,
-    resolve,
     unsealed_warning,
 )
 from .registry import artifact, find_release, repo_root
@@ -53,49 +51,44 @@ def predict_with_release(version: str, rows: str | Path, out: str | Path) -> Pat
     return _write(out, predictions)
 
 
-def predict_with_revision(
-    ref: str, trust: str | None, retry: str, rows: str | Path, out: str | Path
-) -> Path:
-    """Write the predictions of the model at ``ref`` (a commit, tag, branch or experiment
-    that is no verified release) for ``rows`` to ``out``: its model as its ``dvc.lock``
-    records it, its code and environment, sealed. As for `make rebuild`, a revision no
-    verified release or checkout names runs only when named twice (``trust`` == ``ref``;
-    ``retry`` is the command that names it again)."""
+def predict_with_revision(ref: str, commit: str, rows: str | Path, out: str | Path) -> Path:
+    """Write the predictions of the model at ``commit`` (what ``ref`` resolved to: a commit,
+    tag, branch or experiment that is no verified release, and that the caller's user named
+    twice, as `make rebuild`'s TRUST= asks) for ``rows`` to ``out``: its model as its
+    ``dvc.lock`` records it, its code and environment, sealed."""
     rows, out = _checked_paths(rows, out)
     repo = repo_root()
-    target = resolve(repo, ref)
-    refuse_unverified(ref, target, trust, retry)
-    _, model_path = artifact(repo, target.commit)
+    _, model_path = artifact(repo, commit)
     with tempfile.TemporaryDirectory(prefix="predict-") as scratch:
-        model = fetch_model_at(repo, ref, target.commit, model_path, Path(scratch) / "model")
-        print(f"predict with {ref} ({target.commit[:12]}): its model, code and environment")
-        predictions = _sealed_predict(repo, ref, target.commit, model, model_path, rows)
+        model = fetch_output_at(repo, ref, commit, model_path, Path(scratch) / "model")
+        print(f"predict with {ref} ({commit[:12]}): its model, code and environment")
+        predictions = _sealed_predict(repo, ref, commit, model, model_path, rows)
     return _write(out, predictions)
 
 
-def fetch_model_at(repo: Path, ref: str, commit: str, path: str, destination: Path) -> Path:
-    """The model file ``path`` as ``commit``'s ``dvc.lock`` records it, at ``destination``:
-    from the project's DVC cache, or fetched into it from the remote by the project's own
-    DVC configuration (never the revision's: a pushed `.dvc/config` could point it, with
-    your credentials, at any server), and refused unless its md5 is the recorded one."""
+def fetch_output_at(repo: Path, ref: str, commit: str, path: str, destination: Path) -> Path:
+    """The output ``path`` as ``commit``'s ``dvc.lock`` records it, at ``destination``: from
+    the project's DVC cache, or fetched into it from the remote by the project's own DVC
+    configuration (never the revision's: a pushed `.dvc/config` could point it, with your
+    credentials, at any server), and refused unless its md5 is the recorded one."""
     expected = dvc_lock.outputs(dvc_lock.at_commit(repo, commit)).get(path)
-    if not expected:
-        raise DataError(f"{ref}'s dvc.lock records no {path}: it has no model to predict with")
+    if not expected or expected.endswith(".dir"):
+        raise DataError(f"{ref}'s dvc.lock records no file {path}: nothing to read there")
     try:
         source = cache_object(repo / ".dvc" / "cache", expected)
         if not source.is_file():
             fetch_objects(repo, [expected])
     except (RebuildError, RemoteError) as error:
-        raise DataError(f"{ref}'s model {path}: {error}") from None
+        raise DataError(f"{ref}'s {path}: {error}") from None
     if not source.is_file():
         raise DataError(
-            f"{ref}'s model {path} (md5 {expected}) is in neither the DVC cache nor the "
-            "remote. Fix: `dvc push` it from the clone that trained it."
+            f"{ref}'s {path} (md5 {expected}) is in neither the DVC cache nor the remote. "
+            "Fix: `dvc push` it from the clone that made it."
         )
     shutil.copyfile(source, destination, follow_symlinks=False)
     actual = file_digest(destination, "md5")
     if actual != expected:
-        raise DataError(f"{ref}'s model hashes to md5 {actual}, not its dvc.lock's {expected}")
+        raise DataError(f"{ref}'s {path} hashes to md5 {actual}, not its dvc.lock's {expected}")
     return destination
 
 
@@ -118,8 +111,13 @@ def _sealed_predict(
     rebuilder = Rebuilder(repo, outcome, find_uv(), keep=False, timeout=None)
     try:
         rebuilder.checkout()
-        # In place before any of the revision's code runs (Rebuilder says why).
-        placed = rebuilder.worktree / model_path
+        # In place before any of the revision's code runs (Rebuilder says why). The path is
+        # the revision's to name: checked to stay in its checkout before anything is made.
+        relative = PurePosixPath(model_path)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise DataError(f"{name}'s model path {model_path!r} leaves its checkout: refused")
+        placed = rebuilder.worktree / relative
+        inside(rebuilder.worktree, placed.parent)
         placed.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(model, inside(rebuilder.worktree, placed.parent) / placed.name)
         rebuilder.readable.append(rows)
