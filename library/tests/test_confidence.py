@@ -103,3 +103,15 @@ def test_incidents_multiply_the_score_down_unreproducible_ones_most():
     assert clean == 95  # field only: no lab rebuild (5 points)
     assert other["score"] == round(95 * 0.8) and unreproducible["score"] == round(95 * 0.5)
     assert "1 incidents (1 unreproducible)" in unreproducible["says"]
+
+
+def test_a_decision_of_odd_shape_scores_without_a_traceback():
+    odd = {
+        "passed": True,
+        "override": None,
+        "baseline": "model@v1.0.0",
+        "metrics": {"accuracy": {}},
+        "rules": [{"rule": "not_worse_beyond_interval", "score": ["accuracy"], "passed": True}],
+    }
+    found = confidence.score([], odd, [], NOW)
+    assert found["parts"]["gate"] == 22.5 and "on its limit vs thresholds only" in found["says"]

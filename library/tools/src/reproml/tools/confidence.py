@@ -25,9 +25,10 @@ gets no score at all.
 The score is the rounded result; each part is given beside it, so a reader sees why.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from .criteria import NOT_CLEARLY_WORSE, better
+from .notes import environment_key, parsed_time
 
 WEIGHTS = {"reproduced": 40.0, "coverage": 15.0, "recency": 15.0, "gate": 30.0}
 FULL_ENVIRONMENTS = 3
@@ -36,14 +37,6 @@ STALE_DAYS = 180
 INCIDENT_FACTOR = {"unreproducible": 0.5, "other": 0.8}
 SUCCESS_WEIGHT = {"match": 1.0, "equivalent": 0.5}
 CHECKED = ("match", "equivalent", "mismatch", "error")
-
-
-def _when(timestamp: object) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _reproduced(rebuilds: list[dict]) -> tuple[float, str]:
@@ -56,9 +49,7 @@ def _reproduced(rebuilds: list[dict]) -> tuple[float, str]:
 
 
 def _coverage(successes: list[dict]) -> tuple[float, str]:
-    environments = {
-        (r.get("environment") or {}).get("hash") or repr(r.get("environment")) for r in successes
-    }
+    environments = {environment_key(r) for r in successes}
     kinds = {bool(r.get("varied_environment")) for r in successes}
     points = 10.0 * min(len(environments), FULL_ENVIRONMENTS) / FULL_ENVIRONMENTS
     points += 5.0 if kinds == {True, False} else 0.0
@@ -68,7 +59,7 @@ def _coverage(successes: list[dict]) -> tuple[float, str]:
 
 
 def _recency(successes: list[dict], now: datetime) -> tuple[float, str]:
-    times = [when for r in successes if (when := _when(r.get("finished"))) is not None]
+    times = [when for r in successes if (when := parsed_time(r.get("finished"))) is not None]
     if not times:
         return 0.0, "never rebuilt"
     days = max(0.0, (now - max(times)).total_seconds() / 86400)
@@ -82,7 +73,8 @@ def _margin(rule: dict, metrics: dict) -> bool:
     rule) with its whole interval of B - A no worse."""
     value, limit = rule.get("value"), rule.get("limit")
     if rule.get("rule") == NOT_CLEARLY_WORSE:
-        entry = metrics.get(rule.get("score")) or {}
+        score = rule.get("score")
+        entry = metrics.get(score) if isinstance(score, str) else None
         try:
             low, high = entry["interval"]
             return min(better(entry, low), better(entry, high)) >= 0
@@ -105,7 +97,8 @@ def _gate(decision: object) -> tuple[float, str]:
     if not decision.get("passed"):
         return 0.0, "gate failed"
     checked = [r for r in decision.get("rules") or [] if isinstance(r, dict) and r.get("passed")]
-    against = (decision.get("baseline") or {}).get("release") or "thresholds only"
+    baseline = decision.get("baseline")
+    against = (baseline.get("release") if isinstance(baseline, dict) else None) or "thresholds only"
     if not checked:  # no release in prod and no threshold: nothing was measured
         return WEIGHTS["gate"] * 0.5, "gate passed, no rule to check"
     metrics = decision.get("metrics") if isinstance(decision.get("metrics"), dict) else {}

@@ -75,6 +75,23 @@ CLOSED_VALUES = {
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+def parsed_time(value) -> datetime | None:
+    """A claim's or tag's time (``2026-12-07T16:35:10Z``, or an ISO time with an offset) in
+    UTC; None for no time or not one."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def environment_key(record: dict) -> str:
+    """What names the environment a rebuild record ran in: its fingerprint's hash, or the
+    whole fingerprint when it has none."""
+    fingerprint = record.get("environment") or {}
+    return fingerprint.get("hash") or compact_json(fingerprint)
+
+
 def is_utc_time(value) -> bool:
     """A real UTC time written as utc_now() writes it (2026-02-31 is none)."""
     try:

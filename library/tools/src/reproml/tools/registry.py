@@ -212,12 +212,6 @@ def recorded_decision(repo: Path, release: Release) -> dict | None:
     return (external.get("externalParameters") or {}).get("release_decision")
 
 
-def gate_summary(repo: Path, release: Release) -> str:
-    from .criteria import summary
-
-    return summary(recorded_decision(repo, release))
-
-
 def resolve_commit(repo: Path, rev: str) -> str:
     found = run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], repo)
     if found.returncode != 0:

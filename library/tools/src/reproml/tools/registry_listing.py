@@ -9,23 +9,20 @@ from . import registry, report
 
 def listing(repo: Path) -> list[str]:
     """The lines of `make registry` for the repository at ``repo``."""
-    registry.require_full_history(repo)
     name, _ = registry.artifact(repo)
     found = report.measures(repo)
-    releases, ignored = registry.registry_view(repo)
+    releases, ignored = found["per_release"], found["ignored_tags"]
     lines = [] if releases else [f"no releases of {name} yet: `make release VERSION=v0.1.0`"]
-    entries = {entry["release"]: entry for entry in found["per_release"]}
-    for release in releases:
-        entry = entries[release.tag]
+    for entry in releases:
         problems = entry["provenance_problems"]
-        stages = ", ".join(release.registry_stages) or "-"
+        stages = ", ".join(entry["stages"]) or "-"
         verdict = "provenance ok" if not problems else f"provenance BROKEN: {problems[0]}"
         lines.append(
-            f"{release.tag:<20} {release.commit[:12]}  {release.created[:10]}  "
+            f"{entry['release']:<20} {entry['commit'][:12]}  {entry['created'][:10]}  "
             f"stages: {stages:<12} {verdict}"
         )
         if not problems:
-            lines.append(f"{'':<22}{registry.gate_summary(repo, release)}")
+            lines.append(f"{'':<22}{entry['gate']}")
             lines.append(f"{'':<22}{report.confidence_line(entry['confidence'], found)}")
     if ignored:
         lines.append(f"ignored {len(ignored)} tags (not releases or stages for anyone):")

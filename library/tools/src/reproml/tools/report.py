@@ -14,9 +14,9 @@ import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..runtime.io import atomic_write_text, compact_json
-from . import claims, confidence, registry
-from .notes import all_notes
+from ..runtime.io import atomic_write_text
+from . import claims, confidence, criteria, registry
+from .notes import all_notes, environment_key, parsed_time
 
 STEPS = ("environment", "fetch", "compute", "compare")
 
@@ -40,23 +40,18 @@ def _p95(values: list[float]) -> float:
 def quarter(timestamp: str | None) -> str | None:
     """``2026-Q4`` for a time the records and tags give (``2026-12-07T16:35:10Z``, or GTO's
     ISO time with an offset), counted in UTC; None for no time."""
-    if not timestamp:
-        return None
-    try:
-        when = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    when = when.astimezone(UTC) if when.tzinfo else when
-    return f"{when.year}-Q{(when.month - 1) // 3 + 1}"
+    when = parsed_time(timestamp) if timestamp else None
+    return None if when is None else f"{when.year}-Q{(when.month - 1) // 3 + 1}"
 
 
 def _environments(rebuilds: list[dict]) -> dict[str, dict]:
     """``{fingerprint key: {fingerprint, match, other}}`` of the environments rebuilds ran in."""
     environments: dict[str, dict] = {}
     for record in rebuilds:
-        fingerprint = record.get("environment", {})
-        key = fingerprint.get("hash") or compact_json(fingerprint)
-        entry = environments.setdefault(key, {"fingerprint": fingerprint, "match": 0, "other": 0})
+        entry = environments.setdefault(
+            environment_key(record),
+            {"fingerprint": record.get("environment", {}), "match": 0, "other": 0},
+        )
         entry["match" if record["result"] == "match" else "other"] += 1
     return environments
 
@@ -167,6 +162,7 @@ def measures(repo: Path, now: datetime | None = None) -> dict:
             {
                 "release": release.tag,
                 "commit": release.commit,
+                "created": release.created,
                 "stages": release.registry_stages,
                 "provenance": "ok" if not provenance[release.tag] else "broken",
                 "provenance_problems": provenance[release.tag],
@@ -175,6 +171,7 @@ def measures(repo: Path, now: datetime | None = None) -> dict:
                 "mean_seconds": statistics.mean(times) if times else None,
                 "incidents": len(own_incidents),
                 "gate_overridden": bool((decision or {}).get("override")),
+                "gate": criteria.summary(decision) if verified_release else None,
                 # Only a release that verifies has evidence to score (None otherwise).
                 "confidence": confidence.score(own, decision, own_incidents, now)
                 if verified_release
