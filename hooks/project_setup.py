@@ -222,13 +222,15 @@ DVC_CACHE_FILES = Path(".dvc") / "cache" / "files" / "md5"
 OWN_CACHE_SETTINGS = {"dir", "local", "shared", "type"}
 
 
-def init_repositories(project: Path, answers: dict) -> list[str]:
+def init_repositories(project: Path, answers: dict, params_written=lambda: None) -> list[str]:
     """git init, then what `dvc init`, the remote's configuration and `dvc add` of the raw
     table write; returns the files DVC needs tracked. DVC's own ``Config`` writes
     .dvc/config; the rest (two ignore files, the .dvc file and the cache's copy) is written
     here, because importing ``dvc.repo`` in the fresh environment took 1.2 s of a 2.8 s bake.
     A tier-2 test demands the bytes DVC's ``Repo.init`` and ``Repo.add`` write
-    (tests/test_bake_matrix.py); a cache configured outside the default goes through DVC."""
+    (tests/test_bake_matrix.py); a cache configured outside the default goes through DVC,
+    whose ``add`` reads dvc.yaml and so the params.yaml its paths come from: it waits for
+    ``params_written`` first (composed beside it, and sooner or later than DVC's import)."""
     from dvc.config import Config
 
     _run(project, "git", "init", "-q", "-b", "main")
@@ -244,6 +246,7 @@ def init_repositories(project: Path, answers: dict) -> list[str]:
     if OWN_CACHE_SETTINGS & set(config["cache"]):
         from dvc.repo import Repo
 
+        params_written()
         with Repo(str(project)) as repo:
             repo.add(str(raw.relative_to(project)))
     else:
@@ -304,11 +307,16 @@ def finish(project: Path, answers: dict) -> None:
     )
     composer.stdin.write(json.dumps(answers))
     composer.stdin.close()
+
+    def params_written() -> None:
+        if composer.returncode is None:
+            said = composer.stdout.read()
+            if composer.wait() != 0:
+                raise BakeError(f"composing params.yaml failed:\n{said}")
+
     try:
-        dvc_files = init_repositories(project, answers)
-        said = composer.stdout.read()
-        if composer.wait() != 0:
-            raise BakeError(f"composing params.yaml failed:\n{said}")
+        dvc_files = init_repositories(project, answers, params_written)
+        params_written()
     finally:
         if composer.poll() is None:
             composer.kill()

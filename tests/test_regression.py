@@ -22,13 +22,14 @@ UNIT_PACKAGE = "regression_unit"
 def package(tmp_path_factory):
     """The template's package, importable as it is (its modules carry no template variable),
     and the machinery, installed from library/: ``package("config")``,
-    ``package("reproml.runtime.errors")``."""
+    ``package("reproml.runtime.errors")``. Only the package is imported afresh: the machinery
+    is the one every test shares (a second copy would split its caches and error classes)."""
     root = tmp_path_factory.mktemp("package")
     sources = TEMPLATE / "{{cookiecutter.project_slug}}"
     (root / UNIT_PACKAGE).symlink_to(sources / "{{cookiecutter.package_name}}", True)
 
     def forget() -> None:
-        for name in [n for n in sys.modules if n.split(".")[0] in (UNIT_PACKAGE, "reproml")]:
+        for name in [n for n in sys.modules if n.split(".")[0] == UNIT_PACKAGE]:
             del sys.modules[name]
 
     forget()

@@ -113,6 +113,27 @@ def _references(nodes, bound: dict, module: str | None) -> set[tuple[str, str]]:
     return found
 
 
+def test_the_command_line_is_a_table_and_argument_parsing_only():
+    """cli.py parses and dispatches; each command's behaviour is a ``run_<command>`` of the
+    module whose job it is, imported only when the command runs (so `reproml registry`
+    loads no rebuild code, and a new command is a row and a function)."""
+    tree = modules(TOOLS)["cli"]
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert functions == {"option", "parser", "refuse_option_like", "handler", "main"}
+    top_level_imports = {module for level, module in imported(tree) if level == 0}
+    assert top_level_imports <= {"argparse", "importlib", "sys"}
+    table = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "COMMANDS"
+    )
+    for entry in table.values:
+        module, function = entry.elts[0].value.split(":")
+        defined = {node.name: node for node in modules(TOOLS)[module].body if hasattr(node, "name")}
+        assert function.startswith("run_") and isinstance(defined[function], ast.FunctionDef)
+        assert ast.get_docstring(defined[function]), f"{module}.{function} says what it is for"
+
+
 def test_the_team_contract_is_declared_once_and_the_starter_hands_all_of_it_over():
     """runtime/team.py declares what the tools need of a team's package; the starter's
     ``__main__`` gives every field of it, and no tool imports the team's code another way."""
@@ -130,12 +151,18 @@ def test_the_team_contract_is_declared_once_and_the_starter_hands_all_of_it_over
     )
     for name, tree in modules(TOOLS).items():
         dynamic = [
-            node.lineno
+            node
             for node in ast.walk(tree)
             if isinstance(node, ast.Call)
             and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module"
         ]
-        assert name == "settings" or not dynamic, (name, dynamic)
+        # cli.py imports a command's handler from this package (``__package__``), nothing else.
+        own = [
+            node
+            for node in dynamic
+            if name == "cli" and [getattr(a, "id", None) for a in node.args[1:]] == ["__package__"]
+        ]
+        assert name == "settings" or dynamic == own, (name, [node.lineno for node in dynamic])
 
 
 def test_every_public_runtime_name_is_reached_from_the_starters_code():

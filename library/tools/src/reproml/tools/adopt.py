@@ -2,6 +2,7 @@
 a branch of their own, selected by conf/config.yaml, and every stage reruns and must match the
 experiment's dvc.lock: the values, never code, and only results the project can rebuild."""
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -329,3 +330,11 @@ def adopt(name: str, branch: str, root: Path, out=sys.stdout) -> str:
         file=out,
     )
     return branch
+
+
+def run_adopt(args: argparse.Namespace) -> int:
+    """`make adopt`."""
+    from .registry import repo_root
+
+    adopt(args.experiment, args.branch, repo_root())
+    return 0

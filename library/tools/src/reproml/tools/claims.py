@@ -18,9 +18,11 @@ A claim that is still there but no longer counts (its signer was removed from
 merge to the default branch can do that, so it is shown by ``make claims``, never an error.
 """
 
+import argparse
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -380,3 +382,25 @@ def summary(repo: Path) -> tuple[str, bool]:
     lines += [f"warning: {line}" for line in lacking]  # `make setup` says so too
     lines += [f"error: {line}" for line in found]
     return "\n".join(lines), bool(found)
+
+
+def report_deleted(repo: Path) -> int:
+    """Name every claim deleted as far as this clone can tell (claims.py); 1 if any."""
+    deleted = problems(repo)
+    for line in deleted:
+        print(f"error: CLAIM DELETED: {line}", file=sys.stderr)
+    return 1 if deleted else 0
+
+
+def run_claims(args: argparse.Namespace) -> int:
+    """`make claims`: the chain's heads and any claim deleted (ACCEPT=: deleted on purpose)."""
+    from .registry import repo_root
+
+    repo = repo_root()
+    if args.accept:
+        accepted = accept(repo, [name for names in args.accept for name in names.split()])
+        print(f"accepted as deleted on purpose, in this clone: {len(accepted)}")
+        print("".join(f"  {describe(ref)}\n" for ref in accepted), end="")
+    text, deleted = summary(repo)
+    print(text)
+    return 1 if deleted else 0

@@ -3,13 +3,14 @@ environment's console scripts, checked runs, and work started in the background 
 cache warm-up). No stage needs these, so they live with the tools: editing one retrains
 nothing."""
 
+import argparse
 import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from ..runtime.proc import kill_group, run
+from ..runtime.proc import interpreter_first_on_path, kill_group, run
 
 
 def start_background(
@@ -63,3 +64,35 @@ def dvc_command(*args: str) -> list[str]:
 def console_script(name: str) -> str:
     """A console script of this environment (dvc, gto), whatever PATH says."""
     return str(Path(sys.executable).parent / name)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """`make status`: DVC's status, and the fix when the workspace is not dvc.lock's."""
+    if run_tool(["dvc", "status", "--quiet"]) == 0:
+        print("the pipeline is up to date with dvc.lock")
+        return 0
+    run_tool(["dvc", "status"])
+    print("error: the pipeline is not up to date: run `make repro` and commit dvc.lock")
+    return 1
+
+
+def run_tool(command: list[str]) -> int:
+    """A tool of this environment (``python -m <command>``), its output the caller's."""
+    return subprocess.call(
+        [sys.executable, "-m", *command], env=interpreter_first_on_path(os.environ)
+    )
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    """`make pull`."""
+    return run_tool(["dvc", "pull", *args.dvc_args])
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    """`make lint`."""
+    return run_tool(["ruff", "check", "."]) or run_tool(["ruff", "format", "--check", "."])
+
+
+def run_test(args: argparse.Namespace) -> int:
+    """`make test`."""
+    return run_tool(["pytest", *args.pytest_args])

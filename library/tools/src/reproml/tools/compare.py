@@ -14,6 +14,7 @@ command gives the same bytes). Then the share of rows whose prediction changed, 
 differs between A and B: parameters, data versions, locked packages and files.
 """
 
+import argparse
 import csv
 import io
 import re
@@ -418,3 +419,12 @@ def write(report: dict, out_dir: Path = OUT_DIR) -> tuple[Path, Path]:
     svg = vl_convert.vegalite_to_svg(spec)  # drawn first: a failure leaves no report alone
     data = atomic_write_text(out_dir / f"{name}.json", canonical_json(report))
     return data, atomic_write_text(out_dir / f"{name}.svg", svg)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """`make compare`: the table, then the JSON report and the plot written."""
+    report = compare(args.a, args.b, args.resamples, args.trust or "")
+    print(format_comparison(report))
+    data, plot = write(report)
+    print(f"wrote {data} and {plot}")
+    return 0

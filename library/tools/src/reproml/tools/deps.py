@@ -5,6 +5,7 @@ every stage depends on. A verify stage also gets an output of every stage it wou
 not rerun, so that a new stage is a module and a block. dvc.yaml is rewritten through a YAML
 round trip that keeps comments."""
 
+import argparse
 import ast
 import io
 import json
@@ -224,3 +225,22 @@ def write(root: Path = PROJECT_ROOT, check: bool = False) -> list[str]:
     if not check:
         path.write_text(text, encoding="utf-8")
     return changed
+
+
+def run_deps(args: argparse.Namespace) -> int:
+    """`make deps`, and its check in `make test`."""
+    changed = write(check=args.check)
+    if args.check and changed:
+        print(
+            f"error: dvc.yaml's deps of {', '.join(changed)} are not the modules the stage "
+            "loads (or a verify stage's, the outputs it must compare). Fix: `make deps` "
+            "rewrites them.",
+            file=sys.stderr,
+        )
+        return 1
+    verb = "rewrote" if changed else "left"
+    print(
+        f"{verb} the deps in dvc.yaml: {', '.join(changed) or 'every stage'} "
+        f"{'changed' if changed else 'as traced'}"
+    )
+    return 0

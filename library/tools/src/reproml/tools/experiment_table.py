@@ -1,6 +1,7 @@
 """``make experiments``: this commit's experiments compared in one table: the scores, verify's
 result, the parameters that vary, and why a failed run failed."""
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 from ..runtime.proc import run
 from .commands import dvc_command
 from .experiment_runs import PARAMS_FILE, SweepError, failure_reason, tool_environment
-from .registry import verify_reports
+from .registry import repo_root, verify_reports
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -149,3 +150,15 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def run_experiments(args: argparse.Namespace) -> int:
+    """`make experiments`: this commit's experiments compared (ALL=1: ``dvc exp show``)."""
+    from .commands import run_tool
+    from .settings import settings
+
+    if args.all:
+        dropped = settings().get("experiments_drop", COLUMNS_DROPPED)
+        return run_tool(["dvc", "exp", "show", "--drop", str(dropped)])
+    print(compare(repo_root()))
+    return 0

@@ -7,6 +7,8 @@ stranger could no longer fetch. One release failing never stops the others; the 
 at the end, naming each release that no longer rebuilds and why.
 """
 
+import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,3 +180,25 @@ def release_list(repo: Path) -> list[str]:
     for tag, why in sorted(refused.items()):
         print(f"not verified, not listed: {tag}: {why}", file=sys.stderr)
     return [release.tag for release in verified]
+
+
+def run_field_rebuild(args: argparse.Namespace) -> int:
+    """`make field-rebuild` and `make release-list`."""
+    from .notes import publish_after
+
+    repo = registry.repo_root()
+    if args.list:
+        print(json.dumps(release_list(repo)))
+        return 0
+    results = rebuild_releases(
+        repo,
+        args.release,
+        varied=args.vary,
+        accept_equivalent=args.accept_equivalent,
+        record=args.record,
+        timeout=args.timeout,
+        require_sealed=args.require_sealed,
+    )
+    text, code = summary(results, args.vary)
+    print(text, file=sys.stderr if code else sys.stdout)
+    return publish_after(code) if args.push and args.record else code

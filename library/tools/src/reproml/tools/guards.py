@@ -5,6 +5,8 @@ Run by the ``no-data-in-git`` pre-commit hook on the files being committed. The 
 ``max_git_file_kb`` under ``[tool.reproml]`` in pyproject.toml (default 500).
 """
 
+import argparse
+import sys
 from pathlib import Path, PurePosixPath
 
 from ..runtime.dvcfiles import tracked_outputs
@@ -65,3 +67,13 @@ def files_git_should_not_hold(repo: Path, files: list[str]) -> list[str]:
                 f"`dvc add {name}` and commit its .dvc file"
             )
     return problems
+
+
+def run_check_files(args: argparse.Namespace) -> int:
+    """The pre-commit hook: no large or DVC-tracked file goes into git."""
+    from .registry import repo_root
+
+    problems = files_git_should_not_hold(repo_root(), args.files)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0

@@ -3,6 +3,9 @@ rebuild's (a signed git note on the release's commit, chained to the claims befo
 the report can count the standard's third measure: incidents attributed to unreproducible
 model state, per quarter. An unsigned, re-spelled or edited incident counts nowhere."""
 
+import argparse
+import sys
+
 from .errors import RegistryError
 from .notes import CLOSED_VALUES, append_note, utc_now
 from .registry import find_release, repo_root
@@ -40,3 +43,12 @@ def record(version: str, cause: str, note: str) -> tuple[str, str | None]:
         "reported": utc_now(),
     }
     return target.tag, append_note(repo, target.commit, incident)
+
+
+def run_incident(args: argparse.Namespace) -> int:
+    """`make incident`."""
+    tag, warning = record(args.version, args.cause, args.note)
+    print(f"recorded an incident ({args.cause}) about {tag}: push it with `make push-records`")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

@@ -7,9 +7,11 @@ read and edited: it is a starting point, not a verdict. Nothing is left behind o
 and a file this run did not create is never deleted, nor replaced without FORCE=1.
 """
 
+import argparse
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -615,3 +617,14 @@ def _import_url(
             f"{imported.stdout}{imported.stderr}"
         )
     return _infer(destination, target, name, file, **options)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    """`make data`: the table under DVC, its schema written, and what was inferred said."""
+    options = {"delimiter": args.delimiter, "missing_target": args.missing_target}
+    written = bring_in(args.source, args.target, args.name, args.force, args.task, **options)
+    text, warning = summary(written, args.target, task_given=bool(args.task))
+    print(text)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

@@ -10,8 +10,10 @@ wheel of the same version (a template update) keeps its name, and ``uv lock`` wo
 hash it had: every lock re-reads them (``--upgrade-package``), and nothing else moves.
 """
 
+import argparse
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..runtime.environment import REQUIREMENTS_LOCK, RUNTIME_LOCK
@@ -177,3 +179,40 @@ def builds_not_in(revision_lock: str, own_lock: str) -> list[str]:
         for name, build in _builds(revision_lock).items()
         if build is None or own.get(name) != build
     )
+
+
+def run_lock(args: argparse.Namespace) -> int:
+    """`make lock`, `make check-lock` and `make add-library`."""
+    if args.check:
+        check()
+        print("uv.lock, runtime.lock and requirements.lock agree with pyproject.toml")
+        return 0
+    if args.add:
+        add_and_lock(args.add)
+        print(f"added {args.add} to pyproject.toml's runtime dependencies")
+    for path in update():
+        print(f"wrote {path}")
+    if args.add:
+        sync()
+        print("installed the new lock into .venv (the stages retrain on the next `make repro`)")
+    return 0
+
+
+def run_env(args: argparse.Namespace) -> int:
+    """`make check-env`: the installed packages against the lock; else the pinned variables."""
+    from ..runtime.environment import drift
+    from ..runtime.launcher import PINNED_ENV
+
+    if args.check:
+        lines = drift()
+        if lines:
+            print("the environment differs from the lock (- locked, + installed):")
+            print("\n".join(f"  {line}" for line in lines))
+            print("Fix: `make setup` restores the locked environment.")
+            return 1
+        print("the environment matches the lock")
+        return 0
+    for key in sorted(PINNED_ENV):
+        print(f"{key}={os.environ.get(key, '')}")
+    print(f"interpreter={sys.executable}")
+    return 0

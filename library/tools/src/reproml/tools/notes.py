@@ -7,7 +7,9 @@ A note travels with the repository (``git push origin refs/notes/reproml``, fetc
 note can be added after the fact by anyone, CI included, without a new commit.
 """
 
+import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -334,3 +336,30 @@ def push(repo: str | Path, remote: str = "origin") -> str:
         if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
             break
     raise RecordsError(f"could not push {NOTES_REF} to {remote}: {pushed.stderr.strip()}")
+
+
+def publish_after(code: int) -> int:
+    """Push the records whatever the rebuild found: a CI job that fails still publishes them,
+    and a push that fails fails the job (GitLab only warns about after_script)."""
+    from .registry import repo_root
+
+    try:
+        print(push(repo_root()))
+    except RecordsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def run_records(args: argparse.Namespace) -> int:
+    """`make push-records`, and the fetch in `make setup`."""
+    from . import claims
+    from .registry import repo_root
+
+    repo = repo_root()
+    action = fetch if args.action == "fetch" else push
+    print(action(repo))
+    if args.action == "fetch":  # make setup: a fetch never drops a claim here, but says so
+        for line in claims.origin_drops(repo):
+            print(f"warning: ORIGIN LACKS A CLAIM: {line}", file=sys.stderr)
+    return 0

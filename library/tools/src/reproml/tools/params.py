@@ -1,6 +1,7 @@
 """``make params``: compose conf/ into params.yaml, then check it against the team's schema
 and the model file against its class (the composition itself is runtime/params.py)."""
 
+import argparse
 from pathlib import Path
 
 import yaml
@@ -24,3 +25,15 @@ def write(
         check_hyperparameters(config.model, source=f"{conf_dir}/model")
         check_task(config.model, config.data.task, config.data.name, f"{conf_dir}/model")
     return atomic_write_text(out, text)
+
+
+def run_params(args: argparse.Namespace) -> int:
+    """`make params` and `make check-params`."""
+    from ..runtime.params import check
+
+    if args.action == "compose":
+        print(f"wrote {write(args.conf, args.params)} from {args.conf}/")
+    elif args.action == "check":
+        check(team().load_params, args.conf, args.params)
+        print(f"{args.params} matches the composition of {args.conf}/")
+    return 0

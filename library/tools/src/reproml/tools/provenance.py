@@ -10,6 +10,7 @@ which travels with the repository. Every field of it can be re-derived from the 
 statement or a tag edited by hand no longer checks out.
 """
 
+import argparse
 import hashlib
 import json
 import re
@@ -281,3 +282,17 @@ def describe(statement: dict, title: str) -> str:
     if metadata.get("startedOn"):
         lines.append(f"  built        {metadata['startedOn']} .. {metadata['finishedOn']}")
     return "\n".join(lines)
+
+
+def run_provenance(args: argparse.Namespace) -> int:
+    """`make provenance`: the statement in words and as JSON, and what does not check out."""
+    from .registry import statement_for
+
+    title, statement, problems = statement_for(args.rev)
+    if not args.json:
+        print(describe(statement, title) + "\n")
+    print(json.dumps(statement, indent=2, sort_keys=True))
+    if problems:
+        print("provenance does NOT check out:\n" + "\n".join(f"  - {p}" for p in problems))
+        return 1
+    return 0

@@ -11,6 +11,7 @@ Everything this process does to the checkout (the data, the environment) is done
 of the revision's code runs; afterwards it only reads, and only files inside the checkout.
 """
 
+import argparse
 import json
 import os
 import re
@@ -793,3 +794,30 @@ def exit_code(outcome: Rebuild, accept_equivalent: bool = False) -> int:
         "equivalent": EXIT_MATCH if accept_equivalent else EXIT_EQUIVALENT,
     }
     return codes.get(outcome.result, EXIT_ERROR)
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    """`make rebuild`: the report, and the exit code a CI job reads (EXIT_* above)."""
+    from .notes import publish_after
+
+    try:
+        outcome = rebuild(
+            args.rev,
+            varied=args.vary,
+            keep=args.keep,
+            record=args.record,
+            timeout=args.timeout,
+            trust=args.trust,
+            require_sealed=args.require_sealed,
+        )
+    except (RebuildError, LockError) as error:  # nothing rebuilt (no uv, say): "could not"
+        print(f"error: {error}", file=sys.stderr)
+        # The workspace note (uncommitted changes left out) ends the output, as it began it.
+        for note in getattr(error, "__notes__", ()):
+            print(note, file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(outcome.as_note(), indent=2, sort_keys=True))
+    print(report(outcome))
+    code = exit_code(outcome, accept_equivalent=args.accept_equivalent)
+    return publish_after(code) if args.push and args.record else code

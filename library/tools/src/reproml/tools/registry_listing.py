@@ -2,6 +2,7 @@
 whether its provenance verifies, the gate's decision its signed statement holds, and its
 confidence (confidence.py) from its own signed evidence."""
 
+import argparse
 from pathlib import Path
 
 from . import registry, report
@@ -28,3 +29,12 @@ def listing(repo: Path) -> list[str]:
         lines.append(f"ignored {len(ignored)} tags (not releases or stages for anyone):")
         lines += [f"  {why}" for _, why in sorted(ignored.items())]
     return lines
+
+
+def run_registry(args: argparse.Namespace) -> int:
+    """`make registry`: the listing, then any claim deleted (1 if one is)."""
+    from .claims import report_deleted
+
+    repo = registry.repo_root()
+    print("\n".join(listing(repo)))
+    return report_deleted(repo)

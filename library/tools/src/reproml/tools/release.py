@@ -8,6 +8,7 @@
 - Rollback: the registered model materialised outside the workspace, hash-verified.
 """
 
+import argparse
 import json
 import shutil
 import sys
@@ -271,3 +272,26 @@ def rollback(version: str, out_dir: Path | None = None) -> Path:
         )
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
+
+
+def run_release(args: argparse.Namespace) -> int:
+    """`make release`."""
+    created = release(args.version, args.override)
+    print(
+        f"released {created.tag} at {created.commit[:12]}; publish it with "
+        f"`git push origin {created.tag}`"
+    )
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    """`make promote`."""
+    print(f"assigned {promote(args.version, args.stage)} to {args.version}")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    """`make rollback`."""
+    path = rollback(args.version, Path(args.out) if args.out else None)
+    print(f"rollback to {args.version}: success, hash-verified model at {path}")
+    return 0

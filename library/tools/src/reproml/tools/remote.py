@@ -7,6 +7,7 @@ process of this environment's DVC, in the given checkout (its ``.dvc/config.loca
 the credentials).
 """
 
+import argparse
 import json
 import os
 import sys
@@ -199,3 +200,12 @@ def credentials_from_environment(repo: Path, environ: dict | None = None) -> lis
         "no remote credentials in the environment: set the CI secrets docs/ci.md lists "
         "for your remote"
     ]
+
+
+def run_remote_credentials(args: argparse.Namespace) -> int:
+    """`make remote-credentials` (CI)."""
+    from .registry import repo_root
+
+    for line in credentials_from_environment(repo_root()):
+        print(line)
+    return 0

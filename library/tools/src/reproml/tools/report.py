@@ -8,7 +8,9 @@ sealed (tools/sandbox.py) are also counted apart: only those ran nothing but the
 declared inputs.
 """
 
+import argparse
 import collections
+import json
 import math
 import statistics
 from datetime import UTC, datetime
@@ -449,3 +451,14 @@ def plot(data: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """`make report`: text or JSON, and its plots; 1 while a claim is deleted."""
+    data = measures(registry.repo_root())
+    print(json.dumps(data, indent=2, sort_keys=True) if args.json else format_report(data))
+    if args.plot:
+        print(f"plot: {plot(data, Path(args.plot))}")
+    if args.quarters_plot:
+        print(f"plot: {quarter_plot(data, Path(args.quarters_plot))}")
+    return 1 if data["claims_deleted"] else 0

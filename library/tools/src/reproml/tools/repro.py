@@ -3,6 +3,7 @@ stage verify would leave out (raw ``dvc repro`` finds out only when verify rerun
 fails: a full disk, which DVC's "No space left on device" does not place (the cache may be
 on another disk than the project)."""
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -81,3 +82,8 @@ def full_folders() -> list[tuple[str, Path]]:
         except OSError:
             continue
     return found
+
+
+def run_repro(args: argparse.Namespace) -> int:
+    """`make repro`."""
+    return repro(args.dvc_args)

@@ -17,6 +17,7 @@ default branch's pyproject.toml, ``[tool.reproml]``) counts any tag with an hone
 and any well-formed record, whoever made it.
 """
 
+import argparse
 import atexit
 import os
 import re
@@ -444,3 +445,11 @@ def use_key_from_environment(repo: Path) -> str:
         f"For CI's key, list it in {ALLOWED_SIGNERS} (on the default branch) so that it can sign "
         f"rebuild records but never a release or a stage assignment:\n  {line}"
     )
+
+
+def run_signing_key(args: argparse.Namespace) -> int:
+    """`make signing-key` (CI)."""
+    from .registry import repo_root
+
+    print(use_key_from_environment(repo_root()))
+    return 0

@@ -1,6 +1,7 @@
 """What the DVC remote must hold, and a gc that never loses it: every object a release or an
 unpushed commit references (``check-releases``, the release gate, ``make gc``)."""
 
+import argparse
 import re
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -171,3 +172,29 @@ def gc() -> list[str]:
     if done.returncode != 0:
         raise RegistryError(f"`dvc gc` failed: {done.stderr.strip()}")
     return [f"{a}{b}" for a, b in doomed]
+
+
+def run_check_releases(args: argparse.Namespace) -> int:
+    """`make check-releases`: each release complete in the remote, or what it lacks."""
+    missing = check_releases()
+    if not missing:
+        print("no releases yet: nothing to check (`make release VERSION=v0.1.0` makes one)")
+    for tag, objects in missing.items():
+        print(f"{tag}: {'complete' if not objects else 'MISSING ' + ', '.join(objects)}")
+    if any(missing.values()):
+        print(
+            "error: the remote lacks objects of released versions. Fix: `dvc push` them "
+            "from a clone that has them (`dvc push --all-tags`)."
+        )
+        return 1
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    """`make gc`."""
+    removed = gc()
+    print(
+        f"removed {len(removed)} cache objects; kept everything that releases, branches, the "
+        "workspace and unpushed commits need"
+    )
+    return 0

@@ -9,6 +9,8 @@ reason its log gives, and it never stops the others. The CI sweep (ci_sweep.py) 
 checks its points with the same functions.
 """
 
+import argparse
+import os
 import re
 import sys
 import time
@@ -258,3 +260,23 @@ def sweep(overrides: list[str], jobs: int, name: str | None, root: Path, out=sys
         return 1
     print("every point ran and verified. Keep one: make adopt EXP=<name> BRANCH=<branch>", file=out)
     return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """`make sweep` here, or its CI steps (`make sweep-plan`, `-point`, `-collect`)."""
+    from . import ci_sweep
+    from .registry import repo_root
+
+    root = repo_root()
+    if args.point or args.plan or args.collect:  # a sweep across CI runners
+        return ci_sweep.command(
+            args.overrides,
+            args.name,
+            root,
+            args.point,
+            args.plan,
+            args.collect,
+            args.gitlab,
+            args.require_sealed,
+        )
+    return sweep(args.overrides, args.jobs or os.cpu_count() or 1, args.name, root)

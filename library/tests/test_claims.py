@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GIT_TEST_ENV, git, machinery
+from support import GIT_TEST_ENV, git, machinery
 
 claims = machinery("tools.claims")
 notes = machinery("tools.notes")

@@ -1,4 +1,5 @@
-"""Verification levels, drift detection and dvc.lock comparison, as units."""
+"""Verification levels, drift, dvc.lock comparison, the rebuild's seal and its warm-up, as
+units (a project's own environment against its lock is tested in the project)."""
 
 import os
 import sys
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, machinery
+from support import machinery
 
 environment = machinery("runtime.environment")
 launcher = machinery("runtime.launcher")
@@ -187,22 +188,6 @@ def test_locked_versions_follow_the_markers(tmp_path):
     assert environment.locked_versions(lock) == {"numpy": "2.4.6", "foo-bar": "1.0"}
 
 
-def test_drift_is_a_diff_against_the_lock():
-    installed = environment.installed_versions()
-    assert environment.drift(PROJECT_ROOT, installed=installed) == []
-    changed = {**installed, "numpy": "1.0.0", "left-pad": "9"}
-    del changed["scipy"]
-    lines = environment.drift(PROJECT_ROOT, installed=changed, python="2.7")
-    locked = environment.locked_versions(PROJECT_ROOT / "requirements.lock")
-    assert lines[:2] == [
-        f"- python {environment.locked_python(PROJECT_ROOT / '.python-version')}",
-        "+ python 2.7",
-    ]
-    assert f"- numpy=={locked['numpy']}" in lines and "+ numpy==1.0.0" in lines
-    assert f"- scipy=={locked['scipy']}" in lines
-    assert "+ left-pad==9" in lines
-
-
 def test_drift_refuses_unless_allowed(monkeypatch):
     monkeypatch.setattr(environment, "drift", lambda *args, **kwargs: ["- a==1", "+ a==2"])
     monkeypatch.delenv(environment.ALLOW_DRIFT_VARIABLE, raising=False)
@@ -262,45 +247,6 @@ def test_lock_differences_name_stage_part_and_path():
     assert "train: out models/model.pkl md5 bb -> cc" in differences
     assert any(line.startswith("train: params") for line in differences)
     assert "extra: stage missing from the committed dvc.lock" in differences
-
-
-def test_a_shadowing_package_on_pythonpath_is_dropped_or_reported(tmp_path):
-    """Python imports the first distribution of a name on its path. A stage never sees one on
-    PYTHONPATH (the launcher drops it); when the environment is kept as it is, the drift check
-    reports the shadowing version, not the locked one behind it."""
-    import os
-    import subprocess
-    import sys
-
-    shadow = tmp_path / "shadow"
-    info = shadow / "threadpoolctl-9.9.9.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadpoolctl\nVersion: 9.9.9\n")
-    (shadow / "threadpoolctl.py").write_text("raise ImportError('the shadow was imported')\n")
-    command = [sys.executable, "-m", "reproml.tools", "env", "--check"]
-    env = {**os.environ, "PYTHONPATH": str(shadow)}
-    env.pop(launcher.OPT_OUT_VARIABLE, None)
-    dropped = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
-    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
-    env[launcher.OPT_OUT_VARIABLE] = "as-is"
-    kept = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
-    assert kept.returncode == 1
-    assert "+ threadpoolctl==9.9.9" in kept.stdout
-
-
-def test_the_fingerprint_names_the_cpu_level_and_the_blas_kernel():
-    import platform
-
-    fingerprint = environment.fingerprint(PROJECT_ROOT)
-    assert set(fingerprint["cpu"]) == {"vendor", "isa"}
-    assert all(len(line.split()) == 3 for line in fingerprint["blas"])  # api version kernel
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("ISA levels are x86-64's")
-    v2 = "cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3"
-    v3 = v2 + " avx avx2 bmi1 bmi2 f16c fma abm movbe xsave"
-    for flags, level in [("sse2", "x86-64-v1"), (v2, "x86-64-v2"), (v3, "x86-64-v3")]:
-        info = environment.cpu_info(f"vendor_id\t: GenuineIntel\nflags\t\t: {flags}\n")
-        assert info == {"vendor": "GenuineIntel", "isa": level}
 
 
 def test_the_field_summary_names_each_release_that_no_longer_rebuilds_and_why():

@@ -5,7 +5,7 @@ is shown with no scores, never its baseline's."""
 import subprocess
 
 import pytest
-from conftest import GIT_TEST_ENV, git, machinery
+from support import GIT_TEST_ENV, git, machinery
 
 experiment_runs = machinery("tools.experiment_runs")
 experiment_table = machinery("tools.experiment_table")

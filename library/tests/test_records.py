@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import git, machinery
+from support import git, machinery
 
 notes = machinery("tools.notes")
 COMMIT = "a" * 40

@@ -3,7 +3,7 @@
 import copy
 
 import pytest
-from conftest import machinery
+from support import machinery
 
 provenance = machinery("tools.provenance")
 report = machinery("tools.report")
