@@ -230,17 +230,28 @@ def sealed_rebuilds(request):
     run([sys.executable, "-c", code, source], cwd=TEMPLATE)
 
 
+# Fewer tier-3 tests than this in a session: setting up the default project to find what it
+# imports (about 35 s) would cost more than the bytecode saves.
+BYTECODE_WORTH_IT = 20
+# The bytecode files this session put into uv's cache, one path a line (in the session's
+# shared temporary folder): taken out again when every worker is done.
+BYTECODE_WRITTEN = "uv-bytecode-written.txt"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def bytecode_in_the_uv_cache(request, tmp_path_factory, sealed_rebuilds):
     """uv links every file of a cached wheel into each environment it makes, a wheel's
-    ``__pycache__`` included: once the cache holds the bytecode of what a default project's
+    ``__pycache__`` included: while the cache holds the bytecode of what a default project's
     pipeline and tools import, every project, clone and CI job the tier-3 tests set up starts
-    with it, instead of compiling the same files on first import (about 7 s of CPU each).
+    with it, instead of compiling the same files on first import (about 5 s of CPU each).
     Python checks each .pyc against its source's size and time, so nothing can run stale; a
     rebuild's sealed processes keep their own bytecode folder and do not read it. One worker
-    does it once a session; the others go on meanwhile (what they set up first compiles on
-    import, as it would without)."""
-    if not any(item.get_closest_marker("slow") for item in request.session.items):
+    does it once a session while the others go on (what they set up first compiles on import,
+    as it would without); the files go again when the session ends (pytest_sessionfinish),
+    so the machine's cache, and `make bench`, stay as a user's are. A speed-up only: whatever
+    goes wrong here is a warning, never a failed test."""
+    slow = [item for item in request.session.items if item.get_closest_marker("slow")]
+    if len(slow) < BYTECODE_WORTH_IT:
         return
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
@@ -248,36 +259,88 @@ def bytecode_in_the_uv_cache(request, tmp_path_factory, sealed_rebuilds):
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        return  # another worker does it
+    if (shared / BYTECODE_WRITTEN).exists():
         return
-    done = shared / "uv-bytecode.done"
-    if done.exists():
+    try:
+        written = _bytecode_into_uv_cache(tmp_path_factory.mktemp("bytecode"))
+    except Exception as error:  # a speed-up: it must not fail the tests
+        import warnings
+
+        warnings.warn(f"uv's cache got no bytecode: {error}", stacklevel=1)
         return
-    project = bake(tmp_path_factory.mktemp("bytecode"), project_slug="bytecode")
+    (shared / BYTECODE_WRITTEN).write_text("".join(f"{path}\n" for path in written))
+
+
+def _bytecode_into_uv_cache(folder: Path) -> list[Path]:
+    """Bake the default project, run what most tests run, then write into uv's cache the
+    bytecode of each installed file it imported (the cached file that the environment's file
+    is a hard link of); returns the files written. Each is compiled beside the cache and moved
+    in whole, so a uv linking from the same folder meanwhile never meets half a file."""
+    project = bake(folder, project_slug="bytecode")
+    tag = sys.implementation.cache_tag
+    site = project / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = site / "site-packages"  # the project's Python is this one's (3.11 both), or none
+    probe = site / "numpy" / "__init__.py"
+    if not probe.is_file() or probe.stat().st_nlink < 2:
+        return []  # another Python, or uv copied instead of linking: nothing to share
     env = {"PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     for target in ("setup", "repro", "registry", "report"):
         run(["make", target, f"UV={UV}"], cwd=project, env=env)
     from reproml.tools.rebuild import compiled_here
 
-    site = project / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    site = site / "site-packages"  # this interpreter's bytecode is the project's (3.11 both)
-    if not site.is_dir():
-        return
     archives = Path(run([UV, "cache", "dir"], cwd=project).stdout.strip()) / "archive-v0"
     holding = {}  # a top-level name in site-packages -> the cached wheels that hold it
-    for archive in archives.iterdir() if archives.is_dir() else []:
+    for archive in (entry for entry in archives.iterdir() if entry.is_dir()):
         for entry in archive.iterdir():
             holding.setdefault(entry.name, []).append(archive)
-    for relative in compiled_here(site):
-        installed = (site / relative).stat()
-        for archive in holding.get(relative.split("/", 1)[0], []):
-            cached = archive / relative
-            if cached.is_file() and cached.stat().st_ino == installed.st_ino:
-                tag = sys.implementation.cache_tag
-                pyc = cached.parent / "__pycache__" / f"{cached.stem}.{tag}.pyc"
-                mode = py_compile.PycInvalidationMode.TIMESTAMP
-                # A file that does not compile here compiles (or fails) on import, as before.
-                with contextlib.suppress(py_compile.PyCompileError, OSError):
-                    py_compile.compile(str(cached), str(pyc), invalidation_mode=mode, doraise=True)
-                break
-    done.touch()
-    shutil.rmtree(project, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=archives.parent, prefix=".reproml-bytecode-"))
+    written = []
+    mode = py_compile.PycInvalidationMode.TIMESTAMP
+    try:
+        for relative in compiled_here(site):
+            installed = _inode(site / relative)
+            candidates = (archive / relative for archive in holding.get(relative.split("/")[0], []))
+            cached = next((path for path in candidates if _inode(path) == installed), None)
+            if installed is None or cached is None:
+                continue
+            pyc = cached.parent / "__pycache__" / f"{cached.stem}.{tag}.pyc"
+            if pyc.exists():
+                continue  # not ours to write, nor to take out
+            staged = str(staging / f"{len(written)}.pyc")
+            # A file that does not compile here compiles (or fails) on import, as before.
+            with contextlib.suppress(py_compile.PyCompileError):
+                py_compile.compile(str(cached), staged, invalidation_mode=mode, doraise=True)
+                pyc.parent.mkdir(exist_ok=True)
+                os.replace(staged, pyc)
+                written.append(pyc)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(project, ignore_errors=True)
+    return written
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino if path.is_file() else None
+    except OSError:
+        return None
+
+
+def pytest_sessionfinish(session):
+    """The bytecode this session put into uv's cache taken out again, once every worker is
+    done (this runs last in the process that started them)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    listed = factory.getbasetemp() / BYTECODE_WRITTEN
+    if not listed.is_file():
+        return
+    for line in listed.read_text().splitlines():
+        pyc = Path(line)
+        with contextlib.suppress(OSError):
+            pyc.unlink()
+            pyc.parent.rmdir()  # only when nothing else is in it
+    listed.unlink()

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from conftest import (
     CHOICES,
+    TEMPLATE,
     UV,
     bake,
     chosen_model,
@@ -165,6 +166,11 @@ def test_repro_rebuilds_the_same_lock_in_place_and_in_a_fresh_clone(row, tmp_pat
     if row["tests"]:
         project.make("test")
         project.make("lint")
+        # The machinery's model-file units (library/tests) under this row's Python too: model
+        # bytes are what a CPython version could move, and the template's own runs on 3.11.
+        units = TEMPLATE / "library" / "tests" / "test_model_file.py"
+        pytest_here = [str(path / ".venv/bin/python"), "-m", "pytest", "-q", "-p"]
+        run([*pytest_here, "no:cacheprovider", f"--rootdir={tmp_path}", str(units)], cwd=tmp_path)
 
     project.make("repro")
     first = project.lock()

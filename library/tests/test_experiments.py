@@ -248,3 +248,21 @@ def test_a_sealed_point_sees_no_credential_and_cannot_change_what_git_runs(runne
     said = done.stdout + done.stderr
     assert "SECRET" not in said and "CONFIG-READ-ONLY" in said and "HOOKS-READ-ONLY" in said, said
     assert "SECRET1" in (repo / ".dvc" / "config.local").read_text()  # left as it was
+
+
+def test_starting_the_queue_returns_while_its_workers_run(tmp_path):
+    """`dvc queue start` leaves its workers running; the sweep reads what it said and goes on
+    to poll the queue, never waiting for a worker's end (one that hangs hung the sweep)."""
+    import os
+    import signal
+
+    commands = machinery("tools.commands")
+    pid_file = tmp_path / "worker.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; echo started"
+    done = commands.run_leaving_daemons(["sh", "-c", script], cwd=tmp_path)
+    worker = int(pid_file.read_text())
+    try:
+        assert done.returncode == 0 and done.stderr.strip() == "started"
+        os.kill(worker, 0)  # still running: nothing waited for it
+    finally:
+        os.kill(worker, signal.SIGKILL)

@@ -4,7 +4,6 @@ template variables and run unchanged in every baked project."""
 import importlib
 import importlib.util
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -89,23 +88,3 @@ def module_workspace(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(path)
         yield path
-
-
-# git for tests that make repositories of their own: an identity of its own, never the
-# machine's configuration (no global or system config, no hooks from there).
-GIT_TEST_ENV = {
-    "PATH": "/usr/bin:/bin",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    **{f"GIT_{who}_NAME": "t" for who in ("AUTHOR", "COMMITTER")},
-    **{f"GIT_{who}_EMAIL": "t@example.com" for who in ("AUTHOR", "COMMITTER")},
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    """``git args`` in ``repo`` under GIT_TEST_ENV; its output, or the test fails."""
-    done = subprocess.run(
-        ["git", *args], cwd=repo, env=GIT_TEST_ENV, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()

@@ -123,7 +123,7 @@ COMMANDS = {
         ],
     ),
     "predict": (
-        "serving:run_predict",
+        "predicting:run_predict",
         "label new rows with the verified model",
         [
             option("features", help="raw rows (CSV or Parquet) with the columns the model uses"),

@@ -13,6 +13,23 @@ from pathlib import Path
 from ..runtime.proc import interpreter_first_on_path, kill_group, run
 
 
+def run_leaving_daemons(
+    command: list[str], cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``run(command)`` for a command that starts daemons and returns (``dvc queue start``):
+    its output goes through a temporary file, not a pipe. A daemon inherits the pipe and
+    keeps it open, so reading it to its end waited for the daemon's end, forever when one
+    hangs (a DVC queue worker told to stop while it ran a task did)."""
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+") as said:
+        done = subprocess.run(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=said, stderr=said
+        )
+        said.seek(0)
+        return subprocess.CompletedProcess(command, done.returncode, "", said.read())
+
+
 def start_background(
     command: list[str], cwd: Path | None = None, env: dict | None = None
 ) -> subprocess.Popen:

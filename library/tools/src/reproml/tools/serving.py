@@ -10,7 +10,6 @@ rows file read-only and writes into its scratch folder). Only a release whose si
 provenance check out is run at all.
 """
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -152,15 +151,3 @@ def tool_module(checkout: Path) -> str:
     wheel, or, in a release made before the machinery was a library, ``python -m reproml``
     from the folder beside its package."""
     return "reproml" if (checkout / "reproml" / "__main__.py").is_file() else "reproml.tools"
-
-
-def run_predict(args: argparse.Namespace) -> int:
-    """`make predict`: the workspace's model here, or a release's in its own environment."""
-    if args.version:
-        print(f"wrote {predict_with_release(args.version, args.features, args.out)}")
-        return 0
-    from .settings import team
-
-    contract = team()
-    print(f"wrote {contract.predict(contract.load_params(args.params), args.features, args.out)}")
-    return 0

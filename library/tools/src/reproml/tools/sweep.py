@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..runtime.errors import ConfigError, ProjectError
 from ..runtime.proc import run
-from .commands import dvc_command
+from .commands import dvc_command, run_leaving_daemons
 from .experiment_runs import PARAMS_FILE, SweepError, failure_reason, tool_environment
 from .experiment_table import compare
 
@@ -179,9 +179,8 @@ def existing_names(root: Path) -> set[str]:
 
 def run_points(points: list[Point], jobs: int, root: Path, out=sys.stdout) -> None:
     """Start ``jobs`` DVC workers and wait until every point has run, saying as each ends."""
-    started = run(
-        dvc_command("queue", "start", "-j", str(jobs)), cwd=root, env=tool_environment(root)
-    )
+    command = dvc_command("queue", "start", "-j", str(jobs))
+    started = run_leaving_daemons(command, cwd=root, env=tool_environment(root))
     if started.returncode != 0:
         raise SweepError(f"`dvc queue start` failed:\n{started.stderr.strip()}")
     from dvc.repo import Repo
