@@ -10,7 +10,6 @@ import pytest
 from support import machinery
 
 environment = machinery("runtime.environment")
-launcher = machinery("runtime.launcher")
 errors = machinery("runtime.errors")
 field = machinery("tools.field")
 rebuild = machinery("tools.rebuild")
